@@ -1,0 +1,106 @@
+//! A recording in the making: the request side, sanitized, waiting for its response.
+
+use std::collections::BTreeMap;
+
+use super::canonical::CanonicalRequest;
+use super::format::{Body, FORMAT_VERSION, Metadata, REQUEST_HEADERS, RESPONSE_HEADERS, RecordedRequest, RecordedResponse, Recording};
+use super::redact;
+
+/// The request half of a recording plus what is needed to keep secrets out of the response half.
+#[derive(Debug)]
+pub(crate) struct Draft {
+    hash: String,
+    test_id: Option<String>,
+    occurrence: u32,
+    request: RecordedRequest,
+    provider_base_url: String,
+    secrets: Vec<String>,
+}
+
+impl Draft {
+    pub(crate) fn new(
+        hash: String,
+        occurrence: u32,
+        canonical: &CanonicalRequest,
+        url: &url::Url,
+        headers: &http::HeaderMap,
+        body: Option<&[u8]>,
+    ) -> Draft {
+        let body_json = body.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+        let secrets = redact::secret_values(headers, url, body_json.as_ref());
+        let mut kept = BTreeMap::new();
+        for (name, value) in headers {
+            let n = name.as_str();
+            if redact::is_secret_header(n) {
+                kept.insert(n.to_owned(), redact::REDACTED.to_owned());
+            } else if REQUEST_HEADERS.contains(&n)
+                && let Ok(v) = value.to_str()
+            {
+                kept.insert(n.to_owned(), v.to_owned());
+            }
+        }
+        let mut draft = Draft {
+            hash,
+            test_id: canonical.test_id.clone(),
+            occurrence,
+            request: RecordedRequest {
+                method: canonical.method.clone(),
+                path: canonical.path.clone(),
+                query: canonical.query.clone(),
+                model: canonical.body.model().map(str::to_owned),
+                headers: kept,
+                canonical_body: canonical.body.to_value(),
+                body: Body::Empty,
+            },
+            provider_base_url: base_url(url),
+            secrets,
+        };
+        draft.request.body = Body::from_bytes(body.unwrap_or_default(), |t| draft.sanitize_text(t));
+        draft
+    }
+
+    /// Masks secret fields and scrubs secret values seen in the request.
+    pub(crate) fn sanitize_text(&self, text: &str) -> String {
+        let masked = redact::redact_json_text(text);
+        redact::scrub_values(&masked, &self.secrets).into_owned()
+    }
+
+    /// Keeps the allow-listed response headers.
+    pub(crate) fn response_headers(&self, headers: &http::HeaderMap) -> BTreeMap<String, String> {
+        headers
+            .iter()
+            .filter(|(n, _)| RESPONSE_HEADERS.contains(&n.as_str()))
+            .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_owned(), self.sanitize_text(v))))
+            .collect()
+    }
+
+    pub(crate) fn into_recording(self, response: RecordedResponse) -> Recording {
+        Recording {
+            format_version: FORMAT_VERSION,
+            request_hash: self.hash,
+            test_id: self.test_id,
+            occurrence: self.occurrence,
+            request: self.request,
+            response,
+            metadata: Metadata {
+                recorded_at: now_rfc3339(),
+                provider_base_url: self.provider_base_url,
+                harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+            },
+        }
+    }
+}
+
+fn base_url(url: &url::Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{}://{h}:{p}", url.scheme()),
+        (Some(h), None) => format!("{}://{h}", url.scheme()),
+        _ => url.scheme().to_owned(),
+    }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,80 @@
+//! The recorder's error types.
+
+use std::path::PathBuf;
+
+/// An error of the recorder itself (configuration or storage), as opposed to a provider error.
+#[derive(Debug, thiserror::Error)]
+pub enum RecorderError {
+    /// `LLAMA_STACK_TEST_INFERENCE_MODE` holds an unknown value.
+    #[error(
+        "invalid LLAMA_STACK_TEST_INFERENCE_MODE={value:?}: expected one of replay (the default), \
+         record-if-missing, record, live"
+    )]
+    InvalidMode {
+        /// The value found.
+        value: String,
+    },
+    /// A normalization rule could not be parsed.
+    #[error("invalid normalization rule {rule:?}: {reason}")]
+    InvalidRule {
+        /// The rule as written.
+        rule: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Reading or writing the recordings directory failed.
+    #[error("recordings store at {path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SQLite index failed in a way a rebuild could not repair.
+    #[error("recordings index {path}: {source}")]
+    Index {
+        /// The index file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A recording file could not be parsed.
+    #[error("recording {path} is not a valid recording: {reason}. Delete it and record again")]
+    BadRecording {
+        /// The blob.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl RecorderError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        RecorderError::Io { path: path.into(), source }
+    }
+}
+
+/// A connection refusal, timeout or other transport failure that was recorded and is now
+/// replayed, so error paths can be tested offline.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("replayed provider transport error ({kind}) for {method} {url}: {message}")]
+pub struct RecordedTransportError {
+    pub(crate) kind: String,
+    pub(crate) message: String,
+    pub(crate) method: String,
+    pub(crate) url: String,
+}
+
+impl RecordedTransportError {
+    /// `connect`, `timeout` or `other`.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The original error's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}

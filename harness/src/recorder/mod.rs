@@ -1,0 +1,379 @@
+//! The recorder: a `reqwest-middleware` middleware that records provider traffic and replays it.
+//!
+//! Install it on the HTTP client a service uses to reach its providers:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), harness::recorder::RecorderError> {
+//! let client = reqwest::Client::new();
+//! let mut builder = reqwest_middleware::ClientBuilder::new(client);
+//! if let Some(recorder) = harness::recorder::Recorder::from_env()? {
+//!     builder = builder.with(recorder);
+//! }
+//! let client = builder.build();
+//! # Ok(()) }
+//! ```
+//!
+//! Modules: [`mode`] decides what to do, [`canonical`] computes the request key, [`normalize`]
+//! holds the volatile-field rules, [`redact`] keeps secrets off disk, [`store`] keeps the
+//! recordings, [`format`] is the blob format, [`stream`] records and replays streams, and
+//! [`miss`] explains a replay miss.
+
+pub mod canonical;
+mod draft;
+mod error;
+pub mod format;
+pub mod miss;
+pub mod mode;
+pub mod normalize;
+pub mod redact;
+pub mod sse;
+pub mod store;
+mod stream;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::StreamExt;
+use http::Extensions;
+use reqwest_middleware::{Middleware, Next};
+
+use crate::context::TestContext;
+pub use canonical::{CanonicalBody, CanonicalRequest};
+use draft::Draft;
+pub use error::{RecordedTransportError, RecorderError};
+use format::{Body, RecordedResponse};
+pub use miss::ReplayMiss;
+pub use mode::{MODE_ENV, Mode};
+pub use normalize::{Rule, Rules};
+use sse::Framing;
+pub use store::Store;
+pub use stream::ReplayedStreamError;
+
+/// Environment variable naming the recordings directory.
+pub const RECORDING_DIR_ENV: &str = "LLAMA_STACK_TEST_RECORDING_DIR";
+/// Environment variable choosing replay timing: `instant` (default) or `recorded`.
+pub const REPLAY_TIMING_ENV: &str = "LLAMA_STACK_TEST_REPLAY_TIMING";
+/// Environment variable holding the command a replay miss suggests (`{test_id}` is substituted).
+pub const RECORD_COMMAND_ENV: &str = "LLAMA_STACK_TEST_RECORD_COMMAND";
+/// Environment variable that makes the recorder log every key's inputs (`1`, `true`, `yes`).
+pub const DEBUG_ENV: &str = "LLAMA_STACK_TEST_DEBUG";
+
+const DEFAULT_RECORD_COMMAND: &str =
+    "scripts/integration-tests.sh --inference-mode record-if-missing --pattern '{test_id}'";
+
+/// How replayed streams are paced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReplayTiming {
+    /// Every event at once (the default).
+    #[default]
+    Instant,
+    /// Each event at its recorded offset from the request.
+    Recorded,
+}
+
+impl std::str::FromStr for ReplayTiming {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "instant" => Ok(ReplayTiming::Instant),
+            "recorded" => Ok(ReplayTiming::Recorded),
+            other => Err(format!("invalid {REPLAY_TIMING_ENV}={other:?}: expected instant (default) or recorded")),
+        }
+    }
+}
+
+/// Everything the recorder needs to know.
+#[derive(Clone, Debug)]
+pub struct RecorderConfig {
+    /// The mode.
+    pub mode: Mode,
+    /// The recordings directory.
+    pub dir: PathBuf,
+    /// Normalization rules for the key.
+    pub rules: Rules,
+    /// Replay pacing for streams.
+    pub timing: ReplayTiming,
+    /// The command a miss suggests; `{test_id}` is replaced by the test id.
+    pub record_command: String,
+    /// Log every key's inputs.
+    pub debug: bool,
+}
+
+impl RecorderConfig {
+    /// A configuration with the given mode and directory, the default LLM rules plus the
+    /// directory's `normalization.toml`, instant replay and the default record command.
+    pub fn new(mode: Mode, dir: impl Into<PathBuf>) -> Result<Self, RecorderError> {
+        let dir = dir.into();
+        Ok(RecorderConfig {
+            mode,
+            rules: Rules::for_recordings_dir(&dir)?,
+            dir,
+            timing: ReplayTiming::Instant,
+            record_command: DEFAULT_RECORD_COMMAND.to_owned(),
+            debug: false,
+        })
+    }
+
+    /// Reads the configuration from the environment; `Ok(None)` when
+    /// `LLAMA_STACK_TEST_INFERENCE_MODE` is unset (no recorder).
+    pub fn from_env() -> Result<Option<Self>, RecorderError> {
+        let Some(mode) = Mode::from_env()? else { return Ok(None) };
+        let dir = match std::env::var_os(RECORDING_DIR_ENV) {
+            Some(d) if !d.is_empty() => PathBuf::from(d),
+            _ => default_recordings_dir(),
+        };
+        let mut config = RecorderConfig::new(mode, dir)?;
+        if let Ok(t) = std::env::var(REPLAY_TIMING_ENV) {
+            config.timing = t
+                .parse()
+                .map_err(|reason| RecorderError::InvalidRule { rule: REPLAY_TIMING_ENV.into(), reason })?;
+        }
+        if let Ok(c) = std::env::var(RECORD_COMMAND_ENV)
+            && !c.trim().is_empty()
+        {
+            config.record_command = c;
+        }
+        config.debug = matches!(
+            std::env::var(DEBUG_ENV).unwrap_or_default().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes"
+        );
+        Ok(Some(config))
+    }
+}
+
+/// `recordings/` at the root of the outermost Cargo workspace above the current directory
+/// (or of the current directory when there is none).
+pub fn default_recordings_dir() -> PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    workspace_root(&cwd).join("recordings")
+}
+
+/// The outermost directory above `start` whose `Cargo.toml` declares a `[workspace]`, else `start`.
+pub fn workspace_root(start: &Path) -> PathBuf {
+    let mut found = None;
+    for dir in start.ancestors() {
+        if let Ok(text) = std::fs::read_to_string(dir.join("Cargo.toml"))
+            && text.lines().any(|l| l.trim() == "[workspace]")
+        {
+            found = Some(dir.to_path_buf());
+        }
+    }
+    found.unwrap_or_else(|| start.to_path_buf())
+}
+
+/// The record/replay middleware. Cheap to clone; clones share the store and counters.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: RecorderConfig,
+    store: Option<Arc<Store>>,
+    occurrences: Mutex<HashMap<(String, String, String), u32>>,
+}
+
+impl Recorder {
+    /// A recorder with an explicit configuration. Opens (and repairs) the store unless the mode
+    /// is `live`.
+    pub fn new(config: RecorderConfig) -> Result<Self, RecorderError> {
+        let store = match config.mode {
+            Mode::Live => None,
+            _ => Some(Arc::new(Store::open(&config.dir)?)),
+        };
+        Ok(Recorder { inner: Arc::new(Inner { config, store, occurrences: Mutex::new(HashMap::new()) }) })
+    }
+
+    /// The recorder the environment asks for, or `None` when `LLAMA_STACK_TEST_INFERENCE_MODE`
+    /// is unset.
+    pub fn from_env() -> Result<Option<Self>, RecorderError> {
+        RecorderConfig::from_env()?.map(Recorder::new).transpose()
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> Mode {
+        self.inner.config.mode
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RecorderConfig {
+        &self.inner.config
+    }
+
+    /// The store (none in `live` mode).
+    pub fn store(&self) -> Option<&Store> {
+        self.inner.store.as_deref()
+    }
+
+    /// Occurrence index of a request: counted per test execution; calls outside a test are
+    /// always occurrence 0 (shared by everyone).
+    fn occurrence(&self, ctx: Option<&TestContext>, base: &str) -> u32 {
+        let Some(ctx) = ctx else { return 0 };
+        let mut map = match self.inner.occurrences.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let n = map.entry((ctx.test_id().to_owned(), ctx.run().to_owned(), base.to_owned())).or_insert(0);
+        let current = *n;
+        *n += 1;
+        current
+    }
+
+    fn replay(&self, rec: format::Recording) -> reqwest_middleware::Result<reqwest::Response> {
+        let method = rec.request.method.clone();
+        let path = rec.request.path.clone();
+        match rec.response {
+            RecordedResponse::Http { status, headers, body, .. } => build_response(status, &headers, reqwest::Body::from(body.to_bytes())),
+            RecordedResponse::Stream { status, headers, events, end } => {
+                let paced = self.inner.config.timing == ReplayTiming::Recorded;
+                let s = stream::replay(events, end, paced);
+                build_response(status, &headers, reqwest::Body::wrap_stream(s))
+            }
+            RecordedResponse::TransportError { error_kind, message } => {
+                Err(reqwest_middleware::Error::middleware(RecordedTransportError {
+                    kind: error_kind,
+                    message,
+                    method,
+                    url: path,
+                }))
+            }
+        }
+    }
+}
+
+fn build_response(
+    status: u16,
+    headers: &std::collections::BTreeMap<String, String>,
+    body: reqwest::Body,
+) -> reqwest_middleware::Result<reqwest::Response> {
+    let mut builder = http::Response::builder().status(status);
+    for (k, v) in headers {
+        builder = builder.header(k, v);
+    }
+    let resp = builder
+        .body(body)
+        .map_err(|e| reqwest_middleware::Error::middleware(RecorderError::BadRecording {
+            path: PathBuf::from("(recording)"),
+            reason: format!("cannot rebuild the response: {e}"),
+        }))?;
+    Ok(reqwest::Response::from(resp))
+}
+
+fn transport_kind(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else if e.is_body() || e.is_decode() {
+        "body"
+    } else {
+        "other"
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for Recorder {
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let config = &self.inner.config;
+        let Some(store) = self.inner.store.clone() else {
+            return next.run(req, extensions).await;
+        };
+        let ctx = TestContext::current();
+        let url = req.url().clone();
+        let method = req.method().as_str().to_owned();
+        let body: Option<Vec<u8>> = match req.body() {
+            None => None,
+            Some(b) => match b.as_bytes() {
+                Some(bytes) => Some(bytes.to_vec()),
+                None => {
+                    return Err(reqwest_middleware::Error::middleware(RecorderError::InvalidRule {
+                        rule: format!("{method} {}", url.path()),
+                        reason: "the request body is a stream; the recorder can only key buffered bodies".into(),
+                    }));
+                }
+            },
+        };
+        let canonical = CanonicalRequest::new(&method, &url, body.as_deref(), ctx.as_ref().map(TestContext::test_id), &config.rules);
+        let base = canonical.key(u32::MAX);
+        let occurrence = self.occurrence(ctx.as_ref(), &base);
+        let hash = canonical.key(occurrence);
+        if config.debug {
+            tracing::info!(target: "harness::recorder", "[RECORDING DEBUG] mode={} hash={hash} key={}", config.mode, canonical.key_text(occurrence));
+        }
+        if config.mode.reads_recordings() {
+            match store.get(&hash) {
+                Ok(Some(rec)) => return self.replay(rec),
+                Ok(None) => {}
+                Err(e) => return Err(reqwest_middleware::Error::middleware(e)),
+            }
+        }
+        if !config.mode.may_call_provider() {
+            let miss = ReplayMiss::new(&store, &canonical, hash, occurrence, &config.record_command);
+            return Err(reqwest_middleware::Error::middleware(miss));
+        }
+        let draft = Draft::new(hash, occurrence, &canonical, &url, req.headers(), body.as_deref());
+        let started = Instant::now();
+        let resp = match next.run(req, extensions).await {
+            Ok(r) => r,
+            Err(e) => {
+                let (kind, message) = match &e {
+                    reqwest_middleware::Error::Reqwest(re) => (transport_kind(re), stream::error_chain(re)),
+                    reqwest_middleware::Error::Middleware(me) => ("other", format!("{me:#}")),
+                };
+                let message = draft.sanitize_text(&message);
+                let rec = draft.into_recording(RecordedResponse::TransportError { error_kind: kind.to_owned(), message });
+                store.put(&rec).map_err(reqwest_middleware::Error::middleware)?;
+                return Err(e);
+            }
+        };
+        let status = resp.status().as_u16();
+        let headers = draft.response_headers(resp.headers());
+        let framing = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Framing::for_content_type);
+        if let Some(framing) = framing {
+            let mut builder = http::Response::builder().status(status);
+            for (k, v) in resp.headers() {
+                builder = builder.header(k, v);
+            }
+            let sink = stream::StreamSink { store, draft, status, headers };
+            let upstream = resp.bytes_stream().boxed();
+            let recording = stream::RecordingStream::new(upstream, framing, started, sink);
+            let out = builder
+                .body(reqwest::Body::wrap_stream(recording))
+                .map_err(reqwest_middleware::Error::middleware)?;
+            return Ok(reqwest::Response::from(out));
+        }
+        let mut builder = http::Response::builder().status(status);
+        for (k, v) in resp.headers() {
+            if k != http::header::CONTENT_LENGTH {
+                builder = builder.header(k, v);
+            }
+        }
+        let bytes = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                let message = draft.sanitize_text(&stream::error_chain(&e));
+                let rec = draft.into_recording(RecordedResponse::TransportError { error_kind: "body".into(), message });
+                store.put(&rec).map_err(reqwest_middleware::Error::middleware)?;
+                return Err(reqwest_middleware::Error::Reqwest(e));
+            }
+        };
+        let t_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+        let stored_body = Body::from_bytes(&bytes, |t| draft.sanitize_text(t));
+        let rec = draft.into_recording(RecordedResponse::Http { status, headers, body: stored_body, t_ms });
+        store.put(&rec).map_err(reqwest_middleware::Error::middleware)?;
+        let out = builder.body(reqwest::Body::from(bytes)).map_err(reqwest_middleware::Error::middleware)?;
+        Ok(reqwest::Response::from(out))
+    }
+}

@@ -1,0 +1,103 @@
+//! Where the mode is decided: `LLAMA_STACK_TEST_INFERENCE_MODE`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::error::RecorderError;
+
+/// Environment variable that selects the mode. Its presence turns the recorder on.
+pub const MODE_ENV: &str = "LLAMA_STACK_TEST_INFERENCE_MODE";
+
+/// What the recorder does with each outbound request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Answer from the recordings only; never touch the network; a miss is an error. The default.
+    Replay,
+    /// Answer from the recordings when present, otherwise call the provider and store the answer.
+    RecordIfMissing,
+    /// Always call the provider and replace whatever is stored for the request's key.
+    Record,
+    /// Pass through to the provider and store nothing.
+    Live,
+}
+
+impl Mode {
+    /// Every mode, in the order the documentation lists them.
+    pub const ALL: [Mode; 4] = [Mode::Replay, Mode::RecordIfMissing, Mode::Record, Mode::Live];
+
+    /// The mode's name as written in the environment variable.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Replay => "replay",
+            Mode::RecordIfMissing => "record-if-missing",
+            Mode::Record => "record",
+            Mode::Live => "live",
+        }
+    }
+
+    /// Reads the mode from the environment: `Ok(None)` when the variable is unset.
+    pub fn from_env() -> Result<Option<Mode>, RecorderError> {
+        match std::env::var(MODE_ENV) {
+            Ok(v) => v.parse().map(Some),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(RecorderError::InvalidMode {
+                value: "<not unicode>".into(),
+            }),
+        }
+    }
+
+    /// Whether a request that is not recorded may go to the network.
+    pub fn may_call_provider(self) -> bool {
+        !matches!(self, Mode::Replay)
+    }
+
+    /// Whether a stored recording answers the request.
+    pub fn reads_recordings(self) -> bool {
+        matches!(self, Mode::Replay | Mode::RecordIfMissing)
+    }
+
+    /// Whether provider answers are stored.
+    pub fn writes_recordings(self) -> bool {
+        matches!(self, Mode::Record | Mode::RecordIfMissing)
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Mode {
+    type Err = RecorderError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_lowercase().replace('_', "-");
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == wanted)
+            .ok_or_else(|| RecorderError::InvalidMode { value: s.to_owned() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_mode_and_is_lenient_on_case_and_underscores() {
+        for m in Mode::ALL {
+            assert_eq!(m.as_str().parse::<Mode>().unwrap(), m);
+        }
+        assert_eq!("RECORD_IF_MISSING".parse::<Mode>().unwrap(), Mode::RecordIfMissing);
+    }
+
+    #[test]
+    fn unknown_mode_lists_the_valid_ones() {
+        let err = "replya".parse::<Mode>().unwrap_err().to_string();
+        assert!(err.contains("replya"), "{err}");
+        for m in Mode::ALL {
+            assert!(err.contains(m.as_str()), "{err}");
+        }
+    }
+}

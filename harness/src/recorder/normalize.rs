@@ -1,0 +1,394 @@
+//! Declarative normalization rules: how volatile parts of a request body are neutralized before
+//! the body is hashed. Rules never touch what is sent to the provider, only the request key.
+//!
+//! A rule drops or replaces the value at a JSON path (`$.a.b[*].c`; `*` matches any key or array
+//! element), or rewrites every string matching a regex. A rule may be limited to requests whose
+//! path ends with `endpoint` and/or whose host contains `host`.
+//!
+//! Projects add rules in `<recordings dir>/normalization.toml` (see `docs/recordings.md`):
+//!
+//! ```toml
+//! defaults = true            # keep the built-in LLM rules (default)
+//! [[rule]]
+//! drop = "$.user"
+//! [[rule]]
+//! replace = "$.metadata.run_id"
+//! with = "<run-id>"
+//! [[rule]]
+//! pattern = "call_[A-Za-z0-9]{24}"
+//! replacement = "call_<id>"
+//! endpoint = "/chat/completions"
+//! ```
+
+use std::path::Path;
+
+use regex::Regex;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::RecorderError;
+use super::redact;
+
+/// One segment of a JSON path.
+#[derive(Clone, Debug, PartialEq)]
+enum Segment {
+    Key(String),
+    Any,
+}
+
+/// A parsed JSON path such as `$.messages[*].tool_calls[*].id`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JsonPath(Vec<Segment>);
+
+impl JsonPath {
+    /// Parses `$.a.b[*].c`, `a.b.*.c` or `a.b[0]` (a numeric index is taken as a key of an
+    /// object or an index of an array).
+    pub fn parse(path: &str) -> Result<Self, RecorderError> {
+        let bad = |reason: &str| RecorderError::InvalidRule {
+            rule: path.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let trimmed = path.trim();
+        let rest = trimmed.strip_prefix('$').unwrap_or(trimmed);
+        let rest = rest.strip_prefix('.').unwrap_or(rest);
+        if rest.is_empty() {
+            return Err(bad("the path is empty; write e.g. $.stream_options"));
+        }
+        let mut segments = Vec::new();
+        for part in rest.split('.') {
+            let mut part = part;
+            let mut trailing = Vec::new();
+            while let Some(open) = part.rfind('[') {
+                let inner = part[open..]
+                    .strip_prefix('[')
+                    .and_then(|s| s.strip_suffix(']'))
+                    .ok_or_else(|| bad("unbalanced [ ]"))?;
+                trailing.push(if inner == "*" { Segment::Any } else { Segment::Key(inner.to_owned()) });
+                part = &part[..open];
+            }
+            if part.is_empty() && trailing.is_empty() {
+                return Err(bad("empty segment (two dots in a row?)"));
+            }
+            if part == "*" {
+                segments.push(Segment::Any);
+            } else if !part.is_empty() {
+                segments.push(Segment::Key(part.to_owned()));
+            }
+            segments.extend(trailing.into_iter().rev());
+        }
+        Ok(JsonPath(segments))
+    }
+
+    fn apply(&self, value: &mut Value, action: &dyn Fn(&mut serde_json::Map<String, Value>, &str)) {
+        fn walk(
+            v: &mut Value,
+            segs: &[Segment],
+            action: &dyn Fn(&mut serde_json::Map<String, Value>, &str),
+        ) {
+            let Some((first, rest)) = segs.split_first() else { return };
+            match v {
+                Value::Object(map) => {
+                    if rest.is_empty() {
+                        match first {
+                            Segment::Key(k) => action(map, k),
+                            Segment::Any => {
+                                let keys: Vec<String> = map.keys().cloned().collect();
+                                for k in keys {
+                                    action(map, &k);
+                                }
+                            }
+                        }
+                        return;
+                    }
+                    match first {
+                        Segment::Key(k) => {
+                            if let Some(child) = map.get_mut(k) {
+                                walk(child, rest, action);
+                            }
+                        }
+                        Segment::Any => {
+                            for child in map.values_mut() {
+                                walk(child, rest, action);
+                            }
+                        }
+                    }
+                }
+                Value::Array(items) => match first {
+                    Segment::Any => {
+                        if rest.is_empty() {
+                            return;
+                        }
+                        for child in items.iter_mut() {
+                            walk(child, rest, action);
+                        }
+                    }
+                    Segment::Key(k) => {
+                        if let Some(child) = k.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                            walk(child, rest, action);
+                        }
+                    }
+                },
+                _ => {}
+            }
+        }
+        walk(value, &self.0, action);
+    }
+}
+
+/// What a rule does.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// Remove the value at the path.
+    Drop(JsonPath),
+    /// Replace the value at the path (when present) with a fixed value.
+    Replace(JsonPath, Value),
+    /// Rewrite every match of the regex in every string of the body.
+    Pattern(Regex, String),
+}
+
+/// One normalization rule and the requests it applies to.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// What the rule does.
+    pub action: Action,
+    /// Apply only when the request path ends with this.
+    pub endpoint: Option<String>,
+    /// Apply only when the request host contains this.
+    pub host: Option<String>,
+}
+
+impl Rule {
+    /// A rule that drops `path`.
+    pub fn drop(path: &str) -> Result<Self, RecorderError> {
+        Ok(Rule { action: Action::Drop(JsonPath::parse(path)?), endpoint: None, host: None })
+    }
+
+    /// A rule that replaces the value at `path` with `with`.
+    pub fn replace(path: &str, with: Value) -> Result<Self, RecorderError> {
+        Ok(Rule { action: Action::Replace(JsonPath::parse(path)?, with), endpoint: None, host: None })
+    }
+
+    /// A rule that rewrites every match of `pattern` in strings with `replacement`
+    /// (`$1`-style groups allowed).
+    pub fn pattern(pattern: &str, replacement: &str) -> Result<Self, RecorderError> {
+        let re = Regex::new(pattern).map_err(|e| RecorderError::InvalidRule {
+            rule: pattern.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(Rule { action: Action::Pattern(re, replacement.to_owned()), endpoint: None, host: None })
+    }
+
+    /// Limits the rule to paths ending with `endpoint`.
+    pub fn on_endpoint(mut self, endpoint: &str) -> Self {
+        self.endpoint = Some(endpoint.to_owned());
+        self
+    }
+
+    /// Limits the rule to hosts containing `host`.
+    pub fn on_host(mut self, host: &str) -> Self {
+        self.host = Some(host.to_owned());
+        self
+    }
+
+    fn applies(&self, host: &str, path: &str) -> bool {
+        self.endpoint.as_deref().is_none_or(|e| path.ends_with(e))
+            && self.host.as_deref().is_none_or(|h| host.contains(h))
+    }
+
+    fn apply(&self, body: &mut Value) {
+        match &self.action {
+            Action::Drop(path) => path.apply(body, &|map, key| {
+                map.shift_remove(key);
+            }),
+            Action::Replace(path, with) => path.apply(body, &|map, key| {
+                if let Some(v) = map.get_mut(key) {
+                    *v = with.clone();
+                }
+            }),
+            Action::Pattern(re, replacement) => rewrite_strings(body, re, replacement),
+        }
+    }
+}
+
+fn rewrite_strings(v: &mut Value, re: &Regex, replacement: &str) {
+    match v {
+        Value::String(s) => {
+            if let std::borrow::Cow::Owned(new) = re.replace_all(s, replacement) {
+                *s = new;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| rewrite_strings(i, re, replacement)),
+        Value::Object(map) => map.values_mut().for_each(|i| rewrite_strings(i, re, replacement)),
+        _ => {}
+    }
+}
+
+/// The ordered set of rules applied to every request body before hashing.
+#[derive(Clone, Debug, Default)]
+pub struct Rules {
+    rules: Vec<Rule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    #[serde(default = "yes")]
+    defaults: bool,
+    #[serde(default)]
+    rule: Vec<RuleSpec>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    drop: Option<String>,
+    replace: Option<String>,
+    with: Option<toml::Value>,
+    pattern: Option<String>,
+    replacement: Option<String>,
+    endpoint: Option<String>,
+    host: Option<String>,
+}
+
+impl Rules {
+    /// No rules at all.
+    pub fn none() -> Self {
+        Rules::default()
+    }
+
+    /// The built-in rules for OpenAI-compatible LLM providers:
+    /// - `stream_options` is dropped for hosts that ignore it (Bedrock), so a request hashes the
+    ///   same whichever way the caller sets it;
+    /// - `project_id` (top level and in `extra_body`) is dropped: it comes from the provider's
+    ///   credentials and differs between a recording machine and CI;
+    /// - every JSON field named like a secret (`api_key`, `token`, `password`, `secret`,
+    ///   `authorization`, ...) is replaced by a placeholder, so real and dummy credentials hash
+    ///   the same (this one is built into the canonical form and cannot be switched off).
+    pub fn llm_defaults() -> Self {
+        let rules = [
+            Rule::drop("$.stream_options").map(|r| r.on_host("bedrock")),
+            Rule::drop("$.project_id"),
+            Rule::drop("$.extra_body.project_id"),
+        ];
+        Rules { rules: rules.into_iter().filter_map(Result::ok).collect() }
+    }
+
+    /// Appends a rule.
+    pub fn with(mut self, rule: Rule) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// Parses a `normalization.toml` file's text (see the module docs).
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, RecorderError> {
+        let file: RulesFile = toml::from_str(text).map_err(|e| RecorderError::InvalidRule {
+            rule: origin.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let mut rules = if file.defaults { Rules::llm_defaults() } else { Rules::none() };
+        for (i, spec) in file.rule.into_iter().enumerate() {
+            let where_ = format!("{origin} rule #{}", i + 1);
+            let bad = |reason: &str| RecorderError::InvalidRule { rule: where_.clone(), reason: reason.into() };
+            let mut rule = match (&spec.drop, &spec.replace, &spec.pattern) {
+                (Some(p), None, None) => Rule::drop(p)?,
+                (None, Some(p), None) => {
+                    let with = spec.with.clone().ok_or_else(|| bad("`replace` needs `with`"))?;
+                    let with = serde_json::to_value(with).map_err(|e| bad(&e.to_string()))?;
+                    Rule::replace(p, with)?
+                }
+                (None, None, Some(p)) => {
+                    let r = spec.replacement.as_deref().ok_or_else(|| bad("`pattern` needs `replacement`"))?;
+                    Rule::pattern(p, r)?
+                }
+                _ => return Err(bad("write exactly one of `drop`, `replace` or `pattern`")),
+            };
+            rule.endpoint = spec.endpoint;
+            rule.host = spec.host;
+            rules.rules.push(rule);
+        }
+        Ok(rules)
+    }
+
+    /// The defaults plus the rules of `<dir>/normalization.toml` when that file exists.
+    pub fn for_recordings_dir(dir: &Path) -> Result<Self, RecorderError> {
+        let path = dir.join("normalization.toml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Rules::from_toml(&text, &path.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Rules::llm_defaults()),
+            Err(e) => Err(RecorderError::io(path, e)),
+        }
+    }
+
+    /// Normalizes a request body for hashing.
+    pub fn apply(&self, host: &str, path: &str, body: &mut Value) {
+        for rule in self.rules.iter().filter(|r| r.applies(host, path)) {
+            rule.apply(body);
+        }
+        redact::redact_value(body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn paths_parse_in_both_notations() {
+        assert_eq!(JsonPath::parse("$.a.b[*].c").unwrap(), JsonPath::parse("a.b.*.c").unwrap());
+        assert!(JsonPath::parse("$").is_err());
+        assert!(JsonPath::parse("a..b").is_err());
+        assert!(JsonPath::parse("a[*").is_err());
+    }
+
+    #[test]
+    fn drop_replace_and_pattern_apply_where_they_should() {
+        let rules = Rules::none()
+            .with(Rule::drop("$.messages[*].id").unwrap())
+            .with(Rule::replace("$.metadata.run", json!("<run>")).unwrap())
+            .with(Rule::pattern(r"call_[0-9a-z]+", "call_<id>").unwrap().on_endpoint("/chat/completions"));
+        let mut body = json!({
+            "messages": [{"id": 1, "content": "see call_abc1"}, {"id": 2}],
+            "metadata": {"run": 42},
+        });
+        rules.apply("api.openai.com", "/v1/chat/completions", &mut body);
+        assert_eq!(
+            body,
+            json!({"messages": [{"content": "see call_<id>"}, {}], "metadata": {"run": "<run>"}})
+        );
+        let mut other = json!({"text": "call_abc1"});
+        rules.apply("h", "/v1/embeddings", &mut other);
+        assert_eq!(other, json!({"text": "call_abc1"}));
+    }
+
+    #[test]
+    fn defaults_drop_stream_options_only_for_bedrock_and_mask_secrets() {
+        let rules = Rules::llm_defaults();
+        let mut a = json!({"stream_options": {"include_usage": true}, "api_key": "sk-1"});
+        rules.apply("bedrock-runtime.us-east-1.amazonaws.com", "/chat/completions", &mut a);
+        assert_eq!(a, json!({"api_key": "<redacted>"}));
+        let mut b = json!({"stream_options": {"include_usage": true}});
+        rules.apply("127.0.0.1", "/v1/chat/completions", &mut b);
+        assert!(b.get("stream_options").is_some());
+    }
+
+    #[test]
+    fn toml_rules_parse_and_bad_ones_say_why() {
+        let rules = Rules::from_toml(
+            "defaults = false\n[[rule]]\ndrop = \"$.user\"\n[[rule]]\nreplace = \"$.seed\"\nwith = 0\n",
+            "normalization.toml",
+        )
+        .unwrap();
+        let mut body = json!({"user": "me", "seed": 7, "stream_options": {}});
+        rules.apply("bedrock", "/x", &mut body);
+        assert_eq!(body, json!({"seed": 0, "stream_options": {}}));
+        let err = Rules::from_toml("[[rule]]\nreplace = \"$.a\"\n", "n.toml").unwrap_err().to_string();
+        assert!(err.contains("needs `with`"), "{err}");
+        let err = Rules::from_toml("[[rule]]\npattern = \"(\"\nreplacement = \"\"\n", "n.toml").unwrap_err().to_string();
+        assert!(err.contains("invalid normalization rule"), "{err}");
+    }
+}

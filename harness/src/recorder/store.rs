@@ -1,0 +1,428 @@
+//! Where recordings are stored: `responses/<hash>.json` blobs (the source of truth) and the
+//! `index.sqlite` index over them.
+//!
+//! Lookups read the blob named by the key directly, so they cost the same with 100 or 100,000
+//! recordings. The index serves queries (nearest recordings for a miss, listings, pruning). When
+//! the store opens, the index is checked against the blobs and repaired: a missing, unreadable
+//! (e.g. merge-conflicted) or stale index is rebuilt from the blobs. Blob writes are atomic
+//! (temporary file and rename); the index runs in WAL mode with a busy timeout, and every write
+//! is one short `BEGIN IMMEDIATE` transaction, so several processes can record into one
+//! directory at once.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::error::RecorderError;
+use super::format::Recording;
+
+/// Name of the index file inside the recordings directory.
+pub const INDEX_FILE: &str = "index.sqlite";
+/// Name of the blob directory inside the recordings directory.
+pub const RESPONSES_DIR: &str = "responses";
+const LOCK_FILE: &str = ".index.lock";
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS recordings (
+    request_hash  TEXT PRIMARY KEY,
+    test_id       TEXT,
+    occurrence    INTEGER NOT NULL DEFAULT 0,
+    method        TEXT NOT NULL,
+    endpoint      TEXT NOT NULL,
+    model         TEXT,
+    timestamp     TEXT NOT NULL,
+    is_streaming  BOOLEAN NOT NULL,
+    status        INTEGER,
+    response_file TEXT NOT NULL,
+    blob_size     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS recordings_by_endpoint ON recordings (endpoint, model);
+CREATE INDEX IF NOT EXISTS recordings_by_test ON recordings (test_id);
+";
+
+/// One row of the index.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexRow {
+    /// The request key.
+    pub request_hash: String,
+    /// The test identity.
+    pub test_id: Option<String>,
+    /// Occurrence index within the test.
+    pub occurrence: u32,
+    /// HTTP method.
+    pub method: String,
+    /// URL path.
+    pub endpoint: String,
+    /// Model named in the body.
+    pub model: Option<String>,
+    /// When it was recorded (RFC 3339).
+    pub timestamp: String,
+    /// Whether the response is a stream.
+    pub is_streaming: bool,
+    /// HTTP status (none for a transport error).
+    pub status: Option<u16>,
+    /// Blob path relative to the recordings directory.
+    pub response_file: String,
+}
+
+/// What opening the store found and repaired.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SyncReport {
+    /// The index file was missing or unreadable and was created anew.
+    pub recreated: bool,
+    /// Rows added for blobs the index did not know.
+    pub added: usize,
+    /// Rows refreshed because their blob changed.
+    pub updated: usize,
+    /// Rows removed because their blob is gone.
+    pub removed: usize,
+    /// Blobs that could not be parsed (left out of the index), with the reason.
+    pub invalid: Vec<(PathBuf, String)>,
+}
+
+/// The recordings directory.
+pub struct Store {
+    dir: PathBuf,
+    responses: PathBuf,
+    index_path: PathBuf,
+    conn: Mutex<Connection>,
+    report: SyncReport,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dir", &self.dir).finish()
+    }
+}
+
+fn file_lock(dir: &Path) -> Result<File, RecorderError> {
+    let path = dir.join(LOCK_FILE);
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| RecorderError::io(&path, e))?;
+    f.lock().map_err(|e| RecorderError::io(&path, e))?;
+    Ok(f)
+}
+
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute_batch(SCHEMA)?;
+    // Reading the table proves the file is a database with our schema.
+    conn.query_row("SELECT count(*) FROM recordings", [], |r| r.get::<_, i64>(0))?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `dir`, and repairs the index against the blobs.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store, RecorderError> {
+        let dir = dir.as_ref().to_path_buf();
+        let responses = dir.join(RESPONSES_DIR);
+        std::fs::create_dir_all(&responses).map_err(|e| RecorderError::io(&responses, e))?;
+        let index_path = dir.join(INDEX_FILE);
+        // One process at a time checks and repairs the index; recording itself needs no lock.
+        let lock = file_lock(&dir)?;
+        let mut report = SyncReport::default();
+        let conn = match open_connection(&index_path) {
+            Ok(c) => c,
+            Err(first) => {
+                tracing::warn!("recordings index {} is unusable ({first}); rebuilding it from the blobs", index_path.display());
+                for suffix in ["", "-wal", "-shm"] {
+                    let p = PathBuf::from(format!("{}{suffix}", index_path.display()));
+                    match std::fs::remove_file(&p) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(RecorderError::io(p, e)),
+                    }
+                }
+                report.recreated = true;
+                open_connection(&index_path).map_err(|source| RecorderError::Index { path: index_path.clone(), source })?
+            }
+        };
+        let mut store = Store { dir, responses, index_path, conn: Mutex::new(conn), report };
+        store.sync()?;
+        drop(lock);
+        Ok(store)
+    }
+
+    /// What opening the store repaired.
+    pub fn sync_report(&self) -> &SyncReport {
+        &self.report
+    }
+
+    /// The recordings directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        match self.conn.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn index_err(&self, source: rusqlite::Error) -> RecorderError {
+        RecorderError::Index { path: self.index_path.clone(), source }
+    }
+
+    /// Path of the blob for a key.
+    pub fn blob_path(&self, hash: &str) -> PathBuf {
+        self.responses.join(format!("{hash}.json"))
+    }
+
+    /// Reads the recording for a key, if there is one.
+    pub fn get(&self, hash: &str) -> Result<Option<Recording>, RecorderError> {
+        let path = self.blob_path(hash);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(RecorderError::io(path, e)),
+        };
+        let rec: Recording = serde_json::from_slice(&bytes)
+            .map_err(|e| RecorderError::BadRecording { path: path.clone(), reason: e.to_string() })?;
+        Ok(Some(rec))
+    }
+
+    /// Writes a recording (atomically replacing any previous one with the same key) and indexes it.
+    pub fn put(&self, rec: &Recording) -> Result<(), RecorderError> {
+        let path = self.blob_path(&rec.request_hash);
+        let mut text = serde_json::to_vec_pretty(rec)
+            .map_err(|e| RecorderError::BadRecording { path: path.clone(), reason: e.to_string() })?;
+        text.push(b'\n');
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".")
+            .suffix(".tmp")
+            .tempfile_in(&self.responses)
+            .map_err(|e| RecorderError::io(&self.responses, e))?;
+        tmp.write_all(&text).map_err(|e| RecorderError::io(tmp.path(), e))?;
+        tmp.as_file().sync_data().map_err(|e| RecorderError::io(tmp.path(), e))?;
+        tmp.persist(&path).map_err(|e| RecorderError::io(&path, e.error))?;
+        let row = self.row_for(rec);
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.index_err(e))?;
+        upsert(&tx, &row, text.len() as u64).map_err(|e| self.index_err(e))?;
+        tx.commit().map_err(|e| self.index_err(e))
+    }
+
+    fn row_for(&self, rec: &Recording) -> IndexRow {
+        IndexRow {
+            request_hash: rec.request_hash.clone(),
+            test_id: rec.test_id.clone(),
+            occurrence: rec.occurrence,
+            method: rec.request.method.clone(),
+            endpoint: rec.request.path.clone(),
+            model: rec.request.model.clone(),
+            timestamp: rec.metadata.recorded_at.clone(),
+            is_streaming: rec.response.is_streaming(),
+            status: rec.response.status(),
+            response_file: format!("{RESPONSES_DIR}/{}.json", rec.request_hash),
+        }
+    }
+
+    /// Brings the index in line with the blobs: adds, refreshes and removes rows.
+    fn sync(&mut self) -> Result<(), RecorderError> {
+        let mut on_disk: HashMap<String, u64> = HashMap::new();
+        let entries = std::fs::read_dir(&self.responses).map_err(|e| RecorderError::io(&self.responses, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| RecorderError::io(&self.responses, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(hash) = name.strip_suffix(".json") else { continue };
+            if hash.starts_with('.') {
+                continue;
+            }
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            on_disk.insert(hash.to_owned(), size);
+        }
+        let indexed: HashMap<String, u64> = {
+            let conn = self.conn();
+            let mut stmt = conn
+                .prepare("SELECT request_hash, blob_size FROM recordings")
+                .map_err(|e| self.index_err(e))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))
+                .map_err(|e| self.index_err(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.index_err(e))?
+        };
+        let mut changed: Vec<(String, bool)> = Vec::new();
+        for (hash, size) in &on_disk {
+            match indexed.get(hash) {
+                None => changed.push((hash.clone(), false)),
+                Some(s) if s != size => changed.push((hash.clone(), true)),
+                Some(_) => {}
+            }
+        }
+        let gone: Vec<&String> = indexed.keys().filter(|h| !on_disk.contains_key(*h)).collect();
+        if changed.is_empty() && gone.is_empty() {
+            return Ok(());
+        }
+        let mut fresh = Vec::new();
+        let mut report = std::mem::take(&mut self.report);
+        for (hash, existed) in changed {
+            match self.get(&hash) {
+                Ok(Some(rec)) if rec.request_hash == hash => {
+                    if existed {
+                        report.updated += 1;
+                    } else {
+                        report.added += 1;
+                    }
+                    fresh.push((self.row_for(&rec), on_disk[&hash]));
+                }
+                Ok(Some(rec)) => report.invalid.push((
+                    self.blob_path(&hash),
+                    format!("its request_hash is {} but its file name says {hash}", rec.request_hash),
+                )),
+                Ok(None) => {}
+                Err(e) => report.invalid.push((self.blob_path(&hash), e.to_string())),
+            }
+        }
+        {
+            let mut conn = self.conn();
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| self.index_err(e))?;
+            for (row, size) in &fresh {
+                upsert(&tx, row, *size).map_err(|e| self.index_err(e))?;
+            }
+            // A blob written by another process since the directory was listed is not gone.
+            let gone: Vec<&String> = gone.into_iter().filter(|h| !self.blob_path(h).exists()).collect();
+            for hash in &gone {
+                tx.execute("DELETE FROM recordings WHERE request_hash = ?1", params![hash])
+                    .map_err(|e| self.index_err(e))?;
+            }
+            report.removed = gone.len();
+            tx.commit().map_err(|e| self.index_err(e))?;
+        }
+        for (path, why) in &report.invalid {
+            tracing::warn!("recording {} left out of the index: {why}", path.display());
+        }
+        self.report = report;
+        Ok(())
+    }
+
+    /// Every row of the index, ordered by endpoint, test and occurrence.
+    pub fn rows(&self) -> Result<Vec<IndexRow>, RecorderError> {
+        self.query("SELECT * FROM recordings ORDER BY endpoint, test_id, occurrence, request_hash", params![])
+    }
+
+    /// One row by key.
+    pub fn row(&self, hash: &str) -> Result<Option<IndexRow>, RecorderError> {
+        let conn = self.conn();
+        conn.query_row("SELECT * FROM recordings WHERE request_hash = ?1", params![hash], read_row)
+            .optional()
+            .map_err(|e| self.index_err(e))
+    }
+
+    /// Recordings similar to a request: same method and endpoint (same model first, then same
+    /// test, newest first).
+    pub fn nearest(
+        &self,
+        method: &str,
+        endpoint: &str,
+        model: Option<&str>,
+        test_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<IndexRow>, RecorderError> {
+        self.query(
+            "SELECT * FROM recordings WHERE method = ?1 AND endpoint = ?2
+             ORDER BY (model IS ?3) DESC, (test_id IS ?4) DESC, timestamp DESC LIMIT ?5",
+            params![method, endpoint, model, test_id, limit as i64],
+        )
+    }
+
+    /// Deletes recordings by key (blob and row).
+    pub fn delete(&self, hashes: &[String]) -> Result<usize, RecorderError> {
+        let mut n = 0;
+        for h in hashes {
+            let path = self.blob_path(h);
+            match std::fs::remove_file(&path) {
+                Ok(()) => n += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(RecorderError::io(path, e)),
+            }
+        }
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.index_err(e))?;
+        for h in hashes {
+            tx.execute("DELETE FROM recordings WHERE request_hash = ?1", params![h])
+                .map_err(|e| self.index_err(e))?;
+        }
+        tx.commit().map_err(|e| self.index_err(e))?;
+        Ok(n)
+    }
+
+    fn query(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<IndexRow>, RecorderError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(sql).map_err(|e| self.index_err(e))?;
+        let rows = stmt.query_map(params, read_row).map_err(|e| self.index_err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.index_err(e))
+    }
+
+    /// Folds the write-ahead log into `index.sqlite`, so the file alone holds the whole index
+    /// (e.g. before committing it). Also done when the store is dropped.
+    pub fn checkpoint(&self) -> Result<(), RecorderError> {
+        let conn = self.conn();
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(|e| self.index_err(e))
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(e) = self.checkpoint() {
+            tracing::debug!("checkpoint of the recordings index failed: {e}");
+        }
+    }
+}
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IndexRow> {
+    Ok(IndexRow {
+        request_hash: r.get("request_hash")?,
+        test_id: r.get("test_id")?,
+        occurrence: r.get::<_, i64>("occurrence")? as u32,
+        method: r.get("method")?,
+        endpoint: r.get("endpoint")?,
+        model: r.get("model")?,
+        timestamp: r.get("timestamp")?,
+        is_streaming: r.get("is_streaming")?,
+        status: r.get::<_, Option<i64>>("status")?.map(|s| s as u16),
+        response_file: r.get("response_file")?,
+    })
+}
+
+fn upsert(conn: &Connection, row: &IndexRow, blob_size: u64) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO recordings
+         (request_hash, test_id, occurrence, method, endpoint, model, timestamp, is_streaming, status, response_file, blob_size)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            row.request_hash,
+            row.test_id,
+            row.occurrence as i64,
+            row.method,
+            row.endpoint,
+            row.model,
+            row.timestamp,
+            row.is_streaming,
+            row.status.map(i64::from),
+            row.response_file,
+            blob_size as i64
+        ],
+    )?;
+    Ok(())
+}

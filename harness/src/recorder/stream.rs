@@ -1,0 +1,175 @@
+//! Streams: recording a provider's stream while forwarding each chunk as it arrives, and
+//! replaying recorded events with their boundaries, instantly or paced as recorded.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, Stream, StreamExt};
+
+use super::draft::Draft;
+use super::format::{RecordedResponse, StreamEnd, StreamEvent};
+use super::sse::{EventSplitter, Framing};
+use super::store::Store;
+
+/// Error yielded by a replayed stream where the recorded stream failed or was cut short.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct ReplayedStreamError(pub String);
+
+/// Where a recorded stream goes when it ends.
+pub(crate) struct StreamSink {
+    pub store: Arc<Store>,
+    pub draft: Draft,
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Forwards the provider's chunks unchanged and records them as events; the recording is written
+/// when the stream ends, fails, or is dropped by the caller (then marked `caller_stopped`).
+pub(crate) struct RecordingStream {
+    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    splitter: Option<EventSplitter>,
+    events: Vec<StreamEvent>,
+    started: Instant,
+    sink: Option<StreamSink>,
+    done: bool,
+}
+
+fn ms_since(t: Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        src = s.source();
+    }
+    msg
+}
+
+impl RecordingStream {
+    pub(crate) fn new(
+        upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+        framing: Framing,
+        started: Instant,
+        sink: StreamSink,
+    ) -> Self {
+        RecordingStream {
+            upstream,
+            splitter: Some(EventSplitter::new(framing)),
+            events: Vec::new(),
+            started,
+            sink: Some(sink),
+            done: false,
+        }
+    }
+
+    fn take_events(&mut self, raw: Vec<Vec<u8>>) {
+        let t_ms = ms_since(self.started);
+        let Some(sink) = &self.sink else { return };
+        for ev in raw {
+            let text = String::from_utf8_lossy(&ev);
+            self.events.push(StreamEvent { t_ms, raw: sink.draft.sanitize_text(&text) });
+        }
+    }
+
+    fn finish(&mut self, end: StreamEnd) {
+        if let Some(rest) = self.splitter.take().and_then(EventSplitter::finish) {
+            self.take_events(vec![rest]);
+        }
+        let Some(sink) = self.sink.take() else { return };
+        let response = RecordedResponse::Stream {
+            status: sink.status,
+            headers: sink.headers,
+            events: std::mem::take(&mut self.events),
+            end,
+        };
+        let rec = sink.draft.into_recording(response);
+        if let Err(e) = sink.store.put(&rec) {
+            tracing::error!("could not store the recording of a stream: {e}");
+        }
+    }
+}
+
+impl Stream for RecordingStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.upstream.poll_next_unpin(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(chunk))) => {
+                let events = match self.splitter.as_mut() {
+                    Some(s) => s.push(&chunk),
+                    None => Vec::new(),
+                };
+                self.take_events(events);
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let message = self.sink.as_ref().map(|s| s.draft.sanitize_text(&error_chain(&e))).unwrap_or_default();
+                let t_ms = ms_since(self.started);
+                self.finish(StreamEnd::Error { t_ms, message: message.clone() });
+                self.done = true;
+                Poll::Ready(Some(Err(std::io::Error::other(ReplayedStreamError(message)))))
+            }
+            Poll::Ready(None) => {
+                self.finish(StreamEnd::Complete);
+                self.done = true;
+                Poll::Ready(None)
+            }
+        }
+    }
+}
+
+impl Drop for RecordingStream {
+    fn drop(&mut self) {
+        if self.sink.is_some() {
+            let t_ms = ms_since(self.started);
+            self.finish(StreamEnd::CallerStopped { t_ms });
+        }
+    }
+}
+
+/// Replays recorded events, one chunk per event; then the recorded error, if any.
+pub(crate) fn replay(
+    events: Vec<StreamEvent>,
+    end: StreamEnd,
+    paced: bool,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let start = tokio::time::Instant::now();
+    let total = events.len();
+    let tail = match end {
+        StreamEnd::Complete => None,
+        StreamEnd::Error { t_ms, message } => Some((t_ms, message)),
+        StreamEnd::CallerStopped { t_ms } => Some((
+            t_ms,
+            format!(
+                "the recording of this stream ends after {total} events: when it was recorded the caller \
+                 stopped reading there. Record the test again if it now reads further"
+            ),
+        )),
+    };
+    let items = events
+        .into_iter()
+        .map(|e| (e.t_ms, Ok(Bytes::from(e.raw))))
+        .chain(tail.map(|(t, m)| (t, Err(std::io::Error::other(ReplayedStreamError(m))))));
+    futures::stream::iter(items).then(move |(t_ms, item)| async move {
+        if paced && t_ms.is_finite() && t_ms > 0.0 {
+            tokio::time::sleep_until(start + std::time::Duration::from_secs_f64(t_ms / 1000.0)).await;
+        }
+        item
+    })
+}
