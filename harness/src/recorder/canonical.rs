@@ -83,11 +83,15 @@ impl CanonicalBody {
             .unwrap_or(canonical)
     }
 
-    /// The body as a JSON value (for storing in a recording).
+    /// The body as a JSON value (for storing in a recording), numbers as JCS writes them.
     pub fn to_value(&self) -> Value {
         match self {
             CanonicalBody::Empty => Value::Null,
-            CanonicalBody::Json(v) => sort_keys(v.clone()),
+            CanonicalBody::Json(v) => serde_jcs::to_string(v)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .map(sort_keys)
+                .unwrap_or_else(|| sort_keys(v.clone())),
             CanonicalBody::Text(s) => Value::String(s.clone()),
             CanonicalBody::Binary { sha256 } => serde_json::json!({ "sha256": sha256 }),
         }

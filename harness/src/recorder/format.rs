@@ -126,9 +126,10 @@ pub enum StreamEnd {
     },
 }
 
-/// The recorded response.
+/// The recorded response. Externally tagged (`{"http": {...}}`): an internally tagged enum would
+/// make serde buffer the body and lose the verbatim JSON.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum RecordedResponse {
     /// A complete HTTP response (any status).
     Http {

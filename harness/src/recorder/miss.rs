@@ -80,7 +80,8 @@ impl ReplayMiss {
                 let body_diff = if recorded == wanted {
                     String::new()
                 } else {
-                    let diff = similar::TextDiff::from_lines(&recorded, &wanted);
+                    let (old, new) = (format!("{recorded}\n"), format!("{wanted}\n"));
+                    let diff = similar::TextDiff::from_lines(&old, &new);
                     let text = diff
                         .unified_diff()
                         .context_radius(2)
