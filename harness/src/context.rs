@@ -165,7 +165,10 @@ mod tests {
         let a = TestContext::new("t");
         let first = (a.next_id("resp"), a.next_id("resp"), a.next_id("call"));
         let b = TestContext::new("t");
-        assert_eq!(first, (b.next_id("resp"), b.next_id("resp"), b.next_id("call")));
+        assert_eq!(
+            first,
+            (b.next_id("resp"), b.next_id("resp"), b.next_id("call"))
+        );
         assert!(first.0.ends_with("-0") && first.1.ends_with("-1"));
         assert_ne!(TestContext::new("u").next_id("resp"), first.0);
     }

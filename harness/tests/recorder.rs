@@ -7,7 +7,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use harness::context::TestContext;
 use harness::recorder::format::{RecordedResponse, StreamEnd};
-use harness::recorder::{Mode, RecordedTransportError, Recorder, RecorderConfig, ReplayMiss, ReplayTiming, ReplayedStreamError, Store};
+use harness::recorder::{
+    Mode, RecordedTransportError, Recorder, RecorderConfig, ReplayMiss, ReplayTiming,
+    ReplayedStreamError, Store,
+};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
@@ -19,20 +22,33 @@ fn recorder(mode: Mode, dir: &Path) -> Recorder {
 }
 
 fn client(mode: Mode, dir: &Path) -> ClientWithMiddleware {
-    ClientBuilder::new(reqwest::Client::new()).with(recorder(mode, dir)).build()
+    ClientBuilder::new(reqwest::Client::new())
+        .with(recorder(mode, dir))
+        .build()
 }
 
 fn chat(model: &str, temperature: f64) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "Hi"}], "temperature": temperature})
 }
 
-async fn post(c: &ClientWithMiddleware, base: &str, body: &Value) -> reqwest_middleware::Result<reqwest::Response> {
-    c.post(format!("{base}/v1/chat/completions")).json(body).send().await
+async fn post(
+    c: &ClientWithMiddleware,
+    base: &str,
+    body: &Value,
+) -> reqwest_middleware::Result<reqwest::Response> {
+    c.post(format!("{base}/v1/chat/completions"))
+        .json(body)
+        .send()
+        .await
 }
 
 fn blobs(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dir.join("responses"))
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -40,7 +56,9 @@ fn blobs(dir: &Path) -> Vec<std::path::PathBuf> {
 
 fn miss_of(e: &reqwest_middleware::Error) -> &ReplayMiss {
     match e {
-        reqwest_middleware::Error::Middleware(a) => a.downcast_ref::<ReplayMiss>().unwrap_or_else(|| panic!("not a miss: {a:#}")),
+        reqwest_middleware::Error::Middleware(a) => a
+            .downcast_ref::<ReplayMiss>()
+            .unwrap_or_else(|| panic!("not a miss: {a:#}")),
         other => panic!("not a miss: {other}"),
     }
 }
@@ -66,7 +84,14 @@ async fn replay_never_touches_the_network_and_a_miss_explains_itself() {
         .unwrap_err();
     let miss = miss_of(&err);
     let text = miss.to_string();
-    for needle in [&miss.request_hash[..], "suite/chat.rs::basic[txt=m]", "POST /v1/chat/completions", "model:    m", "record-if-missing", "No recording exists"] {
+    for needle in [
+        &miss.request_hash[..],
+        "suite/chat.rs::basic[txt=m]",
+        "POST /v1/chat/completions",
+        "model:    m",
+        "record-if-missing",
+        "No recording exists",
+    ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
 }
@@ -84,23 +109,36 @@ async fn record_if_missing_records_once_then_replays_byte_for_byte() {
         .await;
     for _ in 0..2 {
         let c = client(Mode::RecordIfMissing, dir.path());
-        let resp = TestContext::new("t").scope(post(&c, &server.uri(), &chat("m", 0.0))).await.unwrap();
+        let resp = TestContext::new("t")
+            .scope(post(&c, &server.uri(), &chat("m", 0.0)))
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["content-type"], "application/json");
         assert_eq!(resp.text().await.unwrap(), raw);
     }
     // And in replay, from a fresh recorder.
     let c = client(Mode::Replay, dir.path());
-    let resp = TestContext::new("t").scope(post(&c, &server.uri(), &chat("m", 0.0))).await.unwrap();
+    let resp = TestContext::new("t")
+        .scope(post(&c, &server.uri(), &chat("m", 0.0)))
+        .await
+        .unwrap();
     assert_eq!(resp.text().await.unwrap(), raw);
     assert_eq!(blobs(dir.path()).len(), 1);
     let blob = std::fs::read_to_string(&blobs(dir.path())[0]).unwrap();
     assert!(blob.contains(raw), "the body is stored verbatim:\n{blob}");
     let conn = rusqlite::Connection::open(dir.path().join("index.sqlite")).unwrap();
     let (endpoint, model, streaming): (String, String, bool) = conn
-        .query_row("SELECT endpoint, model, is_streaming FROM recordings", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row(
+            "SELECT endpoint, model, is_streaming FROM recordings",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .unwrap();
-    assert_eq!((endpoint.as_str(), model.as_str(), streaming), ("/v1/chat/completions", "m", false));
+    assert_eq!(
+        (endpoint.as_str(), model.as_str(), streaming),
+        ("/v1/chat/completions", "m", false)
+    );
 }
 
 #[tokio::test]
@@ -118,17 +156,29 @@ async fn record_replaces_and_live_stores_nothing() {
         .await;
     for _ in 0..2 {
         let c = client(Mode::Record, dir.path());
-        TestContext::new("t").scope(post(&c, &server.uri(), &chat("m", 0.0))).await.unwrap();
+        TestContext::new("t")
+            .scope(post(&c, &server.uri(), &chat("m", 0.0)))
+            .await
+            .unwrap();
     }
     assert_eq!(blobs(dir.path()).len(), 1, "record replaces, never appends");
     let c = client(Mode::Replay, dir.path());
-    let r = TestContext::new("t").scope(post(&c, &server.uri(), &chat("m", 0.0))).await.unwrap();
+    let r = TestContext::new("t")
+        .scope(post(&c, &server.uri(), &chat("m", 0.0)))
+        .await
+        .unwrap();
     assert_eq!(r.text().await.unwrap(), "{\"n\":2}");
 
     let live_dir = tempfile::tempdir().unwrap();
     let c = client(Mode::Live, live_dir.path());
-    TestContext::new("t").scope(post(&c, &server.uri(), &chat("m", 0.0))).await.unwrap();
-    assert!(std::fs::read_dir(live_dir.path()).unwrap().next().is_none(), "live writes nothing");
+    TestContext::new("t")
+        .scope(post(&c, &server.uri(), &chat("m", 0.0)))
+        .await
+        .unwrap();
+    assert!(
+        std::fs::read_dir(live_dir.path()).unwrap().next().is_none(),
+        "live writes nothing"
+    );
 }
 
 #[tokio::test]
@@ -155,8 +205,18 @@ async fn repeated_requests_in_a_test_get_their_own_recordings_in_order() {
     let c = client(Mode::Replay, dir.path());
     let got = TestContext::new("t")
         .scope(async {
-            let a = post(&c, &base, &chat("m", 0.0)).await.unwrap().text().await.unwrap();
-            let b = post(&c, &base, &chat("m", 0.0)).await.unwrap().text().await.unwrap();
+            let a = post(&c, &base, &chat("m", 0.0))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let b = post(&c, &base, &chat("m", 0.0))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
             let third = post(&c, &base, &chat("m", 0.0)).await.unwrap_err();
             let text = miss_of(&third).to_string();
             assert!(text.contains("occurrence 2"), "{text}");
@@ -173,12 +233,21 @@ async fn a_miss_shows_the_nearest_recording_with_a_diff() {
     let server = MockServer::start().await;
     mock_json(&server, json!({"ok": 1}), 1).await;
     let c = client(Mode::RecordIfMissing, dir.path());
-    TestContext::new("t").scope(post(&c, &server.uri(), &chat("m", 0.0))).await.unwrap();
+    TestContext::new("t")
+        .scope(post(&c, &server.uri(), &chat("m", 0.0)))
+        .await
+        .unwrap();
     let c = client(Mode::Replay, dir.path());
-    let err = TestContext::new("t").scope(post(&c, &server.uri(), &chat("m", 0.5))).await.unwrap_err();
+    let err = TestContext::new("t")
+        .scope(post(&c, &server.uri(), &chat("m", 0.5)))
+        .await
+        .unwrap_err();
     let text = miss_of(&err).to_string();
     assert!(text.contains("Nearest recordings"), "{text}");
-    assert!(text.contains("-  \"temperature\": 0\n") || text.contains("-  \"temperature\": 0"), "{text}");
+    assert!(
+        text.contains("-  \"temperature\": 0\n") || text.contains("-  \"temperature\": 0"),
+        "{text}"
+    );
     assert!(text.contains("+  \"temperature\": 0.5"), "{text}");
     assert!(text.contains("responses/"), "{text}");
 }
@@ -188,7 +257,10 @@ async fn provider_http_errors_and_connection_refusals_replay_as_the_same_error()
     let dir = tempfile::tempdir().unwrap();
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).set_body_raw("{\"error\":{\"message\":\"slow down\"}}", "application/json"))
+        .respond_with(ResponseTemplate::new(429).set_body_raw(
+            "{\"error\":{\"message\":\"slow down\"}}",
+            "application/json",
+        ))
         .expect(1)
         .mount(&server)
         .await;
@@ -205,17 +277,27 @@ async fn provider_http_errors_and_connection_refusals_replay_as_the_same_error()
         })
         .await;
     assert_eq!(status, 429);
-    assert!(matches!(err, reqwest_middleware::Error::Reqwest(ref e) if e.is_connect()), "{err}");
+    assert!(
+        matches!(err, reqwest_middleware::Error::Reqwest(ref e) if e.is_connect()),
+        "{err}"
+    );
 
     let c = client(Mode::Replay, dir.path());
     TestContext::new("t")
         .scope(async {
             let r = post(&c, &server.uri(), &chat("m", 0.0)).await.unwrap();
             assert_eq!(r.status(), 429);
-            assert_eq!(r.text().await.unwrap(), "{\"error\":{\"message\":\"slow down\"}}");
+            assert_eq!(
+                r.text().await.unwrap(),
+                "{\"error\":{\"message\":\"slow down\"}}"
+            );
             let e = post(&c, &closed, &chat("other", 0.0)).await.unwrap_err();
-            let reqwest_middleware::Error::Middleware(a) = e else { panic!("expected a replayed error") };
-            let t = a.downcast_ref::<RecordedTransportError>().expect("a recorded transport error");
+            let reqwest_middleware::Error::Middleware(a) = e else {
+                panic!("expected a replayed error")
+            };
+            let t = a
+                .downcast_ref::<RecordedTransportError>()
+                .expect("a recorded transport error");
             assert_eq!(t.kind(), "connect");
         })
         .await;
@@ -276,7 +358,11 @@ async fn streams_are_forwarded_as_they_arrive_and_replayed_with_their_boundaries
     let dir = tempfile::tempdir().unwrap();
     // Two events split across three network chunks.
     let base = raw_stream_server(
-        vec!["data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\ndata: {\"cho", "ices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\n", "data: [DONE]\n\n"],
+        vec![
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\ndata: {\"cho",
+            "ices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\n",
+            "data: [DONE]\n\n",
+        ],
         Duration::from_millis(30),
         false,
     )
@@ -302,25 +388,41 @@ async fn streams_are_forwarded_as_they_arrive_and_replayed_with_their_boundaries
     assert_eq!(rows.len(), 1);
     assert!(rows[0].is_streaming);
     let rec = store.get(&rows[0].request_hash).unwrap().unwrap();
-    let RecordedResponse::Stream { events, end, .. } = rec.response else { panic!("not a stream") };
+    let RecordedResponse::Stream { events, end, .. } = rec.response else {
+        panic!("not a stream")
+    };
     assert_eq!(end, StreamEnd::Complete);
     assert_eq!(events.len(), 3);
     assert!(events.windows(2).all(|w| w[0].t_ms <= w[1].t_ms));
 
     let c = client(Mode::Replay, dir.path());
-    let (got, err) = TestContext::new("t").scope(async { chunks(post(&c, &base, &stream_body()).await.unwrap()).await }).await;
+    let (got, err) = TestContext::new("t")
+        .scope(async { chunks(post(&c, &base, &stream_body()).await.unwrap()).await })
+        .await;
     assert!(err.is_none());
-    assert_eq!(got, vec![
-        "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n".to_owned(),
-        "data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\n".to_owned(),
-        "data: [DONE]\n\n".to_owned(),
-    ]);
+    assert_eq!(
+        got,
+        vec![
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n".to_owned(),
+            "data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\n".to_owned(),
+            "data: [DONE]\n\n".to_owned(),
+        ]
+    );
 }
 
 #[tokio::test]
 async fn a_stream_the_caller_drops_early_is_still_recorded() {
     let dir = tempfile::tempdir().unwrap();
-    let base = raw_stream_server(vec!["data: {\"a\":1}\n\n", "data: {\"a\":2}\n\n", "data: [DONE]\n\n"], Duration::from_millis(50), false).await;
+    let base = raw_stream_server(
+        vec![
+            "data: {\"a\":1}\n\n",
+            "data: {\"a\":2}\n\n",
+            "data: [DONE]\n\n",
+        ],
+        Duration::from_millis(50),
+        false,
+    )
+    .await;
     let c = client(Mode::RecordIfMissing, dir.path());
     TestContext::new("t")
         .scope(async {
@@ -333,12 +435,16 @@ async fn a_stream_the_caller_drops_early_is_still_recorded() {
     let store = Store::open(dir.path()).unwrap();
     let row = &store.rows().unwrap()[0];
     let rec = store.get(&row.request_hash).unwrap().unwrap();
-    let RecordedResponse::Stream { events, end, .. } = rec.response else { panic!("not a stream") };
+    let RecordedResponse::Stream { events, end, .. } = rec.response else {
+        panic!("not a stream")
+    };
     assert_eq!(events.len(), 1);
     assert!(matches!(end, StreamEnd::CallerStopped { .. }), "{end:?}");
     // Replay gives the event, then says the recording ends there.
     let c = client(Mode::Replay, dir.path());
-    let (got, err) = TestContext::new("t").scope(async { chunks(post(&c, &base, &stream_body()).await.unwrap()).await }).await;
+    let (got, err) = TestContext::new("t")
+        .scope(async { chunks(post(&c, &base, &stream_body()).await.unwrap()).await })
+        .await;
     assert_eq!(got, vec!["data: {\"a\":1}\n\n".to_owned()]);
     assert!(err.unwrap().contains("stopped reading"));
 }
@@ -346,14 +452,32 @@ async fn a_stream_the_caller_drops_early_is_still_recorded() {
 #[tokio::test]
 async fn a_provider_error_mid_stream_replays_after_the_chunks_that_came_before_it() {
     let dir = tempfile::tempdir().unwrap();
-    let base = raw_stream_server(vec!["data: {\"a\":1}\n\n", "data: {\"a\":2}\n\n"], Duration::from_millis(5), true).await;
+    let base = raw_stream_server(
+        vec!["data: {\"a\":1}\n\n", "data: {\"a\":2}\n\n"],
+        Duration::from_millis(5),
+        true,
+    )
+    .await;
     let c = client(Mode::RecordIfMissing, dir.path());
-    let (live_chunks, live_err) = TestContext::new("t").scope(async { chunks(post(&c, &base, &stream_body()).await.unwrap()).await }).await;
-    assert_eq!(live_chunks.concat(), "data: {\"a\":1}\n\ndata: {\"a\":2}\n\n");
+    let (live_chunks, live_err) = TestContext::new("t")
+        .scope(async { chunks(post(&c, &base, &stream_body()).await.unwrap()).await })
+        .await;
+    assert_eq!(
+        live_chunks.concat(),
+        "data: {\"a\":1}\n\ndata: {\"a\":2}\n\n"
+    );
     assert!(live_err.is_some(), "the caller sees the provider's failure");
     let c = client(Mode::Replay, dir.path());
-    let (got, err) = TestContext::new("t").scope(async { chunks(post(&c, &base, &stream_body()).await.unwrap()).await }).await;
-    assert_eq!(got, vec!["data: {\"a\":1}\n\n".to_owned(), "data: {\"a\":2}\n\n".to_owned()]);
+    let (got, err) = TestContext::new("t")
+        .scope(async { chunks(post(&c, &base, &stream_body()).await.unwrap()).await })
+        .await;
+    assert_eq!(
+        got,
+        vec![
+            "data: {\"a\":1}\n\n".to_owned(),
+            "data: {\"a\":2}\n\n".to_owned()
+        ]
+    );
     let err = err.expect("the recorded error is replayed");
     assert!(err.contains("ReplayedStreamError"), "{err}");
     let _ = std::any::type_name::<ReplayedStreamError>();
@@ -364,32 +488,71 @@ fn paced_replay_follows_the_recorded_offsets() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let base = raw_stream_server(vec!["data: 1\n\n", "data: 2\n\n", "data: 3\n\n"], Duration::from_millis(80), false).await;
+        let base = raw_stream_server(
+            vec!["data: 1\n\n", "data: 2\n\n", "data: 3\n\n"],
+            Duration::from_millis(80),
+            false,
+        )
+        .await;
         let c = client(Mode::RecordIfMissing, dir.path());
-        TestContext::new("t").scope(async { chunks(post(&c, &base, &stream_body()).await.unwrap()).await }).await;
+        TestContext::new("t")
+            .scope(async { chunks(post(&c, &base, &stream_body()).await.unwrap()).await })
+            .await;
     });
     let store = Store::open(dir.path()).unwrap();
-    let rec = store.get(&store.rows().unwrap()[0].request_hash).unwrap().unwrap();
-    let RecordedResponse::Stream { events, .. } = rec.response else { panic!("not a stream") };
+    let rec = store
+        .get(&store.rows().unwrap()[0].request_hash)
+        .unwrap()
+        .unwrap();
+    let RecordedResponse::Stream { events, .. } = rec.response else {
+        panic!("not a stream")
+    };
     let last = events.last().unwrap().t_ms;
     drop(store);
     // Replay on a paused clock: virtual time advances exactly as far as the pacing sleeps.
-    for (timing, paced) in [(ReplayTiming::Recorded, true), (ReplayTiming::Instant, false)] {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    for (timing, paced) in [
+        (ReplayTiming::Recorded, true),
+        (ReplayTiming::Instant, false),
+    ] {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
         let elapsed = rt.block_on(async {
             let mut cfg = RecorderConfig::new(Mode::Replay, dir.path()).unwrap();
             cfg.timing = timing;
-            let c = ClientBuilder::new(reqwest::Client::new()).with(Recorder::new(cfg).unwrap()).build();
+            let c = ClientBuilder::new(reqwest::Client::new())
+                .with(Recorder::new(cfg).unwrap())
+                .build();
             let start = tokio::time::Instant::now();
-            let (got, _) = TestContext::new("t").scope(async { chunks(post(&c, "http://127.0.0.1:9", &stream_body()).await.unwrap()).await }).await;
+            let (got, _) = TestContext::new("t")
+                .scope(async {
+                    chunks(
+                        post(&c, "http://127.0.0.1:9", &stream_body())
+                            .await
+                            .unwrap(),
+                    )
+                    .await
+                })
+                .await;
             assert_eq!(got.len(), 3);
             start.elapsed().as_secs_f64() * 1000.0
         });
         if paced {
-            assert!(elapsed >= last - 1.0, "paced replay took {elapsed} ms, recording spans {last} ms");
-            assert!(last >= 200.0, "events were recorded ~80 ms apart, last at {last} ms");
+            assert!(
+                elapsed >= last - 1.0,
+                "paced replay took {elapsed} ms, recording spans {last} ms"
+            );
+            assert!(
+                last >= 200.0,
+                "events were recorded ~80 ms apart, last at {last} ms"
+            );
         } else {
-            assert!(elapsed < 1.0, "instant replay slept {elapsed} ms of virtual time");
+            assert!(
+                elapsed < 1.0,
+                "instant replay slept {elapsed} ms of virtual time"
+            );
         }
     }
 }
@@ -441,7 +604,10 @@ async fn secrets_never_reach_disk() {
                 .header("api-key", "planted-api-key-3333")
                 .header("x-api-key", "planted-x-api-key-4444")
                 .header("cookie", "session=planted-cookie-5555")
-                .header("X-LlamaStack-Provider-Data", "{\"__test_id\":\"t\",\"openai_api_key\":\"planted-provider-data-6666\"}")
+                .header(
+                    "X-LlamaStack-Provider-Data",
+                    "{\"__test_id\":\"t\",\"openai_api_key\":\"planted-provider-data-6666\"}",
+                )
                 .json(&body)
                 .send(),
         )
@@ -449,7 +615,12 @@ async fn secrets_never_reach_disk() {
         .unwrap();
     assert_eq!(resp.status(), 401);
     // The caller still gets the provider's own words; only the disk is scrubbed.
-    assert!(resp.text().await.unwrap().contains("sk-planted-bearer-1111"));
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("sk-planted-bearer-1111")
+    );
     let mut files = 0;
     for entry in walk(dir.path()) {
         let bytes = std::fs::read(&entry).unwrap();
@@ -461,7 +632,10 @@ async fn secrets_never_reach_disk() {
     }
     assert!(files >= 2, "the blob and the index were checked");
     let blob = std::fs::read_to_string(&blobs(dir.path())[0]).unwrap();
-    assert!(blob.contains("<redacted>") && blob.contains("api-version"), "{blob}");
+    assert!(
+        blob.contains("<redacted>") && blob.contains("api-version"),
+        "{blob}"
+    );
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -480,7 +654,10 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 async fn record_three(dir: &Path, server: &MockServer) {
     let c = client(Mode::RecordIfMissing, dir);
     for (i, t) in ["a", "b", "c"].into_iter().enumerate() {
-        TestContext::new(t).scope(post(&c, &server.uri(), &chat("m", i as f64))).await.unwrap();
+        TestContext::new(t)
+            .scope(post(&c, &server.uri(), &chat("m", i as f64)))
+            .await
+            .unwrap();
     }
 }
 
@@ -500,13 +677,22 @@ async fn the_index_is_rebuilt_when_deleted_truncated_conflicted_or_stale() {
     drop(s);
 
     let len = std::fs::metadata(&index).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&index).unwrap().set_len(len / 3).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&index)
+        .unwrap()
+        .set_len(len / 3)
+        .unwrap();
     let _ = std::fs::remove_file(dir.path().join("index.sqlite-wal"));
     let s = Store::open(dir.path()).unwrap();
     assert_eq!(s.rows().unwrap(), expected, "truncated");
     drop(s);
 
-    std::fs::write(&index, "<<<<<<< HEAD\nbinary\n=======\nother\n>>>>>>> branch\n").unwrap();
+    std::fs::write(
+        &index,
+        "<<<<<<< HEAD\nbinary\n=======\nother\n>>>>>>> branch\n",
+    )
+    .unwrap();
     let s = Store::open(dir.path()).unwrap();
     assert!(s.sync_report().recreated);
     assert_eq!(s.rows().unwrap(), expected, "merge-conflicted");
@@ -518,7 +704,10 @@ async fn the_index_is_rebuilt_when_deleted_truncated_conflicted_or_stale() {
     let extra = MockServer::start().await;
     mock_json(&extra, json!({"ok": 2}), 1).await;
     let c = client(Mode::RecordIfMissing, dir.path());
-    TestContext::new("d").scope(post(&c, &extra.uri(), &chat("m", 9.0))).await.unwrap();
+    TestContext::new("d")
+        .scope(post(&c, &extra.uri(), &chat("m", 9.0)))
+        .await
+        .unwrap();
     drop(c);
     let with_four = Store::open(dir.path()).unwrap().rows().unwrap();
     assert_eq!(with_four.len(), 4);

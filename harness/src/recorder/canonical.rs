@@ -47,14 +47,18 @@ pub enum CanonicalBody {
 impl CanonicalBody {
     /// Canonicalizes raw body bytes with the given rules.
     pub fn from_bytes(bytes: Option<&[u8]>, rules: &Rules, host: &str, path: &str) -> Self {
-        let Some(bytes) = bytes.filter(|b| !b.is_empty()) else { return CanonicalBody::Empty };
+        let Some(bytes) = bytes.filter(|b| !b.is_empty()) else {
+            return CanonicalBody::Empty;
+        };
         if let Ok(mut v) = serde_json::from_slice::<Value>(bytes) {
             rules.apply(host, path, &mut v);
             return CanonicalBody::Json(v);
         }
         match std::str::from_utf8(bytes) {
             Ok(s) => CanonicalBody::Text(s.to_owned()),
-            Err(_) => CanonicalBody::Binary { sha256: hex::encode(Sha256::digest(bytes)) },
+            Err(_) => CanonicalBody::Binary {
+                sha256: hex::encode(Sha256::digest(bytes)),
+            },
         }
     }
 
@@ -103,7 +107,12 @@ fn sort_keys(v: Value) -> Value {
         Value::Object(map) => {
             let mut entries: Vec<(String, Value)> = map.into_iter().collect();
             entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-            Value::Object(entries.into_iter().map(|(k, v)| (k, sort_keys(v))).collect())
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sort_keys(v)))
+                    .collect(),
+            )
         }
         Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
         other => other,
@@ -137,7 +146,13 @@ struct KeyForm<'a> {
 
 impl CanonicalRequest {
     /// Builds the canonical form of a request.
-    pub fn new(method: &str, url: &url::Url, body: Option<&[u8]>, test_id: Option<&str>, rules: &Rules) -> Self {
+    pub fn new(
+        method: &str,
+        url: &url::Url,
+        body: Option<&[u8]>,
+        test_id: Option<&str>,
+        rules: &Rules,
+    ) -> Self {
         let host = url.host_str().unwrap_or("");
         let path = url.path().to_owned();
         let mut query: Vec<(String, String)> = url
@@ -181,29 +196,59 @@ mod tests {
 
     fn req(body: &str, test_id: Option<&str>) -> CanonicalRequest {
         let url = url::Url::parse("http://127.0.0.1:8080/v1/chat/completions").unwrap();
-        CanonicalRequest::new("post", &url, Some(body.as_bytes()), test_id, &Rules::llm_defaults())
+        CanonicalRequest::new(
+            "post",
+            &url,
+            Some(body.as_bytes()),
+            test_id,
+            &Rules::llm_defaults(),
+        )
     }
 
     /// Golden hashes: if one of these changes, every recording's key changes. Bump the format
     /// version and document the change instead of editing the expected values.
     #[test]
     fn golden_hashes() {
-        let r = req(r#"{"model":"smollm2-135m","messages":[{"role":"user","content":"Hi"}],"temperature":0}"#, Some("t"));
+        let r = req(
+            r#"{"model":"smollm2-135m","messages":[{"role":"user","content":"Hi"}],"temperature":0}"#,
+            Some("t"),
+        );
         assert_eq!(
             r.key_text(0),
             r#"{"body":{"messages":[{"content":"Hi","role":"user"}],"model":"smollm2-135m","temperature":0},"method":"POST","occurrence":0,"path":"/v1/chat/completions","query":[],"test_id":"t"}"#
         );
-        assert_eq!(r.key(0), "8d3dcaa28c2127efc3dd9a4bfda538c7e81f5eb9b8bce36cc0da9c4cd408eda2");
-        assert_eq!(r.key(1), "02c61297b7331936c9af950ddbf981bd28e3af639f9460147c26137d5df7583c");
-        let none = CanonicalRequest::new("GET", &url::Url::parse("http://h:1/v1/models").unwrap(), None, None, &Rules::none());
-        assert_eq!(none.key_text(0), r#"{"body":null,"method":"GET","occurrence":0,"path":"/v1/models","query":[],"test_id":null}"#);
-        assert_eq!(none.key(0), "5e4e66167eaaa8611bb6be965ab3497623d11d099531f1c0dc7289039c17b9c6");
+        assert_eq!(
+            r.key(0),
+            "8d3dcaa28c2127efc3dd9a4bfda538c7e81f5eb9b8bce36cc0da9c4cd408eda2"
+        );
+        assert_eq!(
+            r.key(1),
+            "02c61297b7331936c9af950ddbf981bd28e3af639f9460147c26137d5df7583c"
+        );
+        let none = CanonicalRequest::new(
+            "GET",
+            &url::Url::parse("http://h:1/v1/models").unwrap(),
+            None,
+            None,
+            &Rules::none(),
+        );
+        assert_eq!(
+            none.key_text(0),
+            r#"{"body":null,"method":"GET","occurrence":0,"path":"/v1/models","query":[],"test_id":null}"#
+        );
+        assert_eq!(
+            none.key(0),
+            "5e4e66167eaaa8611bb6be965ab3497623d11d099531f1c0dc7289039c17b9c6"
+        );
     }
 
     #[test]
     fn key_ignores_host_key_order_number_spelling_and_secrets() {
         let a = req(r#"{"a":1,"b":0.5,"api_key":"sk-real"}"#, Some("t"));
-        let b = req(r#"{ "b" : 5e-1, "a" : 1.0, "api_key": "dummy" }"#, Some("t"));
+        let b = req(
+            r#"{ "b" : 5e-1, "a" : 1.0, "api_key": "dummy" }"#,
+            Some("t"),
+        );
         assert_eq!(a.key(0), b.key(0));
         let moved = CanonicalRequest::new(
             "POST",
@@ -227,8 +272,17 @@ mod tests {
     #[test]
     fn non_json_bodies_are_text_or_digest() {
         let rules = Rules::none();
-        assert_eq!(CanonicalBody::from_bytes(Some(b"hello"), &rules, "", ""), CanonicalBody::Text("hello".into()));
-        assert!(matches!(CanonicalBody::from_bytes(Some(&[0xff, 0xfe]), &rules, "", ""), CanonicalBody::Binary { .. }));
-        assert_eq!(CanonicalBody::from_bytes(Some(b""), &rules, "", ""), CanonicalBody::Empty);
+        assert_eq!(
+            CanonicalBody::from_bytes(Some(b"hello"), &rules, "", ""),
+            CanonicalBody::Text("hello".into())
+        );
+        assert!(matches!(
+            CanonicalBody::from_bytes(Some(&[0xff, 0xfe]), &rules, "", ""),
+            CanonicalBody::Binary { .. }
+        ));
+        assert_eq!(
+            CanonicalBody::from_bytes(Some(b""), &rules, "", ""),
+            CanonicalBody::Empty
+        );
     }
 }

@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 
 use super::canonical::CanonicalRequest;
-use super::format::{Body, FORMAT_VERSION, Metadata, REQUEST_HEADERS, RESPONSE_HEADERS, RecordedRequest, RecordedResponse, Recording};
+use super::format::{
+    Body, FORMAT_VERSION, Metadata, REQUEST_HEADERS, RESPONSE_HEADERS, RecordedRequest,
+    RecordedResponse, Recording,
+};
 use super::redact;
 
 /// The request half of a recording plus what is needed to keep secrets out of the response half.
@@ -70,7 +73,11 @@ impl Draft {
         headers
             .iter()
             .filter(|(n, _)| RESPONSE_HEADERS.contains(&n.as_str()))
-            .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_owned(), self.sanitize_text(v))))
+            .filter_map(|(n, v)| {
+                v.to_str()
+                    .ok()
+                    .map(|v| (n.as_str().to_owned(), self.sanitize_text(v)))
+            })
             .collect()
     }
 

@@ -52,7 +52,10 @@ pub enum RecorderError {
 
 impl RecorderError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        RecorderError::Io { path: path.into(), source }
+        RecorderError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 

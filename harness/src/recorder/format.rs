@@ -91,7 +91,9 @@ impl Body {
             Body::Text(s) => s.as_bytes().to_vec(),
             Body::Base64(s) => {
                 use base64::Engine;
-                base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_default()
+                base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .unwrap_or_default()
             }
         }
     }
@@ -171,7 +173,9 @@ impl RecordedResponse {
     /// The HTTP status, if there was a response.
     pub fn status(&self) -> Option<u16> {
         match self {
-            RecordedResponse::Http { status, .. } | RecordedResponse::Stream { status, .. } => Some(*status),
+            RecordedResponse::Http { status, .. } | RecordedResponse::Stream { status, .. } => {
+                Some(*status)
+            }
             RecordedResponse::TransportError { .. } => None,
         }
     }
@@ -191,4 +195,10 @@ pub struct Metadata {
 /// Response headers worth keeping (everything else, e.g. dates and request ids, is dropped).
 pub const RESPONSE_HEADERS: &[&str] = &["content-type", "content-encoding", "openai-version"];
 /// Request headers worth keeping besides secret ones (which are kept as `<redacted>`).
-pub const REQUEST_HEADERS: &[&str] = &["content-type", "accept", "openai-beta", "anthropic-version", "api-version"];
+pub const REQUEST_HEADERS: &[&str] = &[
+    "content-type",
+    "accept",
+    "openai-beta",
+    "anthropic-version",
+    "api-version",
+];

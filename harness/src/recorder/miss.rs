@@ -63,7 +63,13 @@ impl ReplayMiss {
         let model = canonical.body.model().map(str::to_owned);
         let wanted = canonical.body.to_pretty();
         let rows = store
-            .nearest(&canonical.method, &canonical.path, model.as_deref(), canonical.test_id.as_deref(), 3)
+            .nearest(
+                &canonical.method,
+                &canonical.path,
+                model.as_deref(),
+                canonical.test_id.as_deref(),
+                3,
+            )
             .unwrap_or_default();
         let nearest = rows
             .into_iter()
@@ -73,10 +79,15 @@ impl ReplayMiss {
                     .ok()
                     .flatten()
                     .map(|rec| {
-                        serde_json::to_string_pretty(&rec.request.canonical_body).unwrap_or_default()
+                        serde_json::to_string_pretty(&rec.request.canonical_body)
+                            .unwrap_or_default()
                     })
                     .unwrap_or_default();
-                let recorded = if recorded == "null" { "(no body)".to_owned() } else { recorded };
+                let recorded = if recorded == "null" {
+                    "(no body)".to_owned()
+                } else {
+                    recorded
+                };
                 let body_diff = if recorded == wanted {
                     String::new()
                 } else {
@@ -120,7 +131,11 @@ fn truncate_lines(text: &str, max: usize) -> String {
     if lines.len() <= max {
         return text.trim_end().to_owned();
     }
-    format!("{}\n... ({} more lines)", lines[..max].join("\n"), lines.len() - max)
+    format!(
+        "{}\n... ({} more lines)",
+        lines[..max].join("\n"),
+        lines.len() - max
+    )
 }
 
 fn indent(text: &str) -> String {
@@ -129,15 +144,37 @@ fn indent(text: &str) -> String {
 
 impl fmt::Display for ReplayMiss {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Recording not found for request hash {}", self.request_hash)?;
-        writeln!(f, "  test:     {}", self.test_id.as_deref().unwrap_or("(none: call made outside a test)"))?;
-        writeln!(f, "  request:  {} {} (occurrence {} in this test)", self.method, self.endpoint, self.occurrence)?;
-        writeln!(f, "  model:    {}", self.model.as_deref().unwrap_or("(none)"))?;
+        writeln!(
+            f,
+            "Recording not found for request hash {}",
+            self.request_hash
+        )?;
+        writeln!(
+            f,
+            "  test:     {}",
+            self.test_id
+                .as_deref()
+                .unwrap_or("(none: call made outside a test)")
+        )?;
+        writeln!(
+            f,
+            "  request:  {} {} (occurrence {} in this test)",
+            self.method, self.endpoint, self.occurrence
+        )?;
+        writeln!(
+            f,
+            "  model:    {}",
+            self.model.as_deref().unwrap_or("(none)")
+        )?;
         writeln!(f, "  store:    {}", self.recordings_dir)?;
         writeln!(f, "  canonical body:")?;
         write!(f, "{}", indent(&self.canonical_body))?;
         if self.nearest.is_empty() {
-            writeln!(f, "No recording exists for {} {} at all.", self.method, self.endpoint)?;
+            writeln!(
+                f,
+                "No recording exists for {} {} at all.",
+                self.method, self.endpoint
+            )?;
         } else {
             writeln!(f, "Nearest recordings ({} {}):", self.method, self.endpoint)?;
             for (i, n) in self.nearest.iter().enumerate() {

@@ -79,7 +79,9 @@ impl std::str::FromStr for ReplayTiming {
         match s.trim().to_ascii_lowercase().as_str() {
             "" | "instant" => Ok(ReplayTiming::Instant),
             "recorded" => Ok(ReplayTiming::Recorded),
-            other => Err(format!("invalid {REPLAY_TIMING_ENV}={other:?}: expected instant (default) or recorded")),
+            other => Err(format!(
+                "invalid {REPLAY_TIMING_ENV}={other:?}: expected instant (default) or recorded"
+            )),
         }
     }
 }
@@ -119,16 +121,19 @@ impl RecorderConfig {
     /// Reads the configuration from the environment; `Ok(None)` when
     /// `LLAMA_STACK_TEST_INFERENCE_MODE` is unset (no recorder).
     pub fn from_env() -> Result<Option<Self>, RecorderError> {
-        let Some(mode) = Mode::from_env()? else { return Ok(None) };
+        let Some(mode) = Mode::from_env()? else {
+            return Ok(None);
+        };
         let dir = match std::env::var_os(RECORDING_DIR_ENV) {
             Some(d) if !d.is_empty() => PathBuf::from(d),
             _ => default_recordings_dir(),
         };
         let mut config = RecorderConfig::new(mode, dir)?;
         if let Ok(t) = std::env::var(REPLAY_TIMING_ENV) {
-            config.timing = t
-                .parse()
-                .map_err(|reason| RecorderError::InvalidRule { rule: REPLAY_TIMING_ENV.into(), reason })?;
+            config.timing = t.parse().map_err(|reason| RecorderError::InvalidRule {
+                rule: REPLAY_TIMING_ENV.into(),
+                reason,
+            })?;
         }
         if let Ok(c) = std::env::var(RECORD_COMMAND_ENV)
             && !c.trim().is_empty()
@@ -136,7 +141,10 @@ impl RecorderConfig {
             config.record_command = c;
         }
         config.debug = matches!(
-            std::env::var(DEBUG_ENV).unwrap_or_default().to_ascii_lowercase().as_str(),
+            std::env::var(DEBUG_ENV)
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+                .as_str(),
             "1" | "true" | "yes"
         );
         Ok(Some(config))
@@ -169,11 +177,16 @@ pub struct Recorder {
     inner: Arc<Inner>,
 }
 
+/// Test id -> (execution nonce being counted, base key -> next occurrence).
+type Occurrences = HashMap<String, (String, HashMap<String, u32>)>;
+
 #[derive(Debug)]
 struct Inner {
     config: RecorderConfig,
     store: Option<Arc<Store>>,
-    occurrences: Mutex<HashMap<(String, String, String), u32>>,
+    /// Per test id: the execution (run nonce) being counted and its counters. A new execution of
+    /// a test resets them, so the map never grows past the number of distinct tests.
+    occurrences: Mutex<Occurrences>,
 }
 
 impl Recorder {
@@ -184,7 +197,13 @@ impl Recorder {
             Mode::Live => None,
             _ => Some(Arc::new(Store::open(&config.dir)?)),
         };
-        Ok(Recorder { inner: Arc::new(Inner { config, store, occurrences: Mutex::new(HashMap::new()) }) })
+        Ok(Recorder {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                occurrences: Mutex::new(HashMap::new()),
+            }),
+        })
     }
 
     /// The recorder the environment asks for, or `None` when `LLAMA_STACK_TEST_INFERENCE_MODE`
@@ -216,7 +235,12 @@ impl Recorder {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        let n = map.entry((ctx.test_id().to_owned(), ctx.run().to_owned(), base.to_owned())).or_insert(0);
+        let (run, counters) = map.entry(ctx.test_id().to_owned()).or_default();
+        if run != ctx.run() {
+            *run = ctx.run().to_owned();
+            counters.clear();
+        }
+        let n = counters.entry(base.to_owned()).or_insert(0);
         let current = *n;
         *n += 1;
         current
@@ -226,20 +250,33 @@ impl Recorder {
         let method = rec.request.method.clone();
         let path = rec.request.path.clone();
         match rec.response {
-            RecordedResponse::Http { status, headers, body, .. } => build_response(status, &headers, reqwest::Body::from(body.to_bytes())),
-            RecordedResponse::Stream { status, headers, events, end } => {
+            RecordedResponse::Http {
+                status,
+                headers,
+                body,
+                ..
+            } => build_response(status, &headers, reqwest::Body::from(body.to_bytes())),
+            RecordedResponse::Stream {
+                status,
+                headers,
+                events,
+                end,
+            } => {
                 let paced = self.inner.config.timing == ReplayTiming::Recorded;
                 let s = stream::replay(events, end, paced);
                 build_response(status, &headers, reqwest::Body::wrap_stream(s))
             }
-            RecordedResponse::TransportError { error_kind, message } => {
-                Err(reqwest_middleware::Error::middleware(RecordedTransportError {
+            RecordedResponse::TransportError {
+                error_kind,
+                message,
+            } => Err(reqwest_middleware::Error::middleware(
+                RecordedTransportError {
                     kind: error_kind,
                     message,
                     method,
                     url: path,
-                }))
-            }
+                },
+            )),
         }
     }
 }
@@ -253,12 +290,12 @@ fn build_response(
     for (k, v) in headers {
         builder = builder.header(k, v);
     }
-    let resp = builder
-        .body(body)
-        .map_err(|e| reqwest_middleware::Error::middleware(RecorderError::BadRecording {
+    let resp = builder.body(body).map_err(|e| {
+        reqwest_middleware::Error::middleware(RecorderError::BadRecording {
             path: PathBuf::from("(recording)"),
             reason: format!("cannot rebuild the response: {e}"),
-        }))?;
+        })
+    })?;
     Ok(reqwest::Response::from(resp))
 }
 
@@ -301,7 +338,13 @@ impl Middleware for Recorder {
                 }
             },
         };
-        let canonical = CanonicalRequest::new(&method, &url, body.as_deref(), ctx.as_ref().map(TestContext::test_id), &config.rules);
+        let canonical = CanonicalRequest::new(
+            &method,
+            &url,
+            body.as_deref(),
+            ctx.as_ref().map(TestContext::test_id),
+            &config.rules,
+        );
         let base = canonical.key(u32::MAX);
         let occurrence = self.occurrence(ctx.as_ref(), &base);
         let hash = canonical.key(occurrence);
@@ -316,21 +359,36 @@ impl Middleware for Recorder {
             }
         }
         if !config.mode.may_call_provider() {
-            let miss = ReplayMiss::new(&store, &canonical, hash, occurrence, &config.record_command);
+            let miss =
+                ReplayMiss::new(&store, &canonical, hash, occurrence, &config.record_command);
             return Err(reqwest_middleware::Error::middleware(miss));
         }
-        let draft = Draft::new(hash, occurrence, &canonical, &url, req.headers(), body.as_deref());
+        let draft = Draft::new(
+            hash,
+            occurrence,
+            &canonical,
+            &url,
+            req.headers(),
+            body.as_deref(),
+        );
         let started = Instant::now();
         let resp = match next.run(req, extensions).await {
             Ok(r) => r,
             Err(e) => {
                 let (kind, message) = match &e {
-                    reqwest_middleware::Error::Reqwest(re) => (transport_kind(re), stream::error_chain(re)),
+                    reqwest_middleware::Error::Reqwest(re) => {
+                        (transport_kind(re), stream::error_chain(re))
+                    }
                     reqwest_middleware::Error::Middleware(me) => ("other", format!("{me:#}")),
                 };
                 let message = draft.sanitize_text(&message);
-                let rec = draft.into_recording(RecordedResponse::TransportError { error_kind: kind.to_owned(), message });
-                store.put(&rec).map_err(reqwest_middleware::Error::middleware)?;
+                let rec = draft.into_recording(RecordedResponse::TransportError {
+                    error_kind: kind.to_owned(),
+                    message,
+                });
+                store
+                    .put(&rec)
+                    .map_err(reqwest_middleware::Error::middleware)?;
                 return Err(e);
             }
         };
@@ -346,7 +404,12 @@ impl Middleware for Recorder {
             for (k, v) in resp.headers() {
                 builder = builder.header(k, v);
             }
-            let sink = stream::StreamSink { store, draft, status, headers };
+            let sink = stream::StreamSink {
+                store,
+                draft,
+                status,
+                headers,
+            };
             let upstream = resp.bytes_stream().boxed();
             let recording = stream::RecordingStream::new(upstream, framing, started, sink);
             let out = builder
@@ -364,16 +427,30 @@ impl Middleware for Recorder {
             Ok(b) => b,
             Err(e) => {
                 let message = draft.sanitize_text(&stream::error_chain(&e));
-                let rec = draft.into_recording(RecordedResponse::TransportError { error_kind: "body".into(), message });
-                store.put(&rec).map_err(reqwest_middleware::Error::middleware)?;
+                let rec = draft.into_recording(RecordedResponse::TransportError {
+                    error_kind: "body".into(),
+                    message,
+                });
+                store
+                    .put(&rec)
+                    .map_err(reqwest_middleware::Error::middleware)?;
                 return Err(reqwest_middleware::Error::Reqwest(e));
             }
         };
         let t_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
         let stored_body = Body::from_bytes(&bytes, |t| draft.sanitize_text(t));
-        let rec = draft.into_recording(RecordedResponse::Http { status, headers, body: stored_body, t_ms });
-        store.put(&rec).map_err(reqwest_middleware::Error::middleware)?;
-        let out = builder.body(reqwest::Body::from(bytes)).map_err(reqwest_middleware::Error::middleware)?;
+        let rec = draft.into_recording(RecordedResponse::Http {
+            status,
+            headers,
+            body: stored_body,
+            t_ms,
+        });
+        store
+            .put(&rec)
+            .map_err(reqwest_middleware::Error::middleware)?;
+        let out = builder
+            .body(reqwest::Body::from(bytes))
+            .map_err(reqwest_middleware::Error::middleware)?;
         Ok(reqwest::Response::from(out))
     }
 }

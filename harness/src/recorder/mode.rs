@@ -23,7 +23,12 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, in the order the documentation lists them.
-    pub const ALL: [Mode; 4] = [Mode::Replay, Mode::RecordIfMissing, Mode::Record, Mode::Live];
+    pub const ALL: [Mode; 4] = [
+        Mode::Replay,
+        Mode::RecordIfMissing,
+        Mode::Record,
+        Mode::Live,
+    ];
 
     /// The mode's name as written in the environment variable.
     pub fn as_str(self) -> &'static str {
@@ -76,7 +81,9 @@ impl FromStr for Mode {
         Mode::ALL
             .into_iter()
             .find(|m| m.as_str() == wanted)
-            .ok_or_else(|| RecorderError::InvalidMode { value: s.to_owned() })
+            .ok_or_else(|| RecorderError::InvalidMode {
+                value: s.to_owned(),
+            })
     }
 }
 
@@ -89,7 +96,10 @@ mod tests {
         for m in Mode::ALL {
             assert_eq!(m.as_str().parse::<Mode>().unwrap(), m);
         }
-        assert_eq!("RECORD_IF_MISSING".parse::<Mode>().unwrap(), Mode::RecordIfMissing);
+        assert_eq!(
+            "RECORD_IF_MISSING".parse::<Mode>().unwrap(),
+            Mode::RecordIfMissing
+        );
     }
 
     #[test]

@@ -63,7 +63,11 @@ impl JsonPath {
                     .strip_prefix('[')
                     .and_then(|s| s.strip_suffix(']'))
                     .ok_or_else(|| bad("unbalanced [ ]"))?;
-                trailing.push(if inner == "*" { Segment::Any } else { Segment::Key(inner.to_owned()) });
+                trailing.push(if inner == "*" {
+                    Segment::Any
+                } else {
+                    Segment::Key(inner.to_owned())
+                });
                 part = &part[..open];
             }
             if part.is_empty() && trailing.is_empty() {
@@ -85,7 +89,9 @@ impl JsonPath {
             segs: &[Segment],
             action: &dyn Fn(&mut serde_json::Map<String, Value>, &str),
         ) {
-            let Some((first, rest)) = segs.split_first() else { return };
+            let Some((first, rest)) = segs.split_first() else {
+                return;
+            };
             match v {
                 Value::Object(map) => {
                     if rest.is_empty() {
@@ -123,7 +129,8 @@ impl JsonPath {
                         }
                     }
                     Segment::Key(k) => {
-                        if let Some(child) = k.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                        if let Some(child) = k.parse::<usize>().ok().and_then(|i| items.get_mut(i))
+                        {
                             walk(child, rest, action);
                         }
                     }
@@ -160,12 +167,20 @@ pub struct Rule {
 impl Rule {
     /// A rule that drops `path`.
     pub fn drop(path: &str) -> Result<Self, RecorderError> {
-        Ok(Rule { action: Action::Drop(JsonPath::parse(path)?), endpoint: None, host: None })
+        Ok(Rule {
+            action: Action::Drop(JsonPath::parse(path)?),
+            endpoint: None,
+            host: None,
+        })
     }
 
     /// A rule that replaces the value at `path` with `with`.
     pub fn replace(path: &str, with: Value) -> Result<Self, RecorderError> {
-        Ok(Rule { action: Action::Replace(JsonPath::parse(path)?, with), endpoint: None, host: None })
+        Ok(Rule {
+            action: Action::Replace(JsonPath::parse(path)?, with),
+            endpoint: None,
+            host: None,
+        })
     }
 
     /// A rule that rewrites every match of `pattern` in strings with `replacement`
@@ -175,7 +190,11 @@ impl Rule {
             rule: pattern.to_owned(),
             reason: e.to_string(),
         })?;
-        Ok(Rule { action: Action::Pattern(re, replacement.to_owned()), endpoint: None, host: None })
+        Ok(Rule {
+            action: Action::Pattern(re, replacement.to_owned()),
+            endpoint: None,
+            host: None,
+        })
     }
 
     /// Limits the rule to paths ending with `endpoint`.
@@ -217,8 +236,12 @@ fn rewrite_strings(v: &mut Value, re: &Regex, replacement: &str) {
                 *s = new;
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|i| rewrite_strings(i, re, replacement)),
-        Value::Object(map) => map.values_mut().for_each(|i| rewrite_strings(i, re, replacement)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|i| rewrite_strings(i, re, replacement)),
+        Value::Object(map) => map
+            .values_mut()
+            .for_each(|i| rewrite_strings(i, re, replacement)),
         _ => {}
     }
 }
@@ -274,7 +297,9 @@ impl Rules {
             Rule::drop("$.project_id"),
             Rule::drop("$.extra_body.project_id"),
         ];
-        Rules { rules: rules.into_iter().filter_map(Result::ok).collect() }
+        Rules {
+            rules: rules.into_iter().filter_map(Result::ok).collect(),
+        }
     }
 
     /// Appends a rule.
@@ -289,19 +314,32 @@ impl Rules {
             rule: origin.to_owned(),
             reason: e.to_string(),
         })?;
-        let mut rules = if file.defaults { Rules::llm_defaults() } else { Rules::none() };
+        let mut rules = if file.defaults {
+            Rules::llm_defaults()
+        } else {
+            Rules::none()
+        };
         for (i, spec) in file.rule.into_iter().enumerate() {
             let where_ = format!("{origin} rule #{}", i + 1);
-            let bad = |reason: &str| RecorderError::InvalidRule { rule: where_.clone(), reason: reason.into() };
+            let bad = |reason: &str| RecorderError::InvalidRule {
+                rule: where_.clone(),
+                reason: reason.into(),
+            };
             let mut rule = match (&spec.drop, &spec.replace, &spec.pattern) {
                 (Some(p), None, None) => Rule::drop(p)?,
                 (None, Some(p), None) => {
-                    let with = spec.with.clone().ok_or_else(|| bad("`replace` needs `with`"))?;
+                    let with = spec
+                        .with
+                        .clone()
+                        .ok_or_else(|| bad("`replace` needs `with`"))?;
                     let with = serde_json::to_value(with).map_err(|e| bad(&e.to_string()))?;
                     Rule::replace(p, with)?
                 }
                 (None, None, Some(p)) => {
-                    let r = spec.replacement.as_deref().ok_or_else(|| bad("`pattern` needs `replacement`"))?;
+                    let r = spec
+                        .replacement
+                        .as_deref()
+                        .ok_or_else(|| bad("`pattern` needs `replacement`"))?;
                     Rule::pattern(p, r)?
                 }
                 _ => return Err(bad("write exactly one of `drop`, `replace` or `pattern`")),
@@ -339,7 +377,10 @@ mod tests {
 
     #[test]
     fn paths_parse_in_both_notations() {
-        assert_eq!(JsonPath::parse("$.a.b[*].c").unwrap(), JsonPath::parse("a.b.*.c").unwrap());
+        assert_eq!(
+            JsonPath::parse("$.a.b[*].c").unwrap(),
+            JsonPath::parse("a.b.*.c").unwrap()
+        );
         assert!(JsonPath::parse("$").is_err());
         assert!(JsonPath::parse("a..b").is_err());
         assert!(JsonPath::parse("a[*").is_err());
@@ -350,7 +391,11 @@ mod tests {
         let rules = Rules::none()
             .with(Rule::drop("$.messages[*].id").unwrap())
             .with(Rule::replace("$.metadata.run", json!("<run>")).unwrap())
-            .with(Rule::pattern(r"call_[0-9a-z]+", "call_<id>").unwrap().on_endpoint("/chat/completions"));
+            .with(
+                Rule::pattern(r"call_[0-9a-z]+", "call_<id>")
+                    .unwrap()
+                    .on_endpoint("/chat/completions"),
+            );
         let mut body = json!({
             "messages": [{"id": 1, "content": "see call_abc1"}, {"id": 2}],
             "metadata": {"run": 42},
@@ -369,7 +414,11 @@ mod tests {
     fn defaults_drop_stream_options_only_for_bedrock_and_mask_secrets() {
         let rules = Rules::llm_defaults();
         let mut a = json!({"stream_options": {"include_usage": true}, "api_key": "sk-1"});
-        rules.apply("bedrock-runtime.us-east-1.amazonaws.com", "/chat/completions", &mut a);
+        rules.apply(
+            "bedrock-runtime.us-east-1.amazonaws.com",
+            "/chat/completions",
+            &mut a,
+        );
         assert_eq!(a, json!({"api_key": "<redacted>"}));
         let mut b = json!({"stream_options": {"include_usage": true}});
         rules.apply("127.0.0.1", "/v1/chat/completions", &mut b);
@@ -386,9 +435,13 @@ mod tests {
         let mut body = json!({"user": "me", "seed": 7, "stream_options": {}});
         rules.apply("bedrock", "/x", &mut body);
         assert_eq!(body, json!({"seed": 0, "stream_options": {}}));
-        let err = Rules::from_toml("[[rule]]\nreplace = \"$.a\"\n", "n.toml").unwrap_err().to_string();
+        let err = Rules::from_toml("[[rule]]\nreplace = \"$.a\"\n", "n.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("needs `with`"), "{err}");
-        let err = Rules::from_toml("[[rule]]\npattern = \"(\"\nreplacement = \"\"\n", "n.toml").unwrap_err().to_string();
+        let err = Rules::from_toml("[[rule]]\npattern = \"(\"\nreplacement = \"\"\n", "n.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("invalid normalization rule"), "{err}");
     }
 }

@@ -28,7 +28,11 @@ const SECRET_ENDINGS: &[&str] = &[
 ];
 
 /// Headers that are secret whatever their name says.
-const SECRET_HEADERS: &[&str] = &["x-llamastack-provider-data", "proxy-authorization", "set-cookie"];
+const SECRET_HEADERS: &[&str] = &[
+    "x-llamastack-provider-data",
+    "proxy-authorization",
+    "set-cookie",
+];
 
 fn normalized(name: &str) -> String {
     name.chars()
@@ -72,7 +76,8 @@ pub fn redact_value(v: &mut Value) {
 fn contains_secret_field(v: &Value) -> bool {
     match v {
         Value::Object(map) => map.iter().any(|(k, c)| {
-            (is_secret_name(k) && !c.is_null() && c.as_str() != Some(REDACTED)) || contains_secret_field(c)
+            (is_secret_name(k) && !c.is_null() && c.as_str() != Some(REDACTED))
+                || contains_secret_field(c)
         }),
         Value::Array(items) => items.iter().any(contains_secret_field),
         _ => false,
@@ -118,7 +123,11 @@ pub fn scrub_values<'a>(text: &'a str, secrets: &[String]) -> Cow<'a, str> {
 }
 
 /// Collects the secret values a request carries, to scrub them from everything written.
-pub fn secret_values(headers: &http::HeaderMap, url: &url::Url, body: Option<&Value>) -> Vec<String> {
+pub fn secret_values(
+    headers: &http::HeaderMap,
+    url: &url::Url,
+    body: Option<&Value>,
+) -> Vec<String> {
     let mut out = Vec::new();
     for (name, value) in headers {
         if is_secret_header(name.as_str())
@@ -172,7 +181,11 @@ pub fn redact_url(url: &url::Url) -> String {
         let pairs: Vec<(String, String)> = url
             .query_pairs()
             .map(|(k, v)| {
-                let v = if is_secret_name(&k) { REDACTED.to_owned() } else { v.into_owned() };
+                let v = if is_secret_name(&k) {
+                    REDACTED.to_owned()
+                } else {
+                    v.into_owned()
+                };
                 (k.into_owned(), v)
             })
             .collect();
@@ -188,10 +201,28 @@ mod tests {
 
     #[test]
     fn secret_names_are_recognized_without_catching_token_counts() {
-        for n in ["api_key", "x-api-key", "API-KEY", "access_token", "token", "password", "client_secret", "Authorization", "key"] {
+        for n in [
+            "api_key",
+            "x-api-key",
+            "API-KEY",
+            "access_token",
+            "token",
+            "password",
+            "client_secret",
+            "Authorization",
+            "key",
+        ] {
             assert!(is_secret_name(n), "{n}");
         }
-        for n in ["max_tokens", "prompt_tokens", "total_tokens", "model", "keywords", "token_type", "tokenizer"] {
+        for n in [
+            "max_tokens",
+            "prompt_tokens",
+            "total_tokens",
+            "model",
+            "keywords",
+            "token_type",
+            "tokenizer",
+        ] {
             assert!(!is_secret_name(n), "{n}");
         }
         assert!(is_secret_header("Cookie") && is_secret_header("X-LlamaStack-Provider-Data"));
@@ -207,7 +238,10 @@ mod tests {
             r#"{"b": 1.50,  "api_key":"<redacted>", "nested":{"password": "<redacted>"}, "max_tokens": 5}"#
         );
         let sse = "data: {\"token\":\"abc\",\"x\":1}\n\n";
-        assert_eq!(redact_json_text(sse), "data: {\"token\":\"<redacted>\",\"x\":1}\n\n");
+        assert_eq!(
+            redact_json_text(sse),
+            "data: {\"token\":\"<redacted>\",\"x\":1}\n\n"
+        );
         let obj = r#"{"secret":{"inner":"v"},"a":2}"#;
         let out = redact_json_text(obj);
         assert!(!out.contains("\"v\"") && out.contains(REDACTED), "{out}");
@@ -215,9 +249,14 @@ mod tests {
 
     #[test]
     fn urls_lose_credentials_and_secret_query_values() {
-        let u = url::Url::parse("https://user:pw@h.example/v1/x?key=AIza1&api-version=2024&token=t0").unwrap();
+        let u =
+            url::Url::parse("https://user:pw@h.example/v1/x?key=AIza1&api-version=2024&token=t0")
+                .unwrap();
         let r = redact_url(&u);
-        assert!(!r.contains("pw") && !r.contains("AIza1") && !r.contains("t0"), "{r}");
+        assert!(
+            !r.contains("pw") && !r.contains("AIza1") && !r.contains("t0"),
+            "{r}"
+        );
         assert!(r.contains("api-version=2024"), "{r}");
     }
 
@@ -230,6 +269,9 @@ mod tests {
         for s in ["sk-abc", "Bearer sk-abc", "qk123", "bk999"] {
             assert!(v.contains(&s.to_owned()), "{v:?}");
         }
-        assert_eq!(scrub_values("Incorrect API key provided: sk-abc.", &v), "Incorrect API key provided: <redacted>.");
+        assert_eq!(
+            scrub_values("Incorrect API key provided: sk-abc.", &v),
+            "Incorrect API key provided: <redacted>."
+        );
     }
 }

@@ -15,7 +15,10 @@ impl Framing {
         let ct = content_type.to_ascii_lowercase();
         if ct.starts_with("text/event-stream") {
             Some(Framing::Sse)
-        } else if ct.starts_with("application/x-ndjson") || ct.starts_with("application/jsonl") || ct.starts_with("application/json-seq") {
+        } else if ct.starts_with("application/x-ndjson")
+            || ct.starts_with("application/jsonl")
+            || ct.starts_with("application/json-seq")
+        {
             Some(Framing::Lines)
         } else {
             None
@@ -33,7 +36,10 @@ pub struct EventSplitter {
 impl EventSplitter {
     /// A splitter for the given framing.
     pub fn new(framing: Framing) -> Self {
-        EventSplitter { framing, buf: Vec::new() }
+        EventSplitter {
+            framing,
+            buf: Vec::new(),
+        }
     }
 
     fn event_end(&self) -> Option<usize> {
@@ -103,7 +109,10 @@ mod tests {
         let mut s = EventSplitter::new(Framing::Lines);
         assert_eq!(s.push(b"{\"a\":1}\n{\"b\""), vec![b"{\"a\":1}\n".to_vec()]);
         assert_eq!(s.finish(), Some(b"{\"b\"".to_vec()));
-        assert_eq!(Framing::for_content_type("text/event-stream; charset=utf-8"), Some(Framing::Sse));
+        assert_eq!(
+            Framing::for_content_type("text/event-stream; charset=utf-8"),
+            Some(Framing::Sse)
+        );
         assert_eq!(Framing::for_content_type("application/json"), None);
     }
 }

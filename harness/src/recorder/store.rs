@@ -120,7 +120,9 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.execute_batch(SCHEMA)?;
     // Reading the table proves the file is a database with our schema.
-    conn.query_row("SELECT count(*) FROM recordings", [], |r| r.get::<_, i64>(0))?;
+    conn.query_row("SELECT count(*) FROM recordings", [], |r| {
+        r.get::<_, i64>(0)
+    })?;
     Ok(conn)
 }
 
@@ -137,7 +139,10 @@ impl Store {
         let conn = match open_connection(&index_path) {
             Ok(c) => c,
             Err(first) => {
-                tracing::warn!("recordings index {} is unusable ({first}); rebuilding it from the blobs", index_path.display());
+                tracing::warn!(
+                    "recordings index {} is unusable ({first}); rebuilding it from the blobs",
+                    index_path.display()
+                );
                 for suffix in ["", "-wal", "-shm"] {
                     let p = PathBuf::from(format!("{}{suffix}", index_path.display()));
                     match std::fs::remove_file(&p) {
@@ -147,10 +152,19 @@ impl Store {
                     }
                 }
                 report.recreated = true;
-                open_connection(&index_path).map_err(|source| RecorderError::Index { path: index_path.clone(), source })?
+                open_connection(&index_path).map_err(|source| RecorderError::Index {
+                    path: index_path.clone(),
+                    source,
+                })?
             }
         };
-        let mut store = Store { dir, responses, index_path, conn: Mutex::new(conn), report };
+        let mut store = Store {
+            dir,
+            responses,
+            index_path,
+            conn: Mutex::new(conn),
+            report,
+        };
         store.sync()?;
         drop(lock);
         Ok(store)
@@ -174,7 +188,10 @@ impl Store {
     }
 
     fn index_err(&self, source: rusqlite::Error) -> RecorderError {
-        RecorderError::Index { path: self.index_path.clone(), source }
+        RecorderError::Index {
+            path: self.index_path.clone(),
+            source,
+        }
     }
 
     /// Path of the blob for a key.
@@ -190,25 +207,34 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(RecorderError::io(path, e)),
         };
-        let rec: Recording = serde_json::from_slice(&bytes)
-            .map_err(|e| RecorderError::BadRecording { path: path.clone(), reason: e.to_string() })?;
+        let rec: Recording =
+            serde_json::from_slice(&bytes).map_err(|e| RecorderError::BadRecording {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
         Ok(Some(rec))
     }
 
     /// Writes a recording (atomically replacing any previous one with the same key) and indexes it.
     pub fn put(&self, rec: &Recording) -> Result<(), RecorderError> {
         let path = self.blob_path(&rec.request_hash);
-        let mut text = serde_json::to_vec_pretty(rec)
-            .map_err(|e| RecorderError::BadRecording { path: path.clone(), reason: e.to_string() })?;
+        let mut text = serde_json::to_vec_pretty(rec).map_err(|e| RecorderError::BadRecording {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         text.push(b'\n');
         let mut tmp = tempfile::Builder::new()
             .prefix(".")
             .suffix(".tmp")
             .tempfile_in(&self.responses)
             .map_err(|e| RecorderError::io(&self.responses, e))?;
-        tmp.write_all(&text).map_err(|e| RecorderError::io(tmp.path(), e))?;
-        tmp.as_file().sync_data().map_err(|e| RecorderError::io(tmp.path(), e))?;
-        tmp.persist(&path).map_err(|e| RecorderError::io(&path, e.error))?;
+        tmp.write_all(&text)
+            .map_err(|e| RecorderError::io(tmp.path(), e))?;
+        tmp.as_file()
+            .sync_data()
+            .map_err(|e| RecorderError::io(tmp.path(), e))?;
+        tmp.persist(&path)
+            .map_err(|e| RecorderError::io(&path, e.error))?;
         let row = self.row_for(rec);
         let mut conn = self.conn();
         let tx = conn
@@ -236,11 +262,14 @@ impl Store {
     /// Brings the index in line with the blobs: adds, refreshes and removes rows.
     fn sync(&mut self) -> Result<(), RecorderError> {
         let mut on_disk: HashMap<String, u64> = HashMap::new();
-        let entries = std::fs::read_dir(&self.responses).map_err(|e| RecorderError::io(&self.responses, e))?;
+        let entries = std::fs::read_dir(&self.responses)
+            .map_err(|e| RecorderError::io(&self.responses, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| RecorderError::io(&self.responses, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(hash) = name.strip_suffix(".json") else { continue };
+            let Some(hash) = name.strip_suffix(".json") else {
+                continue;
+            };
             if hash.starts_with('.') {
                 continue;
             }
@@ -253,9 +282,12 @@ impl Store {
                 .prepare("SELECT request_hash, blob_size FROM recordings")
                 .map_err(|e| self.index_err(e))?;
             let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                })
                 .map_err(|e| self.index_err(e))?;
-            rows.collect::<Result<_, _>>().map_err(|e| self.index_err(e))?
+            rows.collect::<Result<_, _>>()
+                .map_err(|e| self.index_err(e))?
         };
         let mut changed: Vec<(String, bool)> = Vec::new();
         for (hash, size) in &on_disk {
@@ -265,7 +297,10 @@ impl Store {
                 Some(_) => {}
             }
         }
-        let gone: Vec<&String> = indexed.keys().filter(|h| !on_disk.contains_key(*h)).collect();
+        let gone: Vec<&String> = indexed
+            .keys()
+            .filter(|h| !on_disk.contains_key(*h))
+            .collect();
         if changed.is_empty() && gone.is_empty() {
             return Ok(());
         }
@@ -283,7 +318,10 @@ impl Store {
                 }
                 Ok(Some(rec)) => report.invalid.push((
                     self.blob_path(&hash),
-                    format!("its request_hash is {} but its file name says {hash}", rec.request_hash),
+                    format!(
+                        "its request_hash is {} but its file name says {hash}",
+                        rec.request_hash
+                    ),
                 )),
                 Ok(None) => {}
                 Err(e) => report.invalid.push((self.blob_path(&hash), e.to_string())),
@@ -298,10 +336,16 @@ impl Store {
                 upsert(&tx, row, *size).map_err(|e| self.index_err(e))?;
             }
             // A blob written by another process since the directory was listed is not gone.
-            let gone: Vec<&String> = gone.into_iter().filter(|h| !self.blob_path(h).exists()).collect();
+            let gone: Vec<&String> = gone
+                .into_iter()
+                .filter(|h| !self.blob_path(h).exists())
+                .collect();
             for hash in &gone {
-                tx.execute("DELETE FROM recordings WHERE request_hash = ?1", params![hash])
-                    .map_err(|e| self.index_err(e))?;
+                tx.execute(
+                    "DELETE FROM recordings WHERE request_hash = ?1",
+                    params![hash],
+                )
+                .map_err(|e| self.index_err(e))?;
             }
             report.removed = gone.len();
             tx.commit().map_err(|e| self.index_err(e))?;
@@ -315,15 +359,22 @@ impl Store {
 
     /// Every row of the index, ordered by endpoint, test and occurrence.
     pub fn rows(&self) -> Result<Vec<IndexRow>, RecorderError> {
-        self.query("SELECT * FROM recordings ORDER BY endpoint, test_id, occurrence, request_hash", params![])
+        self.query(
+            "SELECT * FROM recordings ORDER BY endpoint, test_id, occurrence, request_hash",
+            params![],
+        )
     }
 
     /// One row by key.
     pub fn row(&self, hash: &str) -> Result<Option<IndexRow>, RecorderError> {
         let conn = self.conn();
-        conn.query_row("SELECT * FROM recordings WHERE request_hash = ?1", params![hash], read_row)
-            .optional()
-            .map_err(|e| self.index_err(e))
+        conn.query_row(
+            "SELECT * FROM recordings WHERE request_hash = ?1",
+            params![hash],
+            read_row,
+        )
+        .optional()
+        .map_err(|e| self.index_err(e))
     }
 
     /// Recordings similar to a request: same method and endpoint (same model first, then same
@@ -366,11 +417,18 @@ impl Store {
         Ok(n)
     }
 
-    fn query(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<IndexRow>, RecorderError> {
+    fn query(
+        &self,
+        sql: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<IndexRow>, RecorderError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(sql).map_err(|e| self.index_err(e))?;
-        let rows = stmt.query_map(params, read_row).map_err(|e| self.index_err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.index_err(e))
+        let rows = stmt
+            .query_map(params, read_row)
+            .map_err(|e| self.index_err(e))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(|e| self.index_err(e))
     }
 
     /// Folds the write-ahead log into `index.sqlite`, so the file alone holds the whole index

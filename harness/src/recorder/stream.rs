@@ -79,7 +79,10 @@ impl RecordingStream {
         let Some(sink) = &self.sink else { return };
         for ev in raw {
             let text = String::from_utf8_lossy(&ev);
-            self.events.push(StreamEvent { t_ms, raw: sink.draft.sanitize_text(&text) });
+            self.events.push(StreamEvent {
+                t_ms,
+                raw: sink.draft.sanitize_text(&text),
+            });
         }
     }
 
@@ -119,11 +122,20 @@ impl Stream for RecordingStream {
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => {
-                let message = self.sink.as_ref().map(|s| s.draft.sanitize_text(&error_chain(&e))).unwrap_or_default();
+                let message = self
+                    .sink
+                    .as_ref()
+                    .map(|s| s.draft.sanitize_text(&error_chain(&e)))
+                    .unwrap_or_default();
                 let t_ms = ms_since(self.started);
-                self.finish(StreamEnd::Error { t_ms, message: message.clone() });
+                self.finish(StreamEnd::Error {
+                    t_ms,
+                    message: message.clone(),
+                });
                 self.done = true;
-                Poll::Ready(Some(Err(std::io::Error::other(ReplayedStreamError(message)))))
+                Poll::Ready(Some(Err(std::io::Error::other(ReplayedStreamError(
+                    message,
+                )))))
             }
             Poll::Ready(None) => {
                 self.finish(StreamEnd::Complete);
@@ -168,7 +180,8 @@ pub(crate) fn replay(
         .chain(tail.map(|(t, m)| (t, Err(std::io::Error::other(ReplayedStreamError(m))))));
     futures::stream::iter(items).then(move |(t_ms, item)| async move {
         if paced && t_ms.is_finite() && t_ms > 0.0 {
-            tokio::time::sleep_until(start + std::time::Duration::from_secs_f64(t_ms / 1000.0)).await;
+            tokio::time::sleep_until(start + std::time::Duration::from_secs_f64(t_ms / 1000.0))
+                .await;
         }
         item
     })
