@@ -3,6 +3,9 @@
 //! - [`recorder`]: the `reqwest-middleware` layer that records provider traffic and replays it
 //!   offline (request key, recordings store, modes, streams, replay-miss diagnostics).
 //! - [`context`]: the test identity that keys recordings and makes generated ids deterministic.
+//! - [`fixtures`]: the integration-test framework around them: suites and setups, model
+//!   parameters, stack configs, one server per run, and the test runner.
 
 pub mod context;
+pub mod fixtures;
 pub mod recorder;

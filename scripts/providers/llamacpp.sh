@@ -104,6 +104,9 @@ version = 1
 [*]
 threads = 2
 c = 2048
+; one slot per model: concurrent requests are served one at a time, so batching cannot change
+; the floating-point sums and temperature 0 (or a fixed seed) gives the same text every time
+parallel = 1
 [smollm2-135m]
 model = $MODELS/SmolLM2-135M-Instruct.Q4_1.gguf
 load-on-startup = true

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Run the integration suite (tests/integration) against the stack, in any mode, suite and setup.
+#
+# Examples:
+#   scripts/integration-tests.sh                                   # base suite, in-process stack, replay
+#   scripts/integration-tests.sh --stack-config server:starter     # same suite through `stack run starter`
+#   scripts/providers/llamacpp.sh start && \
+#     scripts/integration-tests.sh --inference-mode record-if-missing   # record what is missing
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+usage() {
+  cat <<'USAGE'
+Usage: scripts/integration-tests.sh [options]
+
+Runs the integration suite in tests/integration. Every option maps onto an environment variable
+that the suite reads, so the same settings also work with plain `cargo test --features replay`.
+
+  --stack-config CONFIG   The stack under test (LLAMA_STACK_TEST_STACK_CONFIG):
+                            starter | path/to/run.toml   in-process (library) stack (default: starter)
+                            server:CONFIG[:PORT]         `stack run CONFIG` started for the run (default port 8321),
+                                                         or reused if a server already listens there
+                            http://HOST:PORT             an already running server
+                            inference=remote::llamacpp   an ad-hoc in-process stack from api=provider pairs
+  --suite NAME            Suite from suites.toml (LLAMA_STACK_TEST_SUITE; default: base)
+  --setup NAME            Setup from suites.toml (LLAMA_STACK_TEST_SETUP; default: the suite's)
+  --inference-mode MODE   replay (default) | record-if-missing | record | live
+                          (LLAMA_STACK_TEST_INFERENCE_MODE)
+  --text-model IDS        Comma-separated text model ids (LLAMA_STACK_TEST_TEXT_MODEL)
+  --completion-model IDS  Comma-separated completion model ids (LLAMA_STACK_TEST_COMPLETION_MODEL)
+  --vision-model IDS      (LLAMA_STACK_TEST_VISION_MODEL)
+  --embedding-model IDS   (LLAMA_STACK_TEST_EMBEDDING_MODEL)
+  --embedding-dimension N (LLAMA_STACK_TEST_EMBEDDING_DIMENSION; default 768 unless the setup says otherwise)
+  --safety-shield IDS     (LLAMA_STACK_TEST_SAFETY_SHIELD)
+  --judge-model IDS       (LLAMA_STACK_TEST_JUDGE_MODEL)
+  --rerank-model IDS      (LLAMA_STACK_TEST_RERANK_MODEL)
+  --env KEY=VALUE         Set an environment variable for the run (repeatable)
+  --subdirs A,B           Only these API-area folders of tests/integration (LLAMA_STACK_TEST_SUBDIRS)
+  --pattern TEXT          Only tests whose name contains TEXT
+  --collect-only          List the tests that would run, run nothing
+  --runner cargo|nextest  Test runner (default: cargo; nextest runs each test in its own process)
+  --replay-timing T       instant (default) | recorded: pace replayed streams as recorded
+                          (LLAMA_STACK_TEST_REPLAY_TIMING)
+  -h, --help              This help
+
+Exit status: non-zero when a test fails. With a server stack config, the server log path is
+printed at the end.
+USAGE
+}
+
+die() { echo "integration-tests.sh: $*" >&2; echo "Run with --help for the options." >&2; exit 2; }
+
+need_value() { [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || die "$1 needs a value"; }
+
+RUNNER=cargo
+PATTERN=""
+COLLECT_ONLY=0
+export LLAMA_STACK_TEST_STACK_CONFIG="${LLAMA_STACK_TEST_STACK_CONFIG:-starter}"
+export LLAMA_STACK_TEST_INFERENCE_MODE="${LLAMA_STACK_TEST_INFERENCE_MODE:-replay}"
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --stack-config) need_value "$@"; export LLAMA_STACK_TEST_STACK_CONFIG="$2"; shift 2 ;;
+    --suite) need_value "$@"; export LLAMA_STACK_TEST_SUITE="$2"; shift 2 ;;
+    --setup) need_value "$@"; export LLAMA_STACK_TEST_SETUP="$2"; shift 2 ;;
+    --inference-mode)
+      need_value "$@"
+      case "$2" in replay|record-if-missing|record|live) ;; *) die "--inference-mode must be replay, record-if-missing, record or live (got '$2')" ;; esac
+      export LLAMA_STACK_TEST_INFERENCE_MODE="$2"; shift 2 ;;
+    --text-model) need_value "$@"; export LLAMA_STACK_TEST_TEXT_MODEL="$2"; shift 2 ;;
+    --completion-model) need_value "$@"; export LLAMA_STACK_TEST_COMPLETION_MODEL="$2"; shift 2 ;;
+    --vision-model) need_value "$@"; export LLAMA_STACK_TEST_VISION_MODEL="$2"; shift 2 ;;
+    --embedding-model) need_value "$@"; export LLAMA_STACK_TEST_EMBEDDING_MODEL="$2"; shift 2 ;;
+    --embedding-dimension)
+      need_value "$@"; [[ "$2" =~ ^[0-9]+$ ]] || die "--embedding-dimension must be a whole number (got '$2')"
+      export LLAMA_STACK_TEST_EMBEDDING_DIMENSION="$2"; shift 2 ;;
+    --safety-shield) need_value "$@"; export LLAMA_STACK_TEST_SAFETY_SHIELD="$2"; shift 2 ;;
+    --judge-model) need_value "$@"; export LLAMA_STACK_TEST_JUDGE_MODEL="$2"; shift 2 ;;
+    --rerank-model) need_value "$@"; export LLAMA_STACK_TEST_RERANK_MODEL="$2"; shift 2 ;;
+    --env)
+      need_value "$@"; [[ "$2" == *=* ]] || die "--env takes KEY=VALUE (got '$2')"
+      export "${2%%=*}=${2#*=}"; shift 2 ;;
+    --subdirs) need_value "$@"; export LLAMA_STACK_TEST_SUBDIRS="$2"; shift 2 ;;
+    --pattern) need_value "$@"; PATTERN="$2"; shift 2 ;;
+    --collect-only) COLLECT_ONLY=1; shift ;;
+    --runner)
+      need_value "$@"; case "$2" in cargo|nextest) RUNNER="$2" ;; *) die "--runner must be cargo or nextest" ;; esac; shift 2 ;;
+    --replay-timing) need_value "$@"; export LLAMA_STACK_TEST_REPLAY_TIMING="$2"; shift 2 ;;
+    *) die "unknown option '$1'" ;;
+  esac
+done
+
+cd "$ROOT"
+# The auto-started server (server:CONFIG) lives exactly as long as this script.
+export HARNESS_RUN_OWNER_PID=$$
+
+echo "== suite=${LLAMA_STACK_TEST_SUITE:-base} setup=${LLAMA_STACK_TEST_SETUP:-(suite default)} stack=$LLAMA_STACK_TEST_STACK_CONFIG mode=$LLAMA_STACK_TEST_INFERENCE_MODE runner=$RUNNER" >&2
+
+args=()
+[[ -n "$PATTERN" ]] && args+=("$PATTERN")
+status=0
+if [[ "$RUNNER" == nextest ]]; then
+  command -v cargo-nextest >/dev/null || die "cargo-nextest is not installed (cargo install cargo-nextest --locked)"
+  if [[ $COLLECT_ONLY == 1 ]]; then
+    cargo nextest list --features replay --test integration "${args[@]}" || status=$?
+  else
+    cargo nextest run --features replay --test integration --no-fail-fast "${args[@]}" || status=$?
+  fi
+else
+  if [[ $COLLECT_ONLY == 1 ]]; then
+    cargo test --features replay --test integration -- --list "${args[@]}" || status=$?
+  else
+    cargo test --features replay --test integration -- "${args[@]}" || status=$?
+  fi
+fi
+
+if [[ "$LLAMA_STACK_TEST_STACK_CONFIG" == server:* ]]; then
+  echo "== server log: $ROOT/target/llama-stack-server.log" >&2
+fi
+exit $status

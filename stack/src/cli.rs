@@ -1,0 +1,105 @@
+//! The `stack` command line (the binary lives in the workspace root package, so the integration
+//! suite can start it): run the LLM stack server.
+//!
+//! ```text
+//! stack run <distribution-or-config> [--port N] [--host H]
+//! ```
+//!
+//! `<distribution-or-config>` is a run-config file (TOML) or the name of a built-in distribution
+//! (`starter`). The server listens on 127.0.0.1:8321 unless the config or the flags say otherwise,
+//! logs to stderr (`RUST_LOG` sets the level, default `info`), and shuts down gracefully on SIGINT
+//! or SIGTERM.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use crate::{RunConfig, Stack, server};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stack",
+    version,
+    about = "An OpenAI-compatible LLM stack routing provider_id/model to remote providers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the stack over HTTP.
+    Run {
+        /// A run-config file (TOML) or a built-in distribution name (starter).
+        target: String,
+        /// Port to listen on (default: the config's, 8321).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Address to bind (default: the config's, 127.0.0.1).
+        #[arg(long)]
+        host: Option<String>,
+    },
+}
+
+/// Parses the command line and runs it; the `stack` binary's whole `main`.
+pub fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async_main())
+}
+
+async fn async_main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let result = match Cli::parse().command {
+        Command::Run { target, port, host } => run(&target, port, host).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(target: &str, port: Option<u16>, host: Option<String>) -> anyhow::Result<()> {
+    let config = RunConfig::resolve(target)?;
+    let host = host.unwrap_or_else(|| config.server.host.clone());
+    let port = port.unwrap_or(config.server.port);
+    tracing::info!(config = %config.source, "starting stack");
+    let stack = Stack::from_config(config)
+        .await
+        .context("cannot start the stack")?;
+    let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port}"))?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    tracing::info!(
+        "stack listening on http://{addr} (models: {})",
+        stack.registry().models().len()
+    );
+    server::serve(stack, listener, server::shutdown_signal())
+        .await
+        .context("server failed")?;
+    tracing::info!("stack stopped");
+    Ok(())
+}

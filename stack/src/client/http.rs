@@ -1,0 +1,148 @@
+//! The HTTP backend of [`super::StackClient`]: reqwest to a running stack server.
+
+use bytes::Bytes;
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
+use serde_json::Value;
+
+use super::{Answer, ClientError, ClientStream};
+use crate::context::PROVIDER_DATA_HEADER;
+
+/// A server's base URL and the client to reach it.
+#[derive(Debug, Clone)]
+pub(super) struct HttpBackend {
+    /// Scheme, host and port (and any prefix), without a trailing `/` or `/v1`.
+    base: String,
+    client: reqwest::Client,
+}
+
+impl HttpBackend {
+    pub(super) fn new(base_url: &str) -> Result<Self, ClientError> {
+        let url = url::Url::parse(base_url.trim())
+            .map_err(|e| ClientError::Transport(format!("invalid base URL '{base_url}': {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ClientError::Transport(format!(
+                "base URL '{base_url}' must be http:// or https://"
+            )));
+        }
+        let trimmed = url.as_str().trim_end_matches('/');
+        let base = trimmed.strip_suffix("/v1").unwrap_or(trimmed).to_owned();
+        let client = reqwest::Client::builder()
+            .build()
+            .map_err(|e| ClientError::Transport(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self { base, client })
+    }
+
+    pub(super) async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Bytes>,
+        provider_data: Option<String>,
+    ) -> Result<Answer, ClientError> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| ClientError::Protocol(format!("invalid method '{method}': {e}")))?;
+        let mut request = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(body);
+        }
+        if let Some(value) = provider_data {
+            request = request.header(PROVIDER_DATA_HEADER, value);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(chain(&e)))?;
+        let status = response.status();
+        let is_stream = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("text/event-stream"));
+        if status.is_success() && is_stream {
+            return Ok(Answer::Stream(events(response)));
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Transport(chain(&e)))?;
+        let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+        if !status.is_success() {
+            let error = match parsed {
+                Some(Value::Object(mut obj)) if obj.get("error").is_some_and(Value::is_object) => {
+                    obj.remove("error").unwrap_or(Value::Null)
+                }
+                _ => serde_json::json!({
+                    "message": String::from_utf8_lossy(&bytes).trim(),
+                    "type": "http_error",
+                    "param": null,
+                    "code": null,
+                }),
+            };
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                error,
+            });
+        }
+        parsed.map(Answer::Json).ok_or_else(|| {
+            ClientError::Protocol(format!(
+                "expected a JSON body, got: {}",
+                String::from_utf8_lossy(&bytes)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            ))
+        })
+    }
+}
+
+/// The chunks of a server-sent event stream, up to `[DONE]`. A `data: {"error": ...}` event
+/// becomes [`ClientError::Stream`]; a stream that ends without `[DONE]` is a transport error.
+fn events(response: reqwest::Response) -> ClientStream {
+    let events = response.bytes_stream().eventsource();
+    futures::stream::unfold(Some(events), |state| async move {
+        let mut events = state?;
+        loop {
+            let item = match events.next().await {
+                None => Err(ClientError::Transport(
+                    "the event stream ended before [DONE]".into(),
+                )),
+                Some(Err(e)) => Err(ClientError::Transport(format!("event stream broke: {e}"))),
+                Some(Ok(event)) if event.data.trim() == "[DONE]" => return None,
+                Some(Ok(event)) if event.data.is_empty() => continue,
+                Some(Ok(event)) => match serde_json::from_str::<Value>(&event.data) {
+                    Ok(Value::Object(mut obj))
+                        if obj.get("error").is_some_and(|e| !e.is_null()) =>
+                    {
+                        Err(ClientError::Stream {
+                            error: obj.remove("error").unwrap_or(Value::Null),
+                        })
+                    }
+                    Ok(chunk) => return Some((Ok(chunk), Some(events))),
+                    Err(e) => Err(ClientError::Protocol(format!(
+                        "stream event is not JSON ({e}): {}",
+                        event.data
+                    ))),
+                },
+            };
+            return Some((item, None));
+        }
+    })
+    .boxed()
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

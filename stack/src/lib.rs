@@ -1,0 +1,342 @@
+//! A Rust LLM stack in the spirit of Llama Stack: one OpenAI-compatible API in front of remote
+//! OpenAI-compatible providers (OpenAI, Ollama, vLLM, llama.cpp), routing `provider_id/model`.
+//!
+//! One [`RunConfig`] builds a [`Stack`]; the stack is served over HTTP by [`server`] or used
+//! in-process through [`client::StackClient::library`], with the same answers either way.
+//!
+//! Modules:
+//! - [`config`]: the run config (TOML, `${env.VAR}` substitution) and built-in distributions.
+//! - [`providers`]: the OpenAI-compatible provider adapter and its HTTP client (recorder).
+//! - [`router`]: the model registry.
+//! - [`api`]: endpoints, request validation and the inference handlers.
+//! - [`error`]: OpenAI-style API errors.
+//! - [`server`]: the axum HTTP server.
+//! - [`client`]: one client API with an in-process and an HTTP backend.
+//! - [`context`]: test identity (feature `replay`).
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod providers;
+pub mod router;
+pub mod server;
+
+#[cfg(test)]
+mod testutil;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest_middleware::ClientWithMiddleware;
+use serde_json::{Value, json};
+
+pub use api::{Endpoint, Reply};
+pub use client::{ClientError, StackClient};
+pub use config::RunConfig;
+pub use error::ApiError;
+
+use providers::{ClientSetupError, Provider};
+use router::ModelRegistry;
+
+/// How long model discovery may take per provider at start.
+pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Whether this build can reach `https://` providers (the workspace builds reqwest without a
+/// TLS backend).
+const TLS_SUPPORTED: bool = false;
+
+/// Why a stack could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// The run config is invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The provider client could not be set up (e.g. the recorder was asked for without the
+    /// `replay` feature).
+    #[error(transparent)]
+    Client(#[from] ClientSetupError),
+    /// A provider cannot be used by this build.
+    #[error("provider '{provider}': {message}")]
+    Provider {
+        /// Provider id.
+        provider: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A running stack: its config, providers and models. Cheap to clone (shared).
+#[derive(Debug, Clone)]
+pub struct Stack {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: RunConfig,
+    registry: ModelRegistry,
+}
+
+impl Stack {
+    /// Builds the stack: sets up the provider client (with the recorder when
+    /// `LLAMA_STACK_TEST_INFERENCE_MODE` is set, feature `replay`), then discovers each enabled
+    /// provider's models with `GET {base_url}/models`. A discovery failure is logged and leaves
+    /// that provider with its registered models only.
+    pub async fn from_config(config: RunConfig) -> Result<Stack, StackError> {
+        let client = providers::provider_client()?;
+        Self::from_config_with_client(config, client).await
+    }
+
+    /// [`Stack::from_config`] with a caller-made provider client (e.g. one carrying its own
+    /// middleware). No recorder is added and `LLAMA_STACK_TEST_INFERENCE_MODE` is not looked at.
+    pub async fn from_config_with_client(
+        config: RunConfig,
+        client: ClientWithMiddleware,
+    ) -> Result<Stack, StackError> {
+        let mut enabled = Vec::new();
+        for provider_config in config.enabled_providers() {
+            let Some(provider) = Provider::new(provider_config, client.clone()) else {
+                continue;
+            };
+            if provider.base_url().scheme() == "https" && !TLS_SUPPORTED {
+                return Err(StackError::Provider {
+                    provider: provider.id().to_owned(),
+                    message: format!(
+                        "{} is an https URL, but this build has no TLS support (reqwest is built \
+                         without a TLS backend); use an http:// provider URL",
+                        provider.base_url()
+                    ),
+                });
+            }
+            enabled.push(provider);
+        }
+        let discovered = futures::future::join_all(enabled.iter().map(discover)).await;
+        let now = unix_now();
+        let mut registry = ModelRegistry::new(enabled.clone());
+        for (provider, models) in enabled.iter().zip(discovered) {
+            registry.add_discovered(provider.id(), &models, now);
+        }
+        for model in &config.models {
+            registry.register(model, now);
+        }
+        tracing::info!(
+            config = %config.source,
+            providers = enabled.len(),
+            models = registry.models().len(),
+            "stack ready"
+        );
+        Ok(Stack {
+            inner: Arc::new(Inner { config, registry }),
+        })
+    }
+
+    /// The run config the stack was built from.
+    pub fn config(&self) -> &RunConfig {
+        &self.inner.config
+    }
+
+    /// The model registry.
+    pub fn registry(&self) -> &ModelRegistry {
+        &self.inner.registry
+    }
+
+    /// `GET /v1/health`: `{"status": "OK"}`.
+    pub fn health(&self) -> Value {
+        json!({"status": "OK"})
+    }
+
+    /// `GET /v1/version`: `{"version": "<crate version>"}`.
+    pub fn version(&self) -> Value {
+        json!({"version": env!("CARGO_PKG_VERSION")})
+    }
+
+    /// `GET /v1/models`: the OpenAI model list.
+    pub fn models(&self) -> Value {
+        self.inner.registry.list_openai()
+    }
+
+    /// Answers one API request given as method, path and raw body, exactly as the HTTP server
+    /// does: unknown paths are 404, wrong methods 405, bodies that are not JSON objects 400.
+    pub async fn handle(&self, method: &str, path: &str, body: &[u8]) -> Result<Reply, ApiError> {
+        let endpoint =
+            Endpoint::from_path(path).ok_or_else(|| ApiError::unknown_route(method, path))?;
+        if method != endpoint.method() {
+            return Err(ApiError::method_not_allowed(
+                method,
+                endpoint.path(),
+                endpoint.method(),
+            ));
+        }
+        self.call(endpoint, body).await
+    }
+
+    /// Answers one request to `endpoint` with a raw body (ignored by the GET endpoints).
+    pub async fn call(&self, endpoint: Endpoint, body: &[u8]) -> Result<Reply, ApiError> {
+        match endpoint {
+            Endpoint::Health => Ok(Reply::Json(self.health())),
+            Endpoint::Version => Ok(Reply::Json(self.version())),
+            Endpoint::Models => Ok(Reply::Json(self.models())),
+            Endpoint::ChatCompletions => {
+                self.chat_completions(api::validate::parse_body(body)?)
+                    .await
+            }
+            Endpoint::Completions => self.completions(api::validate::parse_body(body)?).await,
+            Endpoint::Embeddings => self
+                .embeddings(api::validate::parse_body(body)?)
+                .await
+                .map(Reply::Json),
+        }
+    }
+}
+
+/// Lists a provider's models; failures are logged and give no models.
+async fn discover(provider: &Provider) -> Vec<Value> {
+    match tokio::time::timeout(DISCOVERY_TIMEOUT, provider.list_models()).await {
+        Ok(Ok(models)) => {
+            tracing::info!(
+                provider = provider.id(),
+                count = models.len(),
+                "discovered models"
+            );
+            models
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(
+                provider = provider.id(),
+                "model discovery failed, using registered models only: {e}"
+            );
+            Vec::new()
+        }
+        Err(_) => {
+            tracing::warn!(
+                provider = provider.id(),
+                "model discovery timed out after {DISCOVERY_TIMEOUT:?}, using registered models only"
+            );
+            Vec::new()
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use serde_json::json;
+    use wiremock::matchers::method;
+    use wiremock::{Mock, ResponseTemplate};
+
+    use super::*;
+    use crate::testutil::*;
+
+    /// Every endpoint, every field, every odd value: answers (4xx or the provider's), no panic.
+    #[tokio::test]
+    async fn odd_input_never_panics() {
+        let server = fake_provider().await;
+        // A provider that answers with odd things too.
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([1, {"model": 2}])))
+            .mount(&server)
+            .await;
+        let stack = stack_for(&server).await;
+        let odd = [
+            json!(null),
+            json!(true),
+            json!(-1),
+            json!(1e308),
+            json!(18446744073709551615u64),
+            json!(""),
+            json!("\u{0}\u{10ffff}"),
+            json!([]),
+            json!([null, {}, [[]]]),
+            json!({}),
+            json!({"type": null, "function": {"name": []}}),
+        ];
+        let keys = [
+            "model",
+            "messages",
+            "prompt",
+            "input",
+            "temperature",
+            "top_p",
+            "max_tokens",
+            "max_completion_tokens",
+            "n",
+            "stream",
+            "stream_options",
+            "stop",
+            "seed",
+            "tools",
+            "tool_choice",
+            "response_format",
+            "encoding_format",
+            "dimensions",
+            "logprobs",
+            "top_logprobs",
+            "best_of",
+            "user",
+            "suffix",
+        ];
+        let base = json!({"model": "llamacpp/smollm2-135m", "messages": [{"role": "user", "content": "x"}],
+                          "prompt": "p", "input": "i"});
+        let mut calls = 0;
+        for endpoint in Endpoint::ALL {
+            for key in keys {
+                for value in &odd {
+                    let mut body = base.clone();
+                    if let Some(obj) = body.as_object_mut() {
+                        obj.insert(key.to_owned(), value.clone());
+                    }
+                    let bytes = body.to_string().into_bytes();
+                    match stack.call(endpoint, &bytes).await {
+                        Ok(Reply::Stream(s)) => drop(s.collect::<Vec<_>>().await),
+                        Ok(Reply::Json(_)) => {}
+                        Err(e) => assert!((400..=599).contains(&e.status), "{e}"),
+                    }
+                    calls += 1;
+                }
+            }
+            for raw in [
+                &b""[..],
+                b"{",
+                b"[]",
+                b"null",
+                b"\xff",
+                b"{\"model\": {\"model\": []}}",
+                &[b'['; 10_000],
+            ] {
+                let _ = stack.call(endpoint, raw).await;
+            }
+        }
+        assert_eq!(calls, Endpoint::ALL.len() * keys.len() * odd.len());
+    }
+
+    #[tokio::test]
+    async fn discovery_failures_leave_registered_models() {
+        let server = wiremock::MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(500).set_body_string("down"))
+            .mount(&server)
+            .await;
+        let stack = stack_for(&server).await;
+        let ids: Vec<&str> = stack
+            .registry()
+            .models()
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect();
+        assert_eq!(ids, ["llamacpp/all-minilm-l6-v2", "llamacpp/extra"]);
+        assert_eq!(
+            stack.models()["data"][0]["metadata"]["embedding_dimension"],
+            384
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! The HTTP client every provider call goes through, with the recorder installed when asked.
+
+use std::time::Duration;
+
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+
+/// The variable that switches the harness recorder on (`record`, `replay`, `record-if-missing`, ...).
+pub const INFERENCE_MODE_VAR: &str = "LLAMA_STACK_TEST_INFERENCE_MODE";
+
+/// How long to wait for a TCP connection to a provider.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a provider may stay silent while answering (between two reads of the body).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Why the provider client could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientSetupError {
+    /// The recorder was asked for, but this binary was built without it.
+    #[error(
+        "{INFERENCE_MODE_VAR} is set to '{0}', but this stack was built without the recorder: \
+         rebuild with --features replay (e.g. `cargo run -p stack --features replay -- run starter`), \
+         or unset {INFERENCE_MODE_VAR}"
+    )]
+    ReplayNotBuilt(String),
+    /// The recorder refused its configuration.
+    #[error("cannot set up the recorder ({INFERENCE_MODE_VAR}): {0}")]
+    Recorder(String),
+    /// reqwest could not build a client.
+    #[error("cannot build the provider HTTP client: {0}")]
+    Http(String),
+}
+
+/// The plain reqwest client used for providers.
+pub fn http_client() -> Result<reqwest::Client, ClientSetupError> {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .build()
+        .map_err(|e| ClientSetupError::Http(e.to_string()))
+}
+
+/// The provider client for this process: with the harness recorder installed when
+/// `LLAMA_STACK_TEST_INFERENCE_MODE` is set (feature `replay`); without the feature that variable
+/// is refused with a message saying how to rebuild.
+pub fn provider_client() -> Result<ClientWithMiddleware, ClientSetupError> {
+    let builder = ClientBuilder::new(http_client()?);
+    #[cfg(feature = "replay")]
+    {
+        match harness::recorder::Recorder::from_env() {
+            Ok(Some(recorder)) => {
+                tracing::info!(
+                    "recorder installed on the provider client ({INFERENCE_MODE_VAR} is set)"
+                );
+                Ok(builder.with(recorder).build())
+            }
+            Ok(None) => Ok(builder.build()),
+            Err(e) => Err(ClientSetupError::Recorder(e.to_string())),
+        }
+    }
+    #[cfg(not(feature = "replay"))]
+    {
+        refuse_inference_mode(std::env::var_os(INFERENCE_MODE_VAR))?;
+        Ok(builder.build())
+    }
+}
+
+/// Without the `replay` feature: an error when the inference mode variable is set at all (the
+/// recorder treats any value as switching it on).
+#[cfg(not(feature = "replay"))]
+fn refuse_inference_mode(mode: Option<std::ffi::OsString>) -> Result<(), ClientSetupError> {
+    match mode {
+        Some(mode) => Err(ClientSetupError::ReplayNotBuilt(
+            mode.to_string_lossy().into_owned(),
+        )),
+        None => Ok(()),
+    }
+}
+
+#[cfg(all(test, not(feature = "replay")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inference_mode_without_the_feature_is_refused_clearly() {
+        assert!(refuse_inference_mode(None).is_ok());
+        assert!(
+            refuse_inference_mode(Some("".into())).is_err(),
+            "set, even empty, is refused"
+        );
+        let msg = refuse_inference_mode(Some("replay".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("LLAMA_STACK_TEST_INFERENCE_MODE") && msg.contains("--features replay"),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! What can go wrong talking to a provider, and how each failure is reported to API callers.
+
+use serde_json::Value;
+
+use crate::error::{ApiError, INVALID_REQUEST, PROVIDER_ERROR, REPLAY_MISS};
+
+/// A failed provider call.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider answered with an HTTP error status.
+    #[error("provider '{provider}' returned HTTP {status}: {message}")]
+    Status {
+        /// Provider id.
+        provider: String,
+        /// The provider's HTTP status.
+        status: u16,
+        /// The provider's error message.
+        message: String,
+        /// The provider's error object when it sent one (`{"message", "type", ...}`).
+        error: Option<Value>,
+    },
+    /// The provider could not be reached (connection refused, DNS, ...).
+    #[error("could not connect to provider '{provider}': {message}")]
+    Connect {
+        /// Provider id.
+        provider: String,
+        /// What failed.
+        message: String,
+    },
+    /// The provider did not answer in time.
+    #[error("provider '{provider}' timed out: {message}")]
+    Timeout {
+        /// Provider id.
+        provider: String,
+        /// What failed.
+        message: String,
+    },
+    /// Any other transport failure, including a body that broke off.
+    #[error("transport error talking to provider '{provider}': {message}")]
+    Transport {
+        /// Provider id.
+        provider: String,
+        /// What failed.
+        message: String,
+    },
+    /// The provider answered 2xx with something that is not what the API promises.
+    #[error("provider '{provider}' sent an invalid response: {message}")]
+    InvalidResponse {
+        /// Provider id.
+        provider: String,
+        /// What was wrong with it.
+        message: String,
+    },
+    /// The recorder (feature `replay`) has no recording for this request.
+    #[error("{0}")]
+    ReplayMiss(String),
+    /// The recorder replayed a transport failure that happened when the recording was made.
+    #[error("provider '{provider}' (replayed {kind} failure): {message}")]
+    RecordedTransport {
+        /// Provider id.
+        provider: String,
+        /// `connect`, `timeout` or `other`.
+        kind: String,
+        /// The recorded failure.
+        message: String,
+    },
+}
+
+impl ProviderError {
+    /// Classifies an error of the middleware client: recorder errors (feature `replay`) first,
+    /// then reqwest's connect/timeout kinds.
+    pub fn from_send(provider: &str, err: reqwest_middleware::Error) -> Self {
+        match err {
+            reqwest_middleware::Error::Reqwest(e) => Self::from_reqwest(provider, &e),
+            reqwest_middleware::Error::Middleware(e) => {
+                #[cfg(feature = "replay")]
+                if let Some(found) = Self::from_recorder(provider, &e) {
+                    return found;
+                }
+                if let Some(r) = e.chain().find_map(|c| c.downcast_ref::<reqwest::Error>()) {
+                    return Self::from_reqwest(provider, r);
+                }
+                Self::Transport {
+                    provider: provider.to_owned(),
+                    message: format!("{e:#}"),
+                }
+            }
+        }
+    }
+
+    #[cfg(feature = "replay")]
+    fn from_recorder(provider: &str, e: &anyhow::Error) -> Option<Self> {
+        use harness::recorder::{RecordedTransportError, ReplayMiss};
+        if let Some(miss) = e.chain().find_map(|c| c.downcast_ref::<ReplayMiss>()) {
+            return Some(Self::ReplayMiss(miss.to_string()));
+        }
+        e.chain()
+            .find_map(|c| c.downcast_ref::<RecordedTransportError>())
+            .map(|t| Self::RecordedTransport {
+                provider: provider.to_owned(),
+                kind: t.kind().to_string(),
+                message: t.to_string(),
+            })
+    }
+
+    /// Classifies a reqwest error.
+    pub fn from_reqwest(provider: &str, e: &reqwest::Error) -> Self {
+        let provider = provider.to_owned();
+        let message = error_chain(e);
+        if e.is_timeout() {
+            Self::Timeout { provider, message }
+        } else if e.is_connect() {
+            Self::Connect { provider, message }
+        } else {
+            Self::Transport { provider, message }
+        }
+    }
+
+    /// Builds the error for a non-2xx provider answer from its status and body, reading the
+    /// common error shapes: `{"error": {...}}`, `{"error": "..."}`, `{"detail": ...}`,
+    /// `{"message": ...}`, or plain text.
+    pub fn from_status(provider: &str, status: u16, body: &[u8]) -> Self {
+        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        let (message, error) = match &parsed {
+            Some(Value::Object(obj)) => match obj.get("error") {
+                Some(err @ Value::Object(e)) => (
+                    e.get("message")
+                        .map(text_of)
+                        .unwrap_or_else(|| err.to_string()),
+                    Some(err.clone()),
+                ),
+                Some(other) => (text_of(other), None),
+                None => match obj.get("detail").or_else(|| obj.get("message")) {
+                    Some(d) => (text_of(d), None),
+                    None => (Value::Object(obj.clone()).to_string(), None),
+                },
+            },
+            Some(other) => (text_of(other), None),
+            None => (
+                String::from_utf8_lossy(body)
+                    .trim()
+                    .chars()
+                    .take(4000)
+                    .collect(),
+                None,
+            ),
+        };
+        let message = if message.is_empty() {
+            format!("HTTP {status}")
+        } else {
+            message
+        };
+        Self::Status {
+            provider: provider.to_owned(),
+            status,
+            message,
+            error,
+        }
+    }
+
+    /// The API error a caller receives for this failure.
+    pub fn to_api_error(&self) -> ApiError {
+        match self {
+            Self::Status {
+                status,
+                message,
+                error,
+                ..
+            } => {
+                let status = if (400..=599).contains(status) {
+                    *status
+                } else {
+                    502
+                };
+                let default_type = if status < 500 {
+                    INVALID_REQUEST
+                } else {
+                    PROVIDER_ERROR
+                };
+                let mut api = match error {
+                    Some(obj) => ApiError::from_error_object(status, obj, default_type),
+                    None => ApiError::new(status, default_type, message.clone(), None, None),
+                };
+                api.message = message.clone();
+                api
+            }
+            Self::Connect { .. } | Self::Transport { .. } => {
+                let code = if matches!(self, Self::Connect { .. }) {
+                    "provider_unreachable"
+                } else {
+                    "provider_transport_error"
+                };
+                ApiError::new(502, PROVIDER_ERROR, self.to_string(), None, Some(code))
+            }
+            Self::Timeout { .. } => ApiError::new(
+                504,
+                PROVIDER_ERROR,
+                self.to_string(),
+                None,
+                Some("provider_timeout"),
+            ),
+            Self::InvalidResponse { .. } => ApiError::new(
+                502,
+                PROVIDER_ERROR,
+                self.to_string(),
+                None,
+                Some("invalid_provider_response"),
+            ),
+            Self::ReplayMiss(text) => {
+                ApiError::new(500, REPLAY_MISS, text.clone(), None, Some(REPLAY_MISS))
+            }
+            Self::RecordedTransport { kind, .. } => {
+                let (status, code) = match kind.as_str() {
+                    "connect" => (502, "provider_unreachable"),
+                    "timeout" => (504, "provider_timeout"),
+                    _ => (502, "provider_transport_error"),
+                };
+                ApiError::new(status, PROVIDER_ERROR, self.to_string(), None, Some(code))
+            }
+        }
+    }
+}
+
+impl From<ProviderError> for ApiError {
+    fn from(e: ProviderError) -> Self {
+        e.to_api_error()
+    }
+}
+
+/// A JSON value as message text: strings as they are, anything else serialized.
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// An error and its sources on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn provider_error_bodies_keep_status_and_message() {
+        let body = br#"{"error":{"code":400,"message":"model 'x' not found","type":"invalid_request_error"}}"#;
+        let api = ProviderError::from_status("llamacpp", 400, body).to_api_error();
+        assert_eq!(api.status, 400);
+        assert_eq!(api.message, "model 'x' not found");
+        assert_eq!(api.error_type, "invalid_request_error");
+        assert_eq!(api.code(), Some(&json!(400)));
+
+        let api =
+            ProviderError::from_status("vllm", 422, br#"{"detail":"bad field"}"#).to_api_error();
+        assert_eq!(
+            (api.status, api.message.as_str(), api.error_type.as_str()),
+            (422, "bad field", INVALID_REQUEST)
+        );
+
+        let api = ProviderError::from_status("p", 503, b"  overloaded \n").to_api_error();
+        assert_eq!(
+            (api.status, api.message.as_str(), api.error_type.as_str()),
+            (503, "overloaded", PROVIDER_ERROR)
+        );
+
+        let api = ProviderError::from_status("p", 500, b"").to_api_error();
+        assert_eq!(api.message, "HTTP 500");
+
+        let api =
+            ProviderError::from_status("p", 404, br#"{"error":"no such model"}"#).to_api_error();
+        assert_eq!((api.status, api.message.as_str()), (404, "no such model"));
+    }
+
+    #[test]
+    fn replay_and_transport_failures_map_to_5xx() {
+        let miss = ProviderError::ReplayMiss("line 1\nline 2".into()).to_api_error();
+        assert_eq!(
+            (miss.status, miss.error_type.as_str()),
+            (500, "replay_miss")
+        );
+        assert_eq!(miss.message, "line 1\nline 2");
+        let rec = |kind: &str| ProviderError::RecordedTransport {
+            provider: "p".into(),
+            kind: kind.into(),
+            message: "refused".into(),
+        };
+        assert_eq!(rec("connect").to_api_error().status, 502);
+        assert_eq!(rec("timeout").to_api_error().status, 504);
+        assert_eq!(rec("other").to_api_error().status, 502);
+    }
+}

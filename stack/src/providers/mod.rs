@@ -1,0 +1,160 @@
+//! Remote inference providers. All four provider types speak the OpenAI HTTP API, so one adapter
+//! serves them all; they differ only in base URL and auth (see [`crate::config::ProviderType`]).
+
+pub mod client;
+pub mod error;
+pub mod sse;
+
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
+use reqwest_middleware::{ClientWithMiddleware, RequestBuilder};
+use serde_json::Value;
+use url::Url;
+
+use crate::config::{ProviderConfig, ProviderType};
+pub use client::{ClientSetupError, INFERENCE_MODE_VAR, provider_client};
+pub use error::ProviderError;
+pub use sse::DataStream;
+
+/// One enabled provider: where it is and the client to reach it with. Its `Debug` output hides
+/// the API key.
+#[derive(Clone)]
+pub struct Provider {
+    id: String,
+    provider_type: ProviderType,
+    base_url: Url,
+    api_key: Option<String>,
+    client: ClientWithMiddleware,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("id", &self.id)
+            .field("provider_type", &self.provider_type)
+            .field("base_url", &self.base_url.as_str())
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Provider {
+    /// The provider of an enabled config entry; `None` when the entry is disabled.
+    pub fn new(config: &ProviderConfig, client: ClientWithMiddleware) -> Option<Self> {
+        if !config.is_enabled() {
+            return None;
+        }
+        Some(Self {
+            id: config.provider_id.clone(),
+            provider_type: config.provider_type,
+            base_url: config.base_url.clone()?,
+            api_key: config.api_key.clone(),
+            client,
+        })
+    }
+
+    /// The provider id (prefix of its model ids).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The kind of provider.
+    pub fn provider_type(&self) -> ProviderType {
+        self.provider_type
+    }
+
+    /// Base URL of its OpenAI API.
+    pub fn base_url(&self) -> &Url {
+        &self.base_url
+    }
+
+    /// The full URL of an API path such as `chat/completions`.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!(
+            "{}/{}",
+            self.base_url.as_str().trim_end_matches('/'),
+            path.trim_start_matches('/')
+        )
+    }
+
+    fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+        match &self.api_key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+    }
+
+    /// `GET {base}/models`: the `data` entries the provider lists.
+    pub async fn list_models(&self) -> Result<Vec<Value>, ProviderError> {
+        let request = self.authorize(self.client.get(self.endpoint("models")));
+        let response = self.send(request).await?;
+        let body = self.read_body(response).await?;
+        let value: Value = self.parse_json(&body)?;
+        match value.get("data") {
+            Some(Value::Array(items)) => Ok(items.clone()),
+            _ => Err(ProviderError::InvalidResponse {
+                provider: self.id.clone(),
+                message: "GET /models did not return a list with a `data` array".into(),
+            }),
+        }
+    }
+
+    /// POSTs a JSON body and returns the JSON answer (non-streaming requests).
+    pub async fn post_json(&self, path: &str, body: &Value) -> Result<Value, ProviderError> {
+        let response = self.send(self.post(path, body)).await?;
+        let bytes = self.read_body(response).await?;
+        self.parse_json(&bytes)
+    }
+
+    /// POSTs a JSON body asking for a stream. The request is sent (and its status checked) before
+    /// this returns; the events are read as the returned stream is polled.
+    pub async fn post_stream(&self, path: &str, body: &Value) -> Result<DataStream, ProviderError> {
+        let response = self.send(self.post(path, body)).await?;
+        Ok(sse::data_events(self.id.clone(), response))
+    }
+
+    fn post(&self, path: &str, body: &Value) -> RequestBuilder {
+        let bytes = body.to_string().into_bytes();
+        self.authorize(
+            self.client
+                .post(self.endpoint(path))
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(bytes),
+        )
+    }
+
+    /// Sends a request; a non-2xx answer becomes [`ProviderError::Status`].
+    async fn send(&self, request: RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ProviderError::from_send(&self.id, e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        let err = ProviderError::from_status(&self.id, status.as_u16(), &body);
+        tracing::warn!(provider = %self.id, status = status.as_u16(), "provider error: {err}");
+        Err(err)
+    }
+
+    async fn read_body(&self, response: reqwest::Response) -> Result<bytes::Bytes, ProviderError> {
+        response
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::from_reqwest(&self.id, &e))
+    }
+
+    fn parse_json(&self, body: &[u8]) -> Result<Value, ProviderError> {
+        serde_json::from_slice(body).map_err(|e| ProviderError::InvalidResponse {
+            provider: self.id.clone(),
+            message: format!(
+                "expected JSON ({e}); got: {}",
+                String::from_utf8_lossy(body)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            ),
+        })
+    }
+}

@@ -1,0 +1,367 @@
+//! The model registry: which models exist and which provider serves each.
+//!
+//! A model's id is `provider_id/provider_model_id` (the provider model id may itself contain
+//! `/`). Models come from each provider's `GET /models` at start and from `[[models]]` in the run
+//! config; a registered model with the id of a discovered one refines it (type, metadata).
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::config::{ModelConfig, ModelType};
+use crate::error::{ApiError, INVALID_REQUEST};
+use crate::providers::Provider;
+
+/// One model the stack can route to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelEntry {
+    /// Stack-wide id, `provider_id/provider_model_id`.
+    pub id: String,
+    /// The provider serving it.
+    pub provider_id: String,
+    /// Its id at the provider.
+    pub provider_model_id: String,
+    /// Kind of model (discovered models are `llm` unless the provider marks them as embedding
+    /// models or the run config registers them otherwise).
+    pub model_type: ModelType,
+    /// Metadata from the run config (e.g. `embedding_dimension`).
+    pub metadata: Map<String, Value>,
+    /// Creation time (unix seconds) as the provider reports it, else the stack's start time.
+    pub created: i64,
+    /// Whether the run config registers it (as opposed to discovered only).
+    pub registered: bool,
+}
+
+impl ModelEntry {
+    /// The entry as an OpenAI model object, with the stack's extra fields.
+    pub fn to_openai(&self) -> Value {
+        json!({
+            "id": self.id,
+            "object": "model",
+            "created": self.created,
+            "owned_by": self.provider_id,
+            "provider_id": self.provider_id,
+            "provider_model_id": self.provider_model_id,
+            "model_type": self.model_type.as_str(),
+            "metadata": self.metadata,
+        })
+    }
+}
+
+/// The type of a listed model, from what the provider says about it: a `model_type` or `type`
+/// of `embedding`, or (llama.cpp router mode) a model started with `--embedding(s)`. Anything
+/// else is an `llm`.
+fn discovered_type(entry: &Value) -> ModelType {
+    let declared = ["model_type", "type"]
+        .iter()
+        .filter_map(|k| entry.get(*k).and_then(Value::as_str))
+        .any(|t| t == "embedding");
+    let llamacpp_embeddings = entry
+        .pointer("/status/args")
+        .and_then(Value::as_array)
+        .is_some_and(|args| {
+            args.iter()
+                .any(|a| matches!(a.as_str(), Some("--embedding" | "--embeddings")))
+        });
+    if declared || llamacpp_embeddings {
+        ModelType::Embedding
+    } else {
+        ModelType::Llm
+    }
+}
+
+/// A resolved request target.
+#[derive(Debug, Clone, Copy)]
+pub struct Route<'a> {
+    /// The model.
+    pub model: &'a ModelEntry,
+    /// The provider that serves it.
+    pub provider: &'a Provider,
+}
+
+/// Why a model id could not be routed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouterError {
+    /// No model has this id.
+    #[error("Model '{model}' not found. {}", available(.known))]
+    UnknownModel {
+        /// What was asked for.
+        model: String,
+        /// Every known model id.
+        known: Vec<String>,
+    },
+}
+
+fn available(known: &[String]) -> String {
+    if known.is_empty() {
+        "No models are available: no provider is configured or none listed any model.".to_owned()
+    } else {
+        format!("Available models: {}", known.join(", "))
+    }
+}
+
+impl From<RouterError> for ApiError {
+    fn from(e: RouterError) -> Self {
+        ApiError::new(
+            404,
+            INVALID_REQUEST,
+            e.to_string(),
+            Some("model"),
+            Some("model_not_found"),
+        )
+    }
+}
+
+/// Providers and the models they serve.
+#[derive(Debug, Clone, Default)]
+pub struct ModelRegistry {
+    providers: Vec<Provider>,
+    models: Vec<ModelEntry>,
+    index: HashMap<String, usize>,
+}
+
+impl ModelRegistry {
+    /// A registry of these providers, with no models yet.
+    pub fn new(providers: Vec<Provider>) -> Self {
+        Self {
+            providers,
+            models: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+
+    /// The providers, in config order.
+    pub fn providers(&self) -> &[Provider] {
+        &self.providers
+    }
+
+    /// A provider by id.
+    pub fn provider(&self, id: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.id() == id)
+    }
+
+    /// Adds the models a provider listed at `GET /models` (entries without a string `id` are
+    /// skipped). `now` is used when an entry has no `created`.
+    pub fn add_discovered(&mut self, provider_id: &str, entries: &[Value], now: i64) {
+        for entry in entries {
+            let Some(provider_model_id) = entry.get("id").and_then(Value::as_str) else {
+                tracing::warn!(
+                    provider_id,
+                    "skipping a listed model without a string id: {entry}"
+                );
+                continue;
+            };
+            if provider_model_id.is_empty() {
+                continue;
+            }
+            let created = entry.get("created").and_then(Value::as_i64).unwrap_or(now);
+            let model_type = discovered_type(entry);
+            let mut metadata = Map::new();
+            if model_type == ModelType::Embedding
+                && let Some(dim) = entry.pointer("/meta/n_embd").and_then(Value::as_u64)
+            {
+                metadata.insert("embedding_dimension".into(), Value::from(dim));
+            }
+            self.upsert(ModelEntry {
+                id: format!("{provider_id}/{provider_model_id}"),
+                provider_id: provider_id.to_owned(),
+                provider_model_id: provider_model_id.to_owned(),
+                model_type,
+                metadata,
+                created,
+                registered: false,
+            });
+        }
+    }
+
+    /// Registers a model from the run config; it replaces the type and metadata of a discovered
+    /// model with the same id.
+    pub fn register(&mut self, model: &ModelConfig, now: i64) {
+        let id = model.model_id();
+        let created = self
+            .index
+            .get(&id)
+            .map(|&i| self.models[i].created)
+            .unwrap_or(now);
+        self.upsert(ModelEntry {
+            id,
+            provider_id: model.provider_id.clone(),
+            provider_model_id: model.provider_model_id.clone(),
+            model_type: model.model_type,
+            metadata: model.metadata.clone(),
+            created,
+            registered: true,
+        });
+    }
+
+    fn upsert(&mut self, entry: ModelEntry) {
+        match self.index.get(&entry.id) {
+            Some(&i) => self.models[i] = entry,
+            None => {
+                self.index.insert(entry.id.clone(), self.models.len());
+                self.models.push(entry);
+            }
+        }
+    }
+
+    /// Every model, providers in config order, each provider's models in listing order, then
+    /// registered-only models.
+    pub fn models(&self) -> &[ModelEntry] {
+        &self.models
+    }
+
+    /// A model by id.
+    pub fn get(&self, id: &str) -> Option<&ModelEntry> {
+        self.index.get(id).map(|&i| &self.models[i])
+    }
+
+    /// Finds the model and its provider; an unknown id gets an error listing the known ids.
+    pub fn resolve(&self, model: &str) -> Result<Route<'_>, RouterError> {
+        let unknown = || RouterError::UnknownModel {
+            model: model.to_owned(),
+            known: self.models.iter().map(|m| m.id.clone()).collect(),
+        };
+        let entry = self.get(model).ok_or_else(unknown)?;
+        let provider = self.provider(&entry.provider_id).ok_or_else(unknown)?;
+        Ok(Route {
+            model: entry,
+            provider,
+        })
+    }
+
+    /// The OpenAI model list: `{"object": "list", "data": [...]}`.
+    pub fn list_openai(&self) -> Value {
+        json!({
+            "object": "list",
+            "data": self.models.iter().map(ModelEntry::to_openai).collect::<Vec<_>>(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ProviderConfig, ProviderType};
+
+    fn provider(id: &str) -> Provider {
+        let cfg = ProviderConfig {
+            provider_id: id.into(),
+            provider_type: ProviderType::LlamaCpp,
+            base_url: Some(url::Url::parse("http://127.0.0.1:9/v1").unwrap()),
+            api_key: None,
+        };
+        let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new()).build();
+        Provider::new(&cfg, client).unwrap()
+    }
+
+    fn registry() -> ModelRegistry {
+        let mut r = ModelRegistry::new(vec![provider("llamacpp"), provider("vllm")]);
+        r.add_discovered(
+            "llamacpp",
+            &[
+                json!({"id": "smollm2-135m", "created": 7}),
+                json!({"id": "all-minilm-l6-v2"}),
+                json!({"no": "id"}),
+            ],
+            100,
+        );
+        r.add_discovered("vllm", &[json!({"id": "meta-llama/Llama-3.2-1B"})], 100);
+        r.register(
+            &ModelConfig {
+                provider_id: "llamacpp".into(),
+                provider_model_id: "all-minilm-l6-v2".into(),
+                model_type: ModelType::Embedding,
+                metadata: json!({"embedding_dimension": 384})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            },
+            200,
+        );
+        r
+    }
+
+    #[test]
+    fn routes_by_provider_prefixed_id() {
+        let r = registry();
+        let route = r.resolve("vllm/meta-llama/Llama-3.2-1B").unwrap();
+        assert_eq!(route.provider.id(), "vllm");
+        assert_eq!(route.model.provider_model_id, "meta-llama/Llama-3.2-1B");
+        let emb = r.resolve("llamacpp/all-minilm-l6-v2").unwrap().model;
+        assert_eq!(
+            (emb.model_type, emb.created, emb.registered),
+            (ModelType::Embedding, 100, true)
+        );
+        assert_eq!(
+            r.models().len(),
+            3,
+            "registration refines the discovered entry"
+        );
+    }
+
+    #[test]
+    fn discovered_embedding_models_are_recognized() {
+        let mut r = ModelRegistry::new(vec![provider("llamacpp")]);
+        r.add_discovered(
+            "llamacpp",
+            &[
+                json!({"id": "e", "status": {"value": "unloaded", "args": ["llama-server", "--embeddings", "--port", "0"]}}),
+                json!({"id": "f", "model_type": "embedding", "meta": {"n_embd": 384}}),
+                json!({"id": "c", "status": {"args": ["llama-server", "--jinja"]}, "meta": {"n_embd": 576}}),
+            ],
+            0,
+        );
+        let types: Vec<_> = r
+            .models()
+            .iter()
+            .map(|m| (m.id.as_str(), m.model_type))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                ("llamacpp/e", ModelType::Embedding),
+                ("llamacpp/f", ModelType::Embedding),
+                ("llamacpp/c", ModelType::Llm)
+            ]
+        );
+        assert_eq!(
+            r.models()[1].metadata.get("embedding_dimension"),
+            Some(&json!(384))
+        );
+        assert!(r.models()[2].metadata.is_empty());
+    }
+
+    #[test]
+    fn unknown_model_lists_known_ids() {
+        let r = registry();
+        let err = r.resolve("smollm2-135m").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("'smollm2-135m' not found"), "{msg}");
+        assert!(
+            msg.contains(
+                "llamacpp/smollm2-135m, llamacpp/all-minilm-l6-v2, vllm/meta-llama/Llama-3.2-1B"
+            ),
+            "{msg}"
+        );
+        let api: ApiError = err.into();
+        assert_eq!((api.status, api.param.as_deref()), (404, Some("model")));
+        let empty = ModelRegistry::default()
+            .resolve("x")
+            .unwrap_err()
+            .to_string();
+        assert!(empty.contains("No models are available"), "{empty}");
+    }
+
+    #[test]
+    fn openai_list_shape() {
+        let list = registry().list_openai();
+        assert_eq!(list["object"], "list");
+        let first = &list["data"][0];
+        assert_eq!(first["id"], "llamacpp/smollm2-135m");
+        assert_eq!(first["object"], "model");
+        assert_eq!(first["created"], 7);
+        assert_eq!(first["owned_by"], "llamacpp");
+        assert_eq!(list["data"][1]["model_type"], "embedding");
+        assert_eq!(list["data"][1]["metadata"]["embedding_dimension"], 384);
+    }
+}

@@ -1,0 +1,3 @@
+//! Models API and service endpoints.
+
+pub mod test_models;
