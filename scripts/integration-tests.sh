@@ -107,6 +107,8 @@ if [[ "$RUNNER" == nextest ]]; then
     cargo nextest list --features replay --test integration "${args[@]}" || status=$?
   else
     cargo nextest run --features replay --test integration --no-fail-fast "${args[@]}" || status=$?
+    # nextest runs each test in its own process: print the run's skip summary separately.
+    HARNESS_LIST_SKIPS=1 cargo test -q --features replay --test integration 2>/dev/null || true
   fi
 else
   if [[ $COLLECT_ONLY == 1 ]]; then

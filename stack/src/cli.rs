@@ -13,9 +13,9 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use crate::{RunConfig, Stack, server};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use crate::{RunConfig, Stack, server};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -46,7 +46,10 @@ enum Command {
 
 /// Parses the command line and runs it; the `stack` binary's whole `main`.
 pub fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

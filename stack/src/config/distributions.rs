@@ -69,10 +69,22 @@ pub fn adhoc(pairs: &[(String, String)]) -> Result<String, String> {
             ));
         }
         let (id, url, key) = match provider_type.as_str() {
-            "remote::openai" => ("openai", "${env.OPENAI_BASE_URL:=https://api.openai.com/v1}", "${env.OPENAI_API_KEY:=}"),
+            "remote::openai" => (
+                "openai",
+                "${env.OPENAI_BASE_URL:=https://api.openai.com/v1}",
+                "${env.OPENAI_API_KEY:=}",
+            ),
             "remote::ollama" => ("ollama", "${env.OLLAMA_URL:=http://localhost:11434}", ""),
-            "remote::vllm" => ("vllm", "${env.VLLM_URL:=http://localhost:8000}", "${env.VLLM_API_TOKEN:=}"),
-            "remote::llamacpp" => ("llamacpp", "${env.LLAMACPP_URL:=http://127.0.0.1:8080}", "${env.LLAMACPP_API_KEY:=}"),
+            "remote::vllm" => (
+                "vllm",
+                "${env.VLLM_URL:=http://localhost:8000}",
+                "${env.VLLM_API_TOKEN:=}",
+            ),
+            "remote::llamacpp" => (
+                "llamacpp",
+                "${env.LLAMACPP_URL:=http://127.0.0.1:8080}",
+                "${env.LLAMACPP_API_KEY:=}",
+            ),
             other => {
                 return Err(format!(
                     "provider '{other}' is not known (known: remote::openai, remote::ollama, remote::vllm, remote::llamacpp)"
@@ -94,10 +106,21 @@ mod tests {
     fn adhoc_pairs_make_a_config_and_bad_ones_say_why() {
         let text = super::adhoc(&[("inference".into(), "remote::llamacpp".into())]).unwrap();
         let cfg = RunConfig::from_toml_str_with_env(&text, "adhoc", &|_| None).unwrap();
-        let ids: Vec<_> = cfg.enabled_providers().map(|p| p.provider_id.clone()).collect();
+        let ids: Vec<_> = cfg
+            .enabled_providers()
+            .map(|p| p.provider_id.clone())
+            .collect();
         assert_eq!(ids, ["llamacpp"]);
-        assert!(super::adhoc(&[("safety".into(), "inline::llama-guard".into())]).unwrap_err().contains("inference"));
-        assert!(super::adhoc(&[("inference".into(), "remote::nope".into())]).unwrap_err().contains("remote::llamacpp"));
+        assert!(
+            super::adhoc(&[("safety".into(), "inline::llama-guard".into())])
+                .unwrap_err()
+                .contains("inference")
+        );
+        assert!(
+            super::adhoc(&[("inference".into(), "remote::nope".into())])
+                .unwrap_err()
+                .contains("remote::llamacpp")
+        );
     }
 
     fn starter(pairs: &'static [(&'static str, &'static str)]) -> RunConfig {

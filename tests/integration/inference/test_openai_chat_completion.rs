@@ -18,8 +18,15 @@ pub async fn test_chat_completion_non_streaming(env: TestEnv) -> Result<()> {
         .chat_completion(json!({"model": env.text_model(), "messages": user("Which planet do humans live on? Answer in one word."), "temperature": 0, "max_tokens": 16}))
         .await?;
     assert_chat_completion(&r)?;
-    ensure!(r["object"] == "chat.completion", "object is {}", r["object"]);
-    ensure!(r["model"].as_str().is_some_and(|m| !m.is_empty()), "model is missing: {r}");
+    ensure!(
+        r["object"] == "chat.completion",
+        "object is {}",
+        r["object"]
+    );
+    ensure!(
+        r["model"].as_str().is_some_and(|m| !m.is_empty()),
+        "model is missing: {r}"
+    );
     ensure!(!content_of(&r)?.trim().is_empty(), "empty content: {r}");
     Ok(())
 }
@@ -35,7 +42,10 @@ pub async fn test_chat_completion_system_prompt(env: TestEnv) -> Result<()> {
         }))
         .await?;
     assert_chat_completion(&r)?;
-    ensure!(r["usage"]["prompt_tokens"].as_u64().unwrap_or(0) > 5, "the system prompt counts in the prompt: {r}");
+    ensure!(
+        r["usage"]["prompt_tokens"].as_u64().unwrap_or(0) > 5,
+        "the system prompt counts in the prompt: {r}"
+    );
     Ok(())
 }
 
@@ -54,8 +64,14 @@ pub async fn test_chat_completion_multi_turn(env: TestEnv) -> Result<()> {
         }))
         .await?;
     assert_chat_completion(&second)?;
-    let (p1, p2) = (first["usage"]["prompt_tokens"].as_u64().unwrap_or(0), second["usage"]["prompt_tokens"].as_u64().unwrap_or(0));
-    ensure!(p2 > p1, "the second turn's prompt ({p2} tokens) includes the first ({p1})");
+    let (p1, p2) = (
+        first["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
+        second["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
+    );
+    ensure!(
+        p2 > p1,
+        "the second turn's prompt ({p2} tokens) includes the first ({p1})"
+    );
     Ok(())
 }
 
@@ -67,8 +83,15 @@ pub async fn test_chat_completion_stop_sequence(env: TestEnv) -> Result<()> {
         .await?;
     assert_chat_completion(&r)?;
     let text = content_of(&r)?;
-    ensure!(!text.contains('5'), "the stop sequence must not appear: {text:?}");
-    ensure!(r["choices"][0]["finish_reason"] == "stop", "finish_reason: {}", r["choices"][0]["finish_reason"]);
+    ensure!(
+        !text.contains('5'),
+        "the stop sequence must not appear: {text:?}"
+    );
+    ensure!(
+        r["choices"][0]["finish_reason"] == "stop",
+        "finish_reason: {}",
+        r["choices"][0]["finish_reason"]
+    );
     Ok(())
 }
 
@@ -80,8 +103,16 @@ pub async fn test_chat_completion_max_tokens_length(env: TestEnv) -> Result<()> 
             .chat_completion(json!({"model": env.text_model(), "messages": user("Write a long story about a dragon."), "temperature": 0, field: 5}))
             .await?;
         assert_chat_completion(&r)?;
-        ensure!(r["choices"][0]["finish_reason"] == "length", "{field}: finish_reason {}", r["choices"][0]["finish_reason"]);
-        ensure!(r["usage"]["completion_tokens"] == 5, "{field}: completion_tokens {}", r["usage"]["completion_tokens"]);
+        ensure!(
+            r["choices"][0]["finish_reason"] == "length",
+            "{field}: finish_reason {}",
+            r["choices"][0]["finish_reason"]
+        );
+        ensure!(
+            r["usage"]["completion_tokens"] == 5,
+            "{field}: completion_tokens {}",
+            r["usage"]["completion_tokens"]
+        );
     }
     Ok(())
 }
@@ -92,7 +123,12 @@ pub async fn test_chat_completion_seed(env: TestEnv) -> Result<()> {
     let body = json!({"model": env.text_model(), "messages": user("Tell me a random word."), "temperature": 0.8, "seed": 42, "max_tokens": 12});
     let a = c.chat_completion(body.clone()).await?;
     let b = c.chat_completion(body).await?;
-    ensure!(content_of(&a)? == content_of(&b)?, "same seed, different answers: {:?} vs {:?}", content_of(&a)?, content_of(&b)?);
+    ensure!(
+        content_of(&a)? == content_of(&b)?,
+        "same seed, different answers: {:?} vs {:?}",
+        content_of(&a)?,
+        content_of(&b)?
+    );
     Ok(())
 }
 
@@ -110,8 +146,12 @@ pub async fn test_chat_completion_json_response_format(env: TestEnv) -> Result<(
         .await?;
     assert_chat_completion(&r)?;
     let text = content_of(&r)?;
-    let v: Value = serde_json::from_str(text).with_context(|| format!("content is not JSON: {text:?}"))?;
-    ensure!(v["name"].is_string() && v["age"].is_i64(), "does not match the schema: {v}");
+    let v: Value =
+        serde_json::from_str(text).with_context(|| format!("content is not JSON: {text:?}"))?;
+    ensure!(
+        v["name"].is_string() && v["age"].is_i64(),
+        "does not match the schema: {v}"
+    );
     Ok(())
 }
 
@@ -132,13 +172,27 @@ pub async fn test_chat_completion_tools(env: TestEnv) -> Result<()> {
     match message["tool_calls"].as_array() {
         Some(calls) if !calls.is_empty() => {
             for call in calls {
-                ensure!(call["type"] == "function" && call["function"]["name"] == "get_weather", "unexpected call: {call}");
-                let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().context("arguments is not a string")?)?;
+                ensure!(
+                    call["type"] == "function" && call["function"]["name"] == "get_weather",
+                    "unexpected call: {call}"
+                );
+                let args: Value = serde_json::from_str(
+                    call["function"]["arguments"]
+                        .as_str()
+                        .context("arguments is not a string")?,
+                )?;
                 ensure!(args.is_object(), "arguments are a JSON object: {args}");
             }
-            ensure!(r["choices"][0]["finish_reason"] == "tool_calls", "finish_reason {}", r["choices"][0]["finish_reason"]);
+            ensure!(
+                r["choices"][0]["finish_reason"] == "tool_calls",
+                "finish_reason {}",
+                r["choices"][0]["finish_reason"]
+            );
         }
-        _ => ensure!(message["content"].as_str().is_some_and(|t| !t.is_empty()), "neither text nor tool calls: {message}"),
+        _ => ensure!(
+            message["content"].as_str().is_some_and(|t| !t.is_empty()),
+            "neither text nor tool calls: {message}"
+        ),
     }
     Ok(())
 }
@@ -154,7 +208,11 @@ pub async fn test_chat_completion_streaming(env: TestEnv) -> Result<()> {
     let (mut text, mut chunks, mut finish) = (String::new(), 0, Value::Null);
     while let Some(chunk) = s.next().await {
         let chunk = chunk?;
-        ensure!(chunk["object"] == "chat.completion.chunk", "chunk object is {}", chunk["object"]);
+        ensure!(
+            chunk["object"] == "chat.completion.chunk",
+            "chunk object is {}",
+            chunk["object"]
+        );
         chunks += 1;
         if let Some(choice) = chunk["choices"].get(0) {
             text.push_str(choice["delta"]["content"].as_str().unwrap_or(""));
@@ -164,8 +222,16 @@ pub async fn test_chat_completion_streaming(env: TestEnv) -> Result<()> {
         }
     }
     ensure!(chunks > 2, "a stream of several chunks, got {chunks}");
-    ensure!(text == content_of(&plain)?, "streamed {text:?} != plain {:?}", content_of(&plain)?);
-    ensure!(finish == plain["choices"][0]["finish_reason"], "finish_reason {finish} vs {}", plain["choices"][0]["finish_reason"]);
+    ensure!(
+        text == content_of(&plain)?,
+        "streamed {text:?} != plain {:?}",
+        content_of(&plain)?
+    );
+    ensure!(
+        finish == plain["choices"][0]["finish_reason"],
+        "finish_reason {finish} vs {}",
+        plain["choices"][0]["finish_reason"]
+    );
     Ok(())
 }
 
@@ -181,9 +247,18 @@ pub async fn test_chat_completion_streaming_usage(env: TestEnv) -> Result<()> {
         last = chunk?;
     }
     let usage = &last["usage"];
-    ensure!(usage["prompt_tokens"].as_u64().unwrap_or(0) > 0, "usage chunk last: {last}");
-    ensure!(usage["completion_tokens"].as_u64().unwrap_or(0) > 0, "usage chunk last: {last}");
-    ensure!(last["choices"].as_array().is_some_and(Vec::is_empty), "the usage chunk has no choices: {last}");
+    ensure!(
+        usage["prompt_tokens"].as_u64().unwrap_or(0) > 0,
+        "usage chunk last: {last}"
+    );
+    ensure!(
+        usage["completion_tokens"].as_u64().unwrap_or(0) > 0,
+        "usage chunk last: {last}"
+    );
+    ensure!(
+        last["choices"].as_array().is_some_and(Vec::is_empty),
+        "the usage chunk has no choices: {last}"
+    );
     Ok(())
 }
 
@@ -198,23 +273,44 @@ pub async fn test_chat_completion_unknown_model(env: TestEnv) -> Result<()> {
     let status = err.status().unwrap_or(0);
     ensure!((400..500).contains(&status), "status {status}: {err}");
     let msg = err.message();
-    ensure!(msg.contains("nope/not-a-model") && msg.contains(env.text_model()), "the error names the model and the known ones: {msg}");
+    ensure!(
+        msg.contains("nope/not-a-model") && msg.contains(env.text_model()),
+        "the error names the model and the known ones: {msg}"
+    );
     Ok(())
 }
 
 /// A malformed body is a 400 in OpenAI's error shape, saying what is wrong.
 pub async fn test_chat_completion_malformed_body(env: TestEnv) -> Result<()> {
     let c = client(&env).await?;
-    let err = c.post_raw("/v1/chat/completions", "{\"model\": ").await.err().context("malformed JSON must fail")?;
+    let err = c
+        .post_raw("/v1/chat/completions", "{\"model\": ")
+        .await
+        .err()
+        .context("malformed JSON must fail")?;
     ensure!(err.status() == Some(400), "status {:?}", err.status());
-    ensure!(err.error().is_some_and(|e| e["message"].is_string() && e["type"].is_string()), "OpenAI error shape: {err}");
+    ensure!(
+        err.error()
+            .is_some_and(|e| e["message"].is_string() && e["type"].is_string()),
+        "OpenAI error shape: {err}"
+    );
     let err = c
         .chat_completion(json!({"model": env.text_model(), "messages": "not a list"}))
         .await
         .err()
         .context("messages must be a list")?;
-    ensure!(err.status() == Some(400) && err.message().contains("messages"), "{err}");
-    let err = c.chat_completion(json!({"messages": user("hi")})).await.err().context("model is required")?;
-    ensure!(err.status() == Some(400) && err.message().contains("model"), "{err}");
+    ensure!(
+        err.status() == Some(400) && err.message().contains("messages"),
+        "{err}"
+    );
+    let err = c
+        .chat_completion(json!({"messages": user("hi")}))
+        .await
+        .err()
+        .context("model is required")?;
+    ensure!(
+        err.status() == Some(400) && err.message().contains("model"),
+        "{err}"
+    );
     Ok(())
 }

@@ -12,9 +12,15 @@ pub async fn test_completion_non_streaming(env: TestEnv) -> Result<()> {
     let r = c.completion(json!({"model": env.completion_model(), "prompt": "The capital of France is", "temperature": 0, "max_tokens": 8})).await?;
     ensure!(r["object"] == "text_completion", "object {}", r["object"]);
     let choice = &r["choices"][0];
-    ensure!(choice["text"].as_str().is_some_and(|t| !t.is_empty()), "text: {r}");
+    ensure!(
+        choice["text"].as_str().is_some_and(|t| !t.is_empty()),
+        "text: {r}"
+    );
     ensure!(choice["finish_reason"].is_string(), "finish_reason: {r}");
-    ensure!(r["usage"]["completion_tokens"].as_u64().unwrap_or(0) > 0, "usage: {r}");
+    ensure!(
+        r["usage"]["completion_tokens"].as_u64().unwrap_or(0) > 0,
+        "usage: {r}"
+    );
     Ok(())
 }
 
@@ -46,6 +52,10 @@ pub async fn test_completion_stop_sequence(env: TestEnv) -> Result<()> {
         .await?;
     let text = r["choices"][0]["text"].as_str().context("text")?;
     ensure!(!text.contains('8'), "stop sequence in the text: {text:?}");
-    ensure!(r["choices"][0]["finish_reason"] == "stop", "finish_reason {}", r["choices"][0]["finish_reason"]);
+    ensure!(
+        r["choices"][0]["finish_reason"] == "stop",
+        "finish_reason {}",
+        r["choices"][0]["finish_reason"]
+    );
     Ok(())
 }

@@ -15,7 +15,11 @@ pub async fn test_models_list(env: TestEnv) -> Result<()> {
     for m in data {
         ensure!(m["object"] == "model", "object {}", m["object"]);
         let id = m["id"].as_str().context("id")?;
-        ensure!(id.split_once('/').is_some_and(|(p, rest)| !p.is_empty() && !rest.is_empty()), "id {id} is provider/model");
+        ensure!(
+            id.split_once('/')
+                .is_some_and(|(p, rest)| !p.is_empty() && !rest.is_empty()),
+            "id {id} is provider/model"
+        );
     }
     for want in [env.text_model(), env.embedding_model()] {
         ensure!(ids.contains(&want), "{want} not in {ids:?}");
@@ -27,6 +31,11 @@ pub async fn test_models_list(env: TestEnv) -> Result<()> {
 pub async fn test_health_and_version(env: TestEnv) -> Result<()> {
     let c = client(&env).await?;
     ensure!(c.health().await?["status"] == "OK", "health");
-    ensure!(c.version().await?["version"].as_str().is_some_and(|v| !v.is_empty()), "version");
+    ensure!(
+        c.version().await?["version"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty()),
+        "version"
+    );
     Ok(())
 }
