@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Lists (or, with --delete, removes) recordings whose test no longer exists.
+#
+# Known test ids: every trial of every suite in suites.toml (as the runner names them, with the
+# suites' default setups), plus the ids of scripts/sdk/openai_client.py. Exits 1 when orphans
+# exist and --delete is not given, so it can gate CI.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+known="$(mktemp)"
+trap 'rm -f "$known"' EXIT
+cargo build -q --features replay --test integration
+for suite in $(sed -n 's/^\[suites\.\([A-Za-z0-9_-]*\)\]$/\1/p' suites.toml); do
+  LLAMA_STACK_TEST_SUITE="$suite" cargo test -q --features replay --test integration -- --list --format terse 2>/dev/null >>"$known" || true
+done
+grep -o '"sdk/openai_client.py::[a-z_]*"' scripts/sdk/openai_client.py | tr -d '"' >>"$known"
+cargo run -q -p harness --bin recordings -- prune --known "$known" "$@"
