@@ -5,7 +5,10 @@
 //! - [`context`]: the test identity that keys recordings and makes generated ids deterministic.
 //! - [`fixtures`]: the integration-test framework around them: suites and setups, model
 //!   parameters, stack configs, one server per run, and the test runner.
+//! - [`telemetry`]: capture of the OpenTelemetry traces and metrics the service emits, with one
+//!   test API for library mode (in-memory exporters) and server mode (an OTLP/HTTP receiver).
 
 pub mod context;
 pub mod fixtures;
 pub mod recorder;
+pub mod telemetry;
