@@ -8,12 +8,14 @@
 //! `<distribution-or-config>` is a run-config file (TOML) or the name of a built-in distribution
 //! (`starter`). The server listens on 127.0.0.1:8321 unless the config or the flags say otherwise,
 //! logs to stderr (`RUST_LOG` sets the level, default `info`), and shuts down gracefully on SIGINT
-//! or SIGTERM.
+//! or SIGTERM. OpenTelemetry export is configured by the standard `OTEL_*` variables
+//! ([`crate::telemetry::setup`]); nothing is exported unless an OTLP endpoint is set, and the
+//! last spans and metrics are flushed (within a bounded time) on exit.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use crate::{RunConfig, Stack, server};
+use crate::{RunConfig, Stack, server, telemetry};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -68,7 +70,15 @@ async fn async_main() -> ExitCode {
         )
         .init();
     let result = match Cli::parse().command {
-        Command::Run { target, port, host } => run(&target, port, host).await,
+        Command::Run { target, port, host } => match telemetry::init_from_env() {
+            Ok(guard) => {
+                let result = run(&target, port, host).await;
+                // Flushes the last spans and metrics, bounded (off the async runtime's threads).
+                guard.shutdown();
+                result
+            }
+            Err(e) => Err(anyhow::Error::new(e).context("cannot set up OpenTelemetry")),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -100,9 +110,7 @@ async fn run(target: &str, port: Option<u16>, host: Option<String>) -> anyhow::R
         "stack listening on http://{addr} (models: {})",
         stack.registry().models().len()
     );
-    server::serve(stack, listener, server::shutdown_signal())
-        .await
-        .context("server failed")?;
+    let served = server::serve(stack, listener, server::shutdown_signal()).await;
     tracing::info!("stack stopped");
-    Ok(())
+    served.context("server failed")
 }

@@ -13,6 +13,7 @@
 //! - [`server`]: the axum HTTP server.
 //! - [`client`]: one client API with an in-process and an HTTP backend.
 //! - [`context`]: test identity (feature `replay`).
+//! - [`telemetry`]: OpenTelemetry spans and metrics (GenAI semantic conventions), SDK setup.
 
 pub mod api;
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod providers;
 pub mod router;
 pub mod server;
+pub mod telemetry;
 
 #[cfg(test)]
 mod testutil;
@@ -40,6 +42,7 @@ pub use error::ApiError;
 
 use providers::{ClientSetupError, Provider};
 use router::ModelRegistry;
+use telemetry::Telemetry;
 
 /// How long model discovery may take per provider at start.
 pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -78,6 +81,7 @@ pub struct Stack {
 struct Inner {
     config: RunConfig,
     registry: ModelRegistry,
+    telemetry: Telemetry,
 }
 
 impl Stack {
@@ -86,15 +90,37 @@ impl Stack {
     /// provider's models with `GET {base_url}/models`. A discovery failure is logged and leaves
     /// that provider with its registered models only.
     pub async fn from_config(config: RunConfig) -> Result<Stack, StackError> {
-        let client = providers::provider_client()?;
-        Self::from_config_with_client(config, client).await
+        Self::from_config_with_telemetry(config, Telemetry::global()).await
+    }
+
+    /// [`Stack::from_config`] with every span and metric of the stack (GenAI and provider client
+    /// spans) sent where `telemetry` says: explicit providers ([`Telemetry::with_providers`]),
+    /// or nowhere ([`Telemetry::disabled`]).
+    pub async fn from_config_with_telemetry(
+        config: RunConfig,
+        telemetry: Telemetry,
+    ) -> Result<Stack, StackError> {
+        let client = providers::provider_client_with(telemetry.clone())?;
+        Self::from_config_with(config, client, telemetry).await
     }
 
     /// [`Stack::from_config`] with a caller-made provider client (e.g. one carrying its own
-    /// middleware). No recorder is added and `LLAMA_STACK_TEST_INFERENCE_MODE` is not looked at.
+    /// middleware). No recorder is added and `LLAMA_STACK_TEST_INFERENCE_MODE` is not looked at;
+    /// nor is the provider client span middleware: put
+    /// [`telemetry::ClientSpanMiddleware`] first on the client for provider spans.
     pub async fn from_config_with_client(
         config: RunConfig,
         client: ClientWithMiddleware,
+    ) -> Result<Stack, StackError> {
+        Self::from_config_with(config, client, Telemetry::global()).await
+    }
+
+    /// [`Stack::from_config_with_client`], with the GenAI spans and metrics sent where
+    /// `telemetry` says (e.g. to a test's own providers) instead of the global providers.
+    pub async fn from_config_with(
+        config: RunConfig,
+        client: ClientWithMiddleware,
+        telemetry: Telemetry,
     ) -> Result<Stack, StackError> {
         let mut enabled = Vec::new();
         for provider_config in config.enabled_providers() {
@@ -129,7 +155,11 @@ impl Stack {
             "stack ready"
         );
         Ok(Stack {
-            inner: Arc::new(Inner { config, registry }),
+            inner: Arc::new(Inner {
+                config,
+                registry,
+                telemetry,
+            }),
         })
     }
 
@@ -141,6 +171,11 @@ impl Stack {
     /// The model registry.
     pub fn registry(&self) -> &ModelRegistry {
         &self.inner.registry
+    }
+
+    /// Where the stack's GenAI spans and metrics go.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.inner.telemetry
     }
 
     /// `GET /v1/health`: `{"status": "OK"}`.

@@ -5,6 +5,8 @@
 //! are server-sent events: `data: {chunk}\n\n` per chunk, then `data: [DONE]\n\n` (or a final
 //! `data: {"error": ...}\n\n` when the stream fails midway). With the `replay` feature each
 //! request runs inside the test context named by its `X-LlamaStack-Provider-Data` header.
+//! Every request is traced ([`crate::telemetry::http_server`]): it continues the caller's trace
+//! when it carries a `traceparent`.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -27,11 +29,14 @@ use crate::Stack;
 use crate::api::{ChunkStream, Endpoint, Reply};
 use crate::context::{Captured, PROVIDER_DATA_HEADER};
 use crate::error::ApiError;
+use crate::telemetry;
 
 /// Largest request body accepted (batch embeddings can be large).
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
-/// The axum application serving `stack`.
+/// The axum application serving `stack`. Each request gets an OpenTelemetry SERVER span and
+/// `http.server.*` metrics ([`telemetry::http_server`]), through the global providers installed
+/// when this is called.
 pub fn app(stack: Stack) -> Router {
     let mut router = Router::new();
     for endpoint in Endpoint::ALL {
@@ -52,6 +57,7 @@ pub fn app(stack: Stack) -> Router {
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(request_scope))
+        .layer(telemetry::http_server::layer())
         .with_state(stack)
 }
 

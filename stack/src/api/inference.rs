@@ -3,8 +3,13 @@
 //!
 //! Streaming requests are sent to the provider before the handler returns (so the provider call
 //! runs inside the caller's test scope); the provider's events are then passed on one for one.
+//!
+//! Each provider call runs inside the GenAI span of its operation ([`crate::telemetry::genai`]),
+//! started once the request is valid and routed (a 400 or 404 answered by the stack itself makes
+//! no GenAI span); a stream's span ends with the stream.
 
 use futures::StreamExt;
+use opentelemetry::trace::FutureExt as _;
 use serde_json::Value;
 
 use super::{ChunkStream, Reply, embeddings, validate};
@@ -12,6 +17,9 @@ use crate::Stack;
 use crate::config::ModelType;
 use crate::error::{ApiError, INVALID_REQUEST, PROVIDER_ERROR};
 use crate::providers::{DataStream, Provider};
+use crate::router::Route;
+use crate::telemetry::genai::{ResponseSummary, StreamStats};
+use crate::telemetry::{self, Failure, GenAiCall, Operation, Telemetry};
 
 impl Stack {
     /// `POST /v1/chat/completions` with a parsed body.
@@ -27,11 +35,12 @@ impl Stack {
         }
         let request = with_model(body, &route.model.provider_model_id);
         forward(
-            route.provider,
+            self.telemetry(),
+            Operation::Chat,
+            route,
             "chat/completions",
             request,
             checked.stream,
-            &checked.model,
         )
         .await
     }
@@ -49,11 +58,12 @@ impl Stack {
         }
         let request = with_model(body, &route.model.provider_model_id);
         forward(
-            route.provider,
+            self.telemetry(),
+            Operation::TextCompletion,
+            route,
             "completions",
             request,
             checked.stream,
-            &checked.model,
         )
         .await
     }
@@ -73,12 +83,40 @@ impl Stack {
         if checked.base64 {
             set_field(&mut request, "encoding_format", Value::from("float"));
         }
-        let mut response = route.provider.post_json("embeddings", &request).await?;
+        let call = GenAiCall::start(
+            self.telemetry(),
+            Operation::Embeddings,
+            route.provider,
+            route.model,
+            &request,
+            false,
+        );
+        let sent = route
+            .provider
+            .post_json("embeddings", &request)
+            .with_context(call.context().clone())
+            .await;
+        let mut response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                call.finish(
+                    &ResponseSummary::default(),
+                    Some(&Failure::from_provider_error(&e)),
+                    None,
+                );
+                return Err(e.into());
+            }
+        };
+        let summary = ResponseSummary::from_answer(Operation::Embeddings, &response, false);
         set_model(&mut response, &checked.model);
-        if checked.base64 {
-            embeddings::to_base64(&mut response)
-                .map_err(|m| invalid_response(route.provider, &m))?;
+        if checked.base64
+            && let Err(m) = embeddings::to_base64(&mut response)
+        {
+            let err = invalid_response(route.provider, &m);
+            call.finish(&summary, Some(&Failure::from_api_error(&err)), None);
+            return Err(err);
         }
+        call.finish(&summary, None, None);
         Ok(response)
     }
 }
@@ -127,36 +165,91 @@ fn set_model(answer: &mut Value, model_id: &str) {
     }
 }
 
+/// Sends the request to the provider inside the GenAI span of `operation` and hands back its
+/// answer (or its stream, which carries the span until it ends) under the stack's model id.
 async fn forward(
-    provider: &Provider,
+    telemetry: &Telemetry,
+    operation: Operation,
+    route: Route<'_>,
     path: &str,
     request: Value,
     stream: bool,
-    model_id: &str,
 ) -> Result<Reply, ApiError> {
+    let provider = route.provider;
+    let model_id = route.model.id.clone();
+    let call = GenAiCall::start(
+        telemetry,
+        operation,
+        provider,
+        route.model,
+        &request,
+        stream,
+    );
     if stream {
-        let events = provider.post_stream(path, &request).await?;
-        return Ok(Reply::Stream(chunks(
-            events,
-            model_id.to_owned(),
-            provider.id().to_owned(),
-        )));
+        let sent = provider
+            .post_stream(path, &request)
+            .with_context(call.context().clone())
+            .await;
+        return match sent {
+            Ok(events) => Ok(Reply::Stream(chunks(
+                events,
+                call,
+                model_id,
+                provider.id().to_owned(),
+            ))),
+            Err(e) => {
+                call.finish(
+                    &ResponseSummary::default(),
+                    Some(&Failure::from_provider_error(&e)),
+                    Some(StreamStats::default()),
+                );
+                Err(e.into())
+            }
+        };
     }
-    let mut answer = provider.post_json(path, &request).await?;
+    let sent = provider
+        .post_json(path, &request)
+        .with_context(call.context().clone())
+        .await;
+    let mut answer = match sent {
+        Ok(answer) => answer,
+        Err(e) => {
+            call.finish(
+                &ResponseSummary::default(),
+                Some(&Failure::from_provider_error(&e)),
+                None,
+            );
+            return Err(e.into());
+        }
+    };
     if !answer.is_object() {
-        return Err(invalid_response(provider, "expected a JSON object"));
+        let err = invalid_response(provider, "expected a JSON object");
+        call.finish(
+            &ResponseSummary::default(),
+            Some(&Failure::from_api_error(&err)),
+            None,
+        );
+        return Err(err);
     }
-    set_model(&mut answer, model_id);
+    let summary = ResponseSummary::from_answer(operation, &answer, call.captures_content());
+    call.finish(&summary, None, None);
+    set_model(&mut answer, &model_id);
     Ok(Reply::Json(answer))
 }
 
 /// Provider events as API chunks: each `data:` payload parsed, its model id rewritten; an
-/// `{"error": ...}` event or a failure ends the stream with an error.
-fn chunks(events: DataStream, model_id: String, provider_id: String) -> ChunkStream {
-    events
+/// `{"error": ...}` event or a failure ends the stream with an error. The GenAI span of `call`
+/// sees the chunks as the provider sent them and ends with the stream.
+fn chunks(
+    events: DataStream,
+    call: GenAiCall,
+    model_id: String,
+    provider_id: String,
+) -> ChunkStream {
+    let parsed = events
         .map(move |event| {
             let data = event?;
-            let mut chunk: Value = serde_json::from_str(&data).map_err(|e| {
+            let chunk: Value = serde_json::from_str(&data).map_err(|e| {
                 ApiError::new(
                     502,
                     PROVIDER_ERROR,
@@ -174,7 +267,6 @@ fn chunks(events: DataStream, model_id: String, provider_id: String) -> ChunkStr
                     .unwrap_or(500);
                 return Err(ApiError::from_error_object(status, error, PROVIDER_ERROR));
             }
-            set_model(&mut chunk, &model_id);
             Ok(chunk)
         })
         .scan(false, |failed, item| {
@@ -185,6 +277,14 @@ fn chunks(events: DataStream, model_id: String, provider_id: String) -> ChunkStr
                 Some(item)
             };
             futures::future::ready(out)
+        })
+        .boxed();
+    telemetry::stream::traced(parsed, call)
+        .map(move |item| {
+            item.map(|mut chunk| {
+                set_model(&mut chunk, &model_id);
+                chunk
+            })
         })
         .boxed()
 }

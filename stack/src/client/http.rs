@@ -54,6 +54,9 @@ impl HttpBackend {
         if let Some(value) = provider_data {
             request = request.header(PROVIDER_DATA_HEADER, value);
         }
+        for (name, value) in trace_context_headers() {
+            request = request.header(name, value);
+        }
         let response = request
             .send()
             .await
@@ -134,6 +137,17 @@ fn events(response: reqwest::Response) -> ClientStream {
         }
     })
     .boxed()
+}
+
+/// The W3C trace-context headers (`traceparent`, `tracestate`) of the current OpenTelemetry
+/// context, so that the server continues the caller's trace. Empty when no span is current.
+/// W3C is what the stack's server reads, so it is used whatever the global propagator is.
+fn trace_context_headers() -> Vec<(String, String)> {
+    use opentelemetry::propagation::TextMapPropagator;
+    let mut carrier = std::collections::HashMap::new();
+    opentelemetry_sdk::propagation::TraceContextPropagator::new()
+        .inject_context(&opentelemetry::Context::current(), &mut carrier);
+    carrier.into_iter().collect()
 }
 
 fn chain(e: &dyn std::error::Error) -> String {

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 
+use crate::telemetry::{ClientSpanMiddleware, Telemetry};
+
 /// The variable that switches the harness recorder on (`record`, `replay`, `record-if-missing`, ...).
 pub const INFERENCE_MODE_VAR: &str = "LLAMA_STACK_TEST_INFERENCE_MODE";
 
@@ -39,11 +41,21 @@ pub fn http_client() -> Result<reqwest::Client, ClientSetupError> {
         .map_err(|e| ClientSetupError::Http(e.to_string()))
 }
 
-/// The provider client for this process: with the harness recorder installed when
+/// The provider client for this process: the client span middleware (an OpenTelemetry CLIENT
+/// span per request, `traceparent` injected), then the harness recorder when
 /// `LLAMA_STACK_TEST_INFERENCE_MODE` is set (feature `replay`); without the feature that variable
-/// is refused with a message saying how to rebuild.
+/// is refused with a message saying how to rebuild. The span middleware comes first so replayed
+/// calls have client spans too; the recorder keeps headers out of its request key.
 pub fn provider_client() -> Result<ClientWithMiddleware, ClientSetupError> {
-    let builder = ClientBuilder::new(http_client()?);
+    provider_client_with(Telemetry::global())
+}
+
+/// [`provider_client`] with its client spans sent where `telemetry` says.
+pub fn provider_client_with(
+    telemetry: Telemetry,
+) -> Result<ClientWithMiddleware, ClientSetupError> {
+    let builder =
+        ClientBuilder::new(http_client()?).with(ClientSpanMiddleware::with_telemetry(telemetry));
     #[cfg(feature = "replay")]
     {
         match harness::recorder::Recorder::from_env() {

@@ -4,6 +4,15 @@ use serde_json::Value;
 
 use crate::error::{ApiError, INVALID_REQUEST, PROVIDER_ERROR, REPLAY_MISS};
 
+/// `error.type` of a provider that could not be reached.
+pub const ERROR_CONNECTION: &str = "connection_error";
+/// `error.type` of a provider that did not answer in time.
+pub const ERROR_TIMEOUT: &str = "timeout";
+/// `error.type` of any other transport failure (e.g. a body that broke off).
+pub const ERROR_TRANSPORT: &str = "transport_error";
+/// `error.type` of a 2xx answer that is not what the API promises.
+pub const ERROR_INVALID_RESPONSE: &str = "invalid_response";
+
 /// A failed provider call.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
@@ -70,11 +79,17 @@ impl ProviderError {
     /// Classifies an error of the middleware client: recorder errors (feature `replay`) first,
     /// then reqwest's connect/timeout kinds.
     pub fn from_send(provider: &str, err: reqwest_middleware::Error) -> Self {
+        Self::classify_send(provider, &err)
+    }
+
+    /// [`ProviderError::from_send`] without taking the error (e.g. for a middleware that passes
+    /// it on).
+    pub fn classify_send(provider: &str, err: &reqwest_middleware::Error) -> Self {
         match err {
-            reqwest_middleware::Error::Reqwest(e) => Self::from_reqwest(provider, &e),
+            reqwest_middleware::Error::Reqwest(e) => Self::from_reqwest(provider, e),
             reqwest_middleware::Error::Middleware(e) => {
                 #[cfg(feature = "replay")]
-                if let Some(found) = Self::from_recorder(provider, &e) {
+                if let Some(found) = Self::from_recorder(provider, e) {
                     return found;
                 }
                 if let Some(r) = e.chain().find_map(|c| c.downcast_ref::<reqwest::Error>()) {
@@ -155,6 +170,26 @@ impl ProviderError {
             status,
             message,
             error,
+        }
+    }
+
+    /// The `error.type` of this failure on spans and metrics: the provider's HTTP status as a
+    /// string (`"500"`), or one of `connection_error`, `timeout`, `transport_error`,
+    /// `invalid_response`, `replay_miss`. A replayed transport failure has the class of the
+    /// failure that was recorded.
+    pub fn error_type(&self) -> String {
+        match self {
+            Self::Status { status, .. } => status.to_string(),
+            Self::Connect { .. } => ERROR_CONNECTION.to_owned(),
+            Self::Timeout { .. } => ERROR_TIMEOUT.to_owned(),
+            Self::Transport { .. } => ERROR_TRANSPORT.to_owned(),
+            Self::InvalidResponse { .. } => ERROR_INVALID_RESPONSE.to_owned(),
+            Self::ReplayMiss(_) => REPLAY_MISS.to_owned(),
+            Self::RecordedTransport { kind, .. } => match kind.as_str() {
+                "connect" => ERROR_CONNECTION.to_owned(),
+                "timeout" => ERROR_TIMEOUT.to_owned(),
+                _ => ERROR_TRANSPORT.to_owned(),
+            },
         }
     }
 

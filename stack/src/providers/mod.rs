@@ -11,7 +11,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::config::{ProviderConfig, ProviderType};
-pub use client::{ClientSetupError, INFERENCE_MODE_VAR, provider_client};
+pub use client::{ClientSetupError, INFERENCE_MODE_VAR, provider_client, provider_client_with};
 pub use error::ProviderError;
 pub use sse::DataStream;
 
