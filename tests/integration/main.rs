@@ -8,6 +8,7 @@
 mod common;
 mod inference;
 mod models;
+mod telemetry;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -22,6 +23,7 @@ fn cases() -> Vec<TestCase> {
         test_openai_embeddings as emb,
     };
     use models::test_models;
+    use telemetry::{test_genai_metrics as metrics, test_genai_spans as spans};
     vec![
         TestCase::new(
             "inference/test_openai_chat_completion.rs::test_chat_completion_non_streaming",
@@ -126,6 +128,43 @@ fn cases() -> Vec<TestCase> {
         TestCase::new("models/test_models.rs::test_health_and_version", &[], |e| {
             Box::pin(test_models::test_health_and_version(e))
         }),
+        TestCase::new(
+            "telemetry/test_genai_spans.rs::test_chat_completion_span",
+            &[Text],
+            |e| Box::pin(spans::test_chat_completion_span(e)),
+        ),
+        TestCase::new(
+            "telemetry/test_genai_spans.rs::test_streaming_chat_one_span",
+            &[Text],
+            |e| Box::pin(spans::test_streaming_chat_one_span(e)),
+        ),
+        TestCase::new(
+            "telemetry/test_genai_spans.rs::test_embeddings_span",
+            &[Embedding],
+            |e| Box::pin(spans::test_embeddings_span(e)),
+        ),
+        TestCase::new(
+            "telemetry/test_genai_spans.rs::test_provider_error_span",
+            &[Text],
+            |e| Box::pin(spans::test_provider_error_span(e)),
+        ),
+        TestCase::new(
+            "telemetry/test_genai_spans.rs::test_span_parent_chain",
+            &[Text],
+            |e| Box::pin(spans::test_span_parent_chain(e)),
+        ),
+        TestCase::new(
+            "telemetry/test_genai_spans.rs::test_no_spans_when_disabled",
+            &[Text],
+            |e| Box::pin(spans::test_no_spans_when_disabled(e)),
+        ),
+        // Metric deltas are process-wide: this test runs alone.
+        TestCase::new(
+            "telemetry/test_genai_metrics.rs::test_token_usage_and_duration_metrics",
+            &[Text],
+            |e| Box::pin(metrics::test_token_usage_and_duration_metrics(e)),
+        )
+        .run_alone(),
     ]
 }
 

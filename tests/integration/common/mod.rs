@@ -7,10 +7,13 @@
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail, ensure};
-use harness::fixtures::StackConfig;
 pub use harness::fixtures::runner::TestEnv;
-use harness::fixtures::server::{ServerSpec, ensure_server};
+use harness::fixtures::server::{ServerHandle, ServerSpec, ensure_server};
+use harness::fixtures::stack_config::DEFAULT_PORT;
+use harness::fixtures::{StackConfig, skip};
+use harness::telemetry::Capture;
 use serde_json::Value;
+use stack::telemetry::Telemetry;
 use stack::{RunConfig, Stack, StackClient};
 
 /// Default stack config when none is given.
@@ -32,58 +35,128 @@ pub fn default_env() {
     }
 }
 
-fn server_log() -> std::path::PathBuf {
+fn server_log(port: u16) -> std::path::PathBuf {
+    let name = if port == DEFAULT_PORT {
+        "llama-stack-server.log".to_owned()
+    } else {
+        format!("llama-stack-server-{port}.log")
+    };
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target")
-        .join("llama-stack-server.log")
+        .join(name)
 }
 
-/// The base URL of the run's server, started (or reused) once per process.
-fn server_url(config: &str, port: u16) -> Result<String> {
-    static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
-    SERVER
-        .get_or_init(|| {
-            let mut spec = ServerSpec::new(
-                env!("CARGO_BIN_EXE_stack"),
-                ["run", config, "--port", &port.to_string()],
-                port,
-            );
-            spec.log_file = server_log();
-            ensure_server(&spec)
-                .map(|h| h.base_url)
-                .map_err(|e| format!("{e}"))
-        })
-        .clone()
-        .map_err(|e| anyhow::anyhow!(e))
+/// Starts (or reuses) `stack run CONFIG` on `port` with a telemetry receiver beside it, for the
+/// whole run; `env` is added to the server's environment.
+fn start_server(config: &str, port: u16, env: &[(&str, &str)]) -> Result<ServerHandle> {
+    let mut spec = ServerSpec::new(
+        env!("CARGO_BIN_EXE_stack"),
+        ["run", config, "--port", &port.to_string()],
+        port,
+    );
+    spec.log_file = server_log(port);
+    spec.telemetry = true;
+    spec.env = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    ensure_server(&spec).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The run's server, started (or reused) once per process.
+async fn server(config: String, port: u16) -> Result<ServerHandle> {
+    static SERVER: OnceLock<Result<ServerHandle, String>> = OnceLock::new();
+    tokio::task::spawn_blocking(move || {
+        SERVER
+            .get_or_init(|| start_server(&config, port, &[]).map_err(|e| format!("{e:#}")))
+            .clone()
+            .map_err(anyhow::Error::msg)
+    })
+    .await?
 }
 
 /// A client for the configured stack, for this test.
 pub async fn client(_env: &TestEnv) -> Result<StackClient> {
-    let config = StackConfig::from_env().context("reading the stack config")?;
-    match config {
+    match StackConfig::from_env().context("reading the stack config")? {
         StackConfig::Library(target) => {
-            let run_config = RunConfig::resolve(&target)?;
-            Ok(StackClient::library(build(run_config).await?))
+            library(RunConfig::resolve(&target)?, Telemetry::global()).await
         }
-        StackConfig::AdHoc(pairs) => {
-            let text = stack::config::distributions::adhoc(&pairs).map_err(anyhow::Error::msg)?;
-            let run_config = RunConfig::from_toml_str(&text, "ad-hoc stack config")?;
-            Ok(StackClient::library(build(run_config).await?))
-        }
+        StackConfig::AdHoc(pairs) => library(adhoc(&pairs)?, Telemetry::global()).await,
         StackConfig::Server { config, port } => {
-            let url = tokio::task::spawn_blocking(move || server_url(&config, port)).await??;
-            Ok(StackClient::http(&url)?)
+            Ok(StackClient::http(&server(config, port).await?.base_url)?)
         }
         StackConfig::Url(url) => Ok(StackClient::http(url.as_str())?),
     }
 }
 
+/// Where this test reads the stack's telemetry: the process's in-memory providers for a library
+/// stack, the receiver beside the run's server in server mode.
+pub async fn telemetry(_env: &TestEnv) -> Result<Capture> {
+    match StackConfig::from_env().context("reading the stack config")? {
+        StackConfig::Library(_) | StackConfig::AdHoc(_) => Ok(Capture::in_memory()),
+        StackConfig::Server { config, port } => {
+            let handle = server(config, port).await?;
+            let url = handle.telemetry_url.with_context(|| {
+                format!(
+                    "the server on port {port} was not started by this harness with a telemetry receiver; \
+                     stop it or set LLAMA_STACK_TEST_FORCE_SERVER_RESTART=1"
+                )
+            })?;
+            Ok(Capture::remote(&url)?)
+        }
+        StackConfig::Url(url) => Err(skip(format!(
+            "telemetry tests need a stack the harness starts (a library stack or server:CONFIG), not the external server {url}"
+        ))),
+    }
+}
+
+/// A client for a stack whose telemetry is switched off, and where its telemetry would arrive:
+/// in process, a stack built with telemetry disabled; in server mode, a second server started
+/// with `OTEL_SDK_DISABLED=true` next to its own receiver.
+pub async fn client_without_telemetry(_env: &TestEnv) -> Result<(StackClient, Capture)> {
+    match StackConfig::from_env().context("reading the stack config")? {
+        StackConfig::Library(target) => Ok((
+            library(RunConfig::resolve(&target)?, Telemetry::disabled()).await?,
+            Capture::in_memory(),
+        )),
+        StackConfig::AdHoc(pairs) => Ok((
+            library(adhoc(&pairs)?, Telemetry::disabled()).await?,
+            Capture::in_memory(),
+        )),
+        StackConfig::Server { config, port } => {
+            let quiet_port = port.checked_add(1).context("no port after the server's")?;
+            let handle = tokio::task::spawn_blocking(move || {
+                start_server(&config, quiet_port, &[("OTEL_SDK_DISABLED", "true")])
+            })
+            .await??;
+            let url = handle
+                .telemetry_url
+                .context("the telemetry-off server has no receiver")?;
+            Ok((StackClient::http(&handle.base_url)?, Capture::remote(&url)?))
+        }
+        StackConfig::Url(url) => Err(skip(format!(
+            "switching telemetry off needs a stack the harness starts, not the external server {url}"
+        ))),
+    }
+}
+
+fn adhoc(pairs: &[(String, String)]) -> Result<RunConfig> {
+    let text = stack::config::distributions::adhoc(pairs).map_err(anyhow::Error::msg)?;
+    Ok(RunConfig::from_toml_str(&text, "ad-hoc stack config")?)
+}
+
+async fn library(config: RunConfig, telemetry: Telemetry) -> Result<StackClient> {
+    Ok(StackClient::library(build(config, telemetry).await?))
+}
+
 /// Builds a stack outside the test's context, so that start-up calls (model discovery) are
 /// recorded once, under no test id, and shared by every test.
-async fn build(config: RunConfig) -> Result<Stack> {
-    Ok(tokio::spawn(Stack::from_config(config))
-        .await
-        .context("stack start-up panicked")??)
+async fn build(config: RunConfig, telemetry: Telemetry) -> Result<Stack> {
+    Ok(
+        tokio::spawn(Stack::from_config_with_telemetry(config, telemetry))
+            .await
+            .context("stack start-up panicked")??,
+    )
 }
 
 /// The assistant text of the first choice.
