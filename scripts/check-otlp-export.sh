@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Checks that `stack run starter` delivers its GenAI spans and metrics over OTLP/HTTP to a real,
+# independent receiver: oteltap (PyPI), which prints every span and metric it receives as NDJSON.
+# The stack runs in replay mode from recordings/ (offline): requests carry the test id of a
+# recorded suite test.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${XDG_CACHE_HOME:-$HOME/.cache}/llama-stack-rs/oteltap-venv"
+OTLP_PORT="${OTLP_PORT:-4318}"
+PORT="${STACK_PORT:-8398}"
+OUT="$ROOT/target/oteltap.ndjson"
+
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c "import oteltap" 2>/dev/null; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet oteltap==1.0.0
+fi
+cd "$ROOT"
+cargo build -q --features replay --bin stack
+"$VENV/bin/python" -m oteltap --port "$OTLP_PORT" >"$OUT" 2>"$ROOT/target/oteltap.log" &
+TAP=$!
+cleanup() { kill "${STACK:-}" "$TAP" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT
+sleep 1
+LLAMA_STACK_TEST_INFERENCE_MODE=replay LLAMACPP_URL="${LLAMACPP_URL:-http://127.0.0.1:8080}" \
+  OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP_PORT" OTEL_SERVICE_NAME=llama-stack-check \
+  OTEL_BSP_SCHEDULE_DELAY=200 OTEL_METRIC_EXPORT_INTERVAL=500 \
+  "$ROOT/target/debug/stack" run starter --port "$PORT" >"$ROOT/target/otlp-check-server.log" 2>&1 &
+STACK=$!
+for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$PORT/v1/health" >/dev/null 2>&1 && break; sleep 0.1; done
+
+tid() { printf '{"__test_id": "%s"}' "$1"; }
+post() { # post TEST_ID BODY
+  curl -fsS "http://127.0.0.1:$PORT/v1/chat/completions" -H 'content-type: application/json' \
+    -H "X-LlamaStack-Provider-Data: $(tid "$1")" -d "$2" >/dev/null
+}
+post "inference/test_openai_chat_completion.rs::test_chat_completion_non_streaming[txt=llamacpp/smollm2-135m]" \
+  '{"model":"llamacpp/smollm2-135m","messages":[{"role":"user","content":"Which planet do humans live on? Answer in one word."}],"temperature":0,"max_tokens":16}'
+post "inference/test_openai_chat_completion.rs::test_chat_completion_streaming_usage[txt=llamacpp/smollm2-135m]" \
+  '{"model":"llamacpp/smollm2-135m","messages":[{"role":"user","content":"Say yes."}],"temperature":0,"max_tokens":8,"stream":true,"stream_options":{"include_usage":true}}'
+sleep 2
+kill -TERM "$STACK"; wait "$STACK" 2>/dev/null || true   # graceful exit flushes the rest
+sleep 1
+
+python3 - "$OUT" <<'PY'
+import json, sys
+spans, metrics = {}, set()
+for line in open(sys.argv[1]):
+    try:
+        item = json.loads(line)
+    except ValueError:
+        continue  # oteltap's banner
+    if "traceId" in item:
+        attrs = {a["key"]: a["value"] for a in item.get("attributes", [])}
+        spans[item["name"]] = attrs
+    elif "name" in item:
+        metrics.add(item["name"])
+print("spans received:", sorted(spans))
+print("metrics received:", sorted(metrics))
+chat = spans.get("chat smollm2-135m", {})
+print("chat span attributes:", sorted(chat))
+need_metrics = {"gen_ai.client.token.usage", "gen_ai.client.operation.duration", "gen_ai.server.time_to_first_token", "http.server.request.duration"}
+need_attrs = {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.id", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"}
+missing = sorted((need_metrics - metrics) | (need_attrs - set(chat)) | ({"chat smollm2-135m", "POST /v1/chat/completions"} - set(spans)))
+if missing:
+    print("MISSING:", missing)
+    sys.exit(1)
+print("OTLP export check passed")
+PY
