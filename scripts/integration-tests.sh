@@ -20,7 +20,8 @@ that the suite reads, so the same settings also work with plain `cargo test --fe
   --stack-config CONFIG   The stack under test (LLAMA_STACK_TEST_STACK_CONFIG):
                             starter | path/to/run.toml   in-process (library) stack (default: starter)
                             server:CONFIG[:PORT]         `stack run CONFIG` started for the run (default port 8321),
-                                                         or reused if a server already listens there
+                                                         or reused if the same server already listens there
+                                                         (one with other settings is an error saying why)
                             http://HOST:PORT             an already running server
                             inference=remote::llamacpp   an ad-hoc in-process stack from api=provider pairs
   --suite NAME            Suite from suites.toml (LLAMA_STACK_TEST_SUITE; default: base)
@@ -45,7 +46,8 @@ that the suite reads, so the same settings also work with plain `cargo test --fe
   -h, --help              This help
 
 Exit status: non-zero when a test fails. With a server stack config, the server log path is
-printed at the end.
+printed at the end. Under --runner nextest the skip summary (tests skipped for a missing model
+and tests that skipped themselves at run time) is printed after the run.
 USAGE
 }
 
@@ -107,8 +109,10 @@ if [[ "$RUNNER" == nextest ]]; then
     cargo nextest list --features replay --test integration "${args[@]}" || status=$?
   else
     cargo nextest run --features replay --test integration --no-fail-fast "${args[@]}" || status=$?
-    # nextest runs each test in its own process: print the run's skip summary separately.
-    HARNESS_LIST_SKIPS=1 cargo test -q --features replay --test integration 2>/dev/null || true
+    # nextest runs each test in its own process (and shows a test that skipped itself at run time
+    # as passed): print the run's skip summary separately, with the same filter. The test
+    # processes noted their runtime skips for this run owner (HARNESS_RUN_OWNER_PID=$$ above).
+    HARNESS_LIST_SKIPS=1 cargo test -q --features replay --test integration -- "${args[@]}" 2>/dev/null || true
   fi
 else
   if [[ $COLLECT_ONLY == 1 ]]; then
@@ -118,7 +122,22 @@ else
   fi
 fi
 
+# The log of the auto-started server, named as tests/integration/common/mod.rs names it: the port
+# comes from server:CONFIG:PORT (unless the last ':' is part of a CONFIG like distro::file), else
+# LLAMA_STACK_PORT, else 8321; a port other than 8321 is in the file name.
 if [[ "$LLAMA_STACK_TEST_STACK_CONFIG" == server:* ]]; then
-  echo "== server log: $ROOT/target/llama-stack-server.log" >&2
+  rest="${LLAMA_STACK_TEST_STACK_CONFIG#server:}"
+  port="${LLAMA_STACK_PORT:-8321}"
+  if [[ "$rest" == *:* && "${rest%:*}" != *: ]]; then
+    port="${rest##*:}"
+  fi
+  port="${port//[[:space:]]/}"
+  [[ "$port" =~ ^[0-9]{1,5}$ ]] && port=$((10#$port))
+  if [[ "$port" == 8321 ]]; then
+    log="$ROOT/target/llama-stack-server.log"
+  else
+    log="$ROOT/target/llama-stack-server-$port.log"
+  fi
+  echo "== server log: $log" >&2
 fi
 exit $status

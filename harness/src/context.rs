@@ -36,8 +36,14 @@ pub struct TestContext {
 struct Inner {
     test_id: String,
     run: String,
-    id_counters: Mutex<HashMap<String, u64>>,
 }
+
+/// Test id -> (execution nonce being counted, kind -> next id). Process-wide, because a server
+/// makes a new context for every request of a test: the counters must outlive each of them. A new
+/// execution of a test resets its counters.
+type IdCounters = HashMap<String, (String, HashMap<String, u64>)>;
+
+static ID_COUNTERS: Mutex<Option<IdCounters>> = Mutex::new(None);
 
 impl TestContext {
     /// A context for test `test_id`, with a fresh execution nonce.
@@ -59,7 +65,6 @@ impl TestContext {
             inner: Arc::new(Inner {
                 test_id: test_id.into(),
                 run: run.into(),
-                id_counters: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -117,10 +122,18 @@ impl TestContext {
     /// execution of a test, so every run of the test sees the same sequence.
     pub fn next_id(&self, kind: &str) -> String {
         let n = {
-            let mut counters = match self.inner.id_counters.lock() {
+            let mut guard = match ID_COUNTERS.lock() {
                 Ok(g) => g,
                 Err(poisoned) => poisoned.into_inner(),
             };
+            let (run, counters) = guard
+                .get_or_insert_with(HashMap::new)
+                .entry(self.test_id().to_owned())
+                .or_default();
+            if run != self.run() {
+                *run = self.run().to_owned();
+                counters.clear();
+            }
             let c = counters.entry(kind.to_owned()).or_insert(0);
             let n = *c;
             *c += 1;
@@ -158,6 +171,22 @@ mod tests {
         assert_eq!(back.run(), "r1");
         assert!(TestContext::from_provider_data("not json").is_none());
         assert!(TestContext::from_provider_data(r#"{"a":1}"#).is_none());
+    }
+
+    #[test]
+    fn ids_continue_across_contexts_of_one_execution() {
+        // A server makes one context per request of the same test execution.
+        let first = TestContext::with_run("server-test", "run-1").next_id("file");
+        let second = TestContext::with_run("server-test", "run-1").next_id("file");
+        assert!(
+            first.ends_with("-0") && second.ends_with("-1"),
+            "{first} {second}"
+        );
+        assert!(
+            TestContext::with_run("server-test", "run-2")
+                .next_id("file")
+                .ends_with("-0")
+        );
     }
 
     #[test]

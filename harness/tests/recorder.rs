@@ -721,3 +721,117 @@ async fn the_index_is_rebuilt_when_deleted_truncated_conflicted_or_stale() {
     assert_eq!(s.sync_report().removed, 1);
     assert_eq!(s.rows().unwrap().len(), 3, "stale (row without blob)");
 }
+
+#[tokio::test]
+async fn provider_labels_keep_identical_requests_to_two_providers_apart() {
+    use harness::recorder::ProviderLabel;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (MockServer::start().await, MockServer::start().await);
+    for (server, body) in [
+        (&a, "{\"data\":[{\"id\":\"from-a\"}]}"),
+        (&b, "{\"data\":[{\"id\":\"from-b\"}]}"),
+    ] {
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
+            .expect(1)
+            .mount(server)
+            .await;
+    }
+    // Outside any test, as model discovery is: same method, path and (empty) body.
+    let get = |c: &ClientWithMiddleware, base: String, label: &str| {
+        c.get(format!("{base}/v1/models"))
+            .with_extension(ProviderLabel(label.into()))
+            .send()
+    };
+    let c = client(Mode::RecordIfMissing, dir.path());
+    get(&c, a.uri(), "a").await.unwrap();
+    get(&c, b.uri(), "b").await.unwrap();
+    assert_eq!(blobs(dir.path()).len(), 2, "one recording per provider");
+    let c = client(Mode::Replay, dir.path());
+    let from_b = get(&c, "http://127.0.0.1:9".into(), "b")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(from_b.contains("from-b"), "{from_b}");
+}
+
+#[tokio::test]
+async fn a_client_without_an_execution_nonce_can_run_a_test_again() {
+    // Llama Stack's clients send only __test_id: every identical request is occurrence 0.
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    mock_json(&server, json!({"ok": 1}), 1).await;
+    let rec = recorder(Mode::RecordIfMissing, dir.path());
+    let c = ClientBuilder::new(reqwest::Client::new())
+        .with(rec.clone())
+        .build();
+    let ctx = TestContext::from_provider_data(r#"{"__test_id": "llama-stack-client::t"}"#).unwrap();
+    for _ in 0..2 {
+        // The same test run twice against one long-lived recorder (a server).
+        ctx.clone()
+            .scope(post(&c, &server.uri(), &chat("m", 0.0)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(blobs(dir.path()).len(), 1);
+}
+
+#[tokio::test]
+async fn a_timeout_replays_as_a_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_secs(5))
+                .set_body_raw("{}", "application/json"),
+        )
+        .mount(&server)
+        .await;
+    let rec = recorder(Mode::RecordIfMissing, dir.path());
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let c = ClientBuilder::new(http).with(rec).build();
+    let err = TestContext::new("t")
+        .scope(post(&c, &server.uri(), &chat("m", 0.0)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, reqwest_middleware::Error::Reqwest(ref e) if e.is_timeout()),
+        "{err}"
+    );
+    let c = client(Mode::Replay, dir.path());
+    let err = TestContext::new("t")
+        .scope(post(&c, &server.uri(), &chat("m", 0.0)))
+        .await
+        .unwrap_err();
+    let reqwest_middleware::Error::Middleware(a) = err else {
+        panic!("expected a replayed error")
+    };
+    assert_eq!(
+        a.downcast_ref::<RecordedTransportError>()
+            .expect("recorded")
+            .kind(),
+        "timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_miss_outside_any_test_suggests_a_command_without_a_test_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(Mode::Replay, dir.path());
+    let err = c
+        .get("http://127.0.0.1:9/v1/models")
+        .send()
+        .await
+        .unwrap_err();
+    let text = miss_of(&err).to_string();
+    assert!(
+        text.contains("record-if-missing") && !text.contains("--pattern ''"),
+        "{text}"
+    );
+}

@@ -375,6 +375,67 @@ fn checks() -> Vec<Trial> {
                 &out,
             )
         }),
+        Trial::test("runtime_skips_under_nextest_reach_the_skip_summary", || {
+            // The run owner, as a script's `HARNESS_RUN_OWNER_PID=$$`: a process of its own, so
+            // that this check's file is not another check's.
+            let mut owner = Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            let owner_pid = owner.id().to_string();
+            let run = [
+                ("HARNESS_RUN_OWNER_PID", owner_pid.as_str()),
+                ("NEXTEST_RUN_ID", "00000000-0000-0000-0000-000000000000"),
+            ];
+            let result = (|| {
+                // As nextest runs a trial: alone in its process. It passes (ignored), so nextest
+                // would show PASS.
+                let out = demo(
+                    &[
+                        "--exact",
+                        "models/test_list.rs::needs_server",
+                        "--nocapture",
+                    ],
+                    &run,
+                )?;
+                check(out.status.success(), "the skipping trial failed", &out)?;
+                check(stdout(&out).contains("1 ignored"), "runtime skip", &out)?;
+                // The summary afterwards, with the run's filter: the runtime skip is there.
+                let with_list = [run[0], run[1], ("HARNESS_LIST_SKIPS", "1")];
+                let out = demo(&["models/"], &with_list)?;
+                check(out.status.success(), "summary failed", &out)?;
+                check(
+                    stdout(&out)
+                        == "skipped 1 test:\n  1 x needs a server\n      models/test_list.rs::needs_server\n",
+                    "filtered summary with the runtime skip",
+                    &out,
+                )?;
+                // Reported once: the next summary of the run has only the static skip.
+                let out = demo(&[], &with_list)?;
+                check(
+                    stdout(&out).starts_with("skipped 1 test:\n  1 x no vision model"),
+                    "runtime skips taken by the first summary",
+                    &out,
+                )?;
+                // Both kinds together.
+                let out = demo(&["--exact", "models/test_list.rs::needs_server"], &run)?;
+                check(out.status.success(), "the skipping trial failed", &out)?;
+                let out = demo(&[], &with_list)?;
+                let text = stdout(&out);
+                check(
+                    text.starts_with("skipped 2 tests:\n")
+                        && text.contains(
+                            "1 x needs a server\n      models/test_list.rs::needs_server",
+                        )
+                        && text.contains("1 x no vision model"),
+                    "summary of both kinds",
+                    &out,
+                )
+            })();
+            let _ = owner.kill();
+            let _ = owner.wait();
+            result
+        }),
         Trial::test("list_skips_prints_the_static_skips", || {
             let out = demo(&[], &[("HARNESS_LIST_SKIPS", "1")])?;
             check(out.status.success(), "failed", &out)?;

@@ -137,7 +137,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 println!(
                     "{}  {} {}  {}  #{}  {}  {}",
-                    &r.request_hash[..12],
+                    r.request_hash.get(..12).unwrap_or(&r.request_hash),
                     r.method,
                     r.endpoint,
                     r.model.as_deref().unwrap_or("-"),

@@ -3,17 +3,22 @@
 //! The key of a request is the lowercase hex SHA-256 of the RFC 8785 (JCS) serialization of:
 //!
 //! ```json
-//! {"body": B, "method": "POST", "occurrence": 0, "path": "/v1/chat/completions",
-//!  "query": [["api-version", "2024-06-01"]], "test_id": "inference/chat.rs::basic[...]"}
+//! {"body": {"json": B}, "method": "POST", "occurrence": 0, "path": "/v1/chat/completions",
+//!  "provider": "llamacpp", "query": [["api-version", "2024-06-01"]],
+//!  "test_id": "inference/chat.rs::basic[...]"}
 //! ```
 //!
 //! - `method`: uppercase.
 //! - `path`: the URL path exactly as sent, base path included (`/v1/...`); scheme, host, port,
 //!   user info and fragment are dropped so a provider can move hosts. See `docs/recordings.md`.
 //! - `query`: the non-secret query parameters as `[name, value]` pairs, sorted.
-//! - `body`: a JSON body after the normalization rules (secret fields masked); JCS then sorts
-//!   keys, writes `1.0` as `1` and every float in its shortest round-trip form. A non-JSON UTF-8
-//!   body is its text; a binary body is `{"sha256": hex}`; no body is `null`.
+//! - `body`: `{"json": B}` for a JSON body after the normalization rules (secret fields masked);
+//!   JCS then sorts keys, writes `1.0` as `1` and every float in its shortest round-trip form. A
+//!   non-JSON UTF-8 body is `{"text": T}`; a binary body is `{"binary_sha256": hex}`; no body is
+//!   `null`.
+//! - `provider`: the label the service attached to the request
+//!   ([`ProviderLabel`](super::ProviderLabel)), or `null`: two providers serving the same path and
+//!   body (model discovery) get separate recordings without the host entering the key.
 //! - `test_id`: the test identity, or `null` outside a test.
 //! - `occurrence`: how many identical requests (same everything else) this execution of the test
 //!   sent before this one, so repeated requests get their own recordings in order.
@@ -132,14 +137,38 @@ pub struct CanonicalRequest {
     pub body: CanonicalBody,
     /// The test identity.
     pub test_id: Option<String>,
+    /// The provider label the service attached, if any.
+    pub provider: Option<String>,
+}
+
+/// The body as it enters the key: tagged by kind, so a text body never hashes like a JSON string
+/// with the same text, nor a binary body like a JSON object.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum KeyBody<'a> {
+    Json(&'a Value),
+    Text(&'a str),
+    BinarySha256(&'a str),
+}
+
+impl<'a> KeyBody<'a> {
+    fn of(body: &'a CanonicalBody) -> Option<Self> {
+        match body {
+            CanonicalBody::Empty => None,
+            CanonicalBody::Json(v) => Some(KeyBody::Json(v)),
+            CanonicalBody::Text(t) => Some(KeyBody::Text(t)),
+            CanonicalBody::Binary { sha256 } => Some(KeyBody::BinarySha256(sha256)),
+        }
+    }
 }
 
 #[derive(Serialize)]
 struct KeyForm<'a> {
-    body: &'a CanonicalBody,
+    body: Option<KeyBody<'a>>,
     method: &'a str,
     occurrence: u32,
     path: &'a str,
+    provider: Option<&'a str>,
     query: &'a [(String, String)],
     test_id: Option<&'a str>,
 }
@@ -157,7 +186,7 @@ impl CanonicalRequest {
         let path = url.path().to_owned();
         let mut query: Vec<(String, String)> = url
             .query_pairs()
-            .filter(|(k, _)| !redact::is_secret_name(k))
+            .filter(|(k, _)| !redact::is_secret_query_param(k))
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         query.sort();
@@ -167,16 +196,24 @@ impl CanonicalRequest {
             path,
             query,
             test_id: test_id.map(str::to_owned),
+            provider: None,
         }
+    }
+
+    /// The same request, labelled with the provider it is for.
+    pub fn with_provider(mut self, provider: Option<&str>) -> Self {
+        self.provider = provider.map(str::to_owned);
+        self
     }
 
     /// The exact text that is hashed for a given occurrence (RFC 8785 JSON).
     pub fn key_text(&self, occurrence: u32) -> String {
         let form = KeyForm {
-            body: &self.body,
+            body: KeyBody::of(&self.body),
             method: &self.method,
             occurrence,
             path: &self.path,
+            provider: self.provider.as_deref(),
             query: &self.query,
             test_id: self.test_id.as_deref(),
         };
@@ -215,15 +252,15 @@ mod tests {
         );
         assert_eq!(
             r.key_text(0),
-            r#"{"body":{"messages":[{"content":"Hi","role":"user"}],"model":"smollm2-135m","temperature":0},"method":"POST","occurrence":0,"path":"/v1/chat/completions","query":[],"test_id":"t"}"#
+            r#"{"body":{"json":{"messages":[{"content":"Hi","role":"user"}],"model":"smollm2-135m","temperature":0}},"method":"POST","occurrence":0,"path":"/v1/chat/completions","provider":null,"query":[],"test_id":"t"}"#
         );
         assert_eq!(
             r.key(0),
-            "8d3dcaa28c2127efc3dd9a4bfda538c7e81f5eb9b8bce36cc0da9c4cd408eda2"
+            "fa8c03d436ad0d5d01bacfaa7fcff897125c0ad05847bee51881f7fa447f5a78"
         );
         assert_eq!(
             r.key(1),
-            "02c61297b7331936c9af950ddbf981bd28e3af639f9460147c26137d5df7583c"
+            "efe2f086fe2c043b678b6082936084fe1663e9e49f2a6b3c4c820de4de01b0d4"
         );
         let none = CanonicalRequest::new(
             "GET",
@@ -234,11 +271,43 @@ mod tests {
         );
         assert_eq!(
             none.key_text(0),
-            r#"{"body":null,"method":"GET","occurrence":0,"path":"/v1/models","query":[],"test_id":null}"#
+            r#"{"body":null,"method":"GET","occurrence":0,"path":"/v1/models","provider":null,"query":[],"test_id":null}"#
         );
         assert_eq!(
             none.key(0),
-            "5e4e66167eaaa8611bb6be965ab3497623d11d099531f1c0dc7289039c17b9c6"
+            "4ff8296ddbdf900da8a369ca9580d090a0e1321c16608ddc95d6613fa656440d"
+        );
+        let labelled = none.clone().with_provider(Some("llamacpp"));
+        assert_eq!(
+            labelled.key_text(0),
+            r#"{"body":null,"method":"GET","occurrence":0,"path":"/v1/models","provider":"llamacpp","query":[],"test_id":null}"#
+        );
+        assert_eq!(
+            labelled.key(0),
+            "961785dfecc300923fe8b5af7a9e9e6f3b82844af93fb35b34c6dc95d6ec3fd0"
+        );
+        let text = CanonicalRequest::new(
+            "POST",
+            &url::Url::parse("http://h/x").unwrap(),
+            Some(b"hi"),
+            None,
+            &Rules::none(),
+        );
+        assert_eq!(
+            text.key_text(0),
+            r#"{"body":{"text":"hi"},"method":"POST","occurrence":0,"path":"/x","provider":null,"query":[],"test_id":null}"#
+        );
+        let json_string = CanonicalRequest::new(
+            "POST",
+            &url::Url::parse("http://h/x").unwrap(),
+            Some(br#""hi""#),
+            None,
+            &Rules::none(),
+        );
+        assert_ne!(
+            text.key(0),
+            json_string.key(0),
+            "a text body and a JSON string differ"
         );
     }
 

@@ -30,7 +30,7 @@ impl Draft {
         body: Option<&[u8]>,
     ) -> Draft {
         let body_json = body.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
-        let secrets = redact::secret_values(headers, url, body_json.as_ref());
+        let secrets = redact::secret_values(headers, REQUEST_HEADERS, url, body_json.as_ref());
         let mut kept = BTreeMap::new();
         for (name, value) in headers {
             let n = name.as_str();
@@ -51,6 +51,7 @@ impl Draft {
                 path: canonical.path.clone(),
                 query: canonical.query.clone(),
                 model: canonical.body.model().map(str::to_owned),
+                provider: canonical.provider.clone(),
                 headers: kept,
                 canonical_body: canonical.body.to_value(),
                 body: Body::Empty,
@@ -59,6 +60,15 @@ impl Draft {
             secrets,
         };
         draft.request.body = Body::from_bytes(body.unwrap_or_default(), |t| draft.sanitize_text(t));
+        // The canonical body already has secret fields masked; secret values seen elsewhere in
+        // the request (a bearer token pasted into a message) are scrubbed from it too.
+        let canonical_text = draft.request.canonical_body.to_string();
+        let scrubbed = draft.sanitize_text(&canonical_text);
+        if scrubbed != canonical_text
+            && let Ok(v) = serde_json::from_str(&scrubbed)
+        {
+            draft.request.canonical_body = v;
+        }
         draft
     }
 

@@ -22,6 +22,23 @@ pub enum RecorderError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An environment setting of the recorder has an invalid value.
+    #[error("invalid {name}: {reason}")]
+    InvalidSetting {
+        /// The variable.
+        name: String,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+    /// The request body is a stream, which cannot be keyed.
+    #[error(
+        "cannot record or replay {request}: its body is a stream; the recorder keys requests on \
+         their body, so send a buffered body (e.g. `.json(...)` or `.body(Vec<u8>)`)"
+    )]
+    StreamingRequestBody {
+        /// Method and path.
+        request: String,
+    },
     /// Reading or writing the recordings directory failed.
     #[error("recordings store at {path}: {source}")]
     Io {

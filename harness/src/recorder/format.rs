@@ -40,6 +40,9 @@ pub struct RecordedRequest {
     pub query: Vec<(String, String)>,
     /// The `model` field of the body, if any.
     pub model: Option<String>,
+    /// The provider label the service attached (part of the key), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
     /// Headers as sent, allow-listed; secret ones show as `<redacted>`.
     pub headers: BTreeMap<String, String>,
     /// The body as hashed (normalized, keys sorted).
@@ -83,17 +86,17 @@ impl Body {
         }
     }
 
-    /// The bytes to hand back to the caller.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    /// The bytes to hand back to the caller; an error says why a `base64` body does not decode.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
         match self {
-            Body::Empty => Vec::new(),
-            Body::Json(raw) => raw.get().as_bytes().to_vec(),
-            Body::Text(s) => s.as_bytes().to_vec(),
+            Body::Empty => Ok(Vec::new()),
+            Body::Json(raw) => Ok(raw.get().as_bytes().to_vec()),
+            Body::Text(s) => Ok(s.as_bytes().to_vec()),
             Body::Base64(s) => {
                 use base64::Engine;
                 base64::engine::general_purpose::STANDARD
                     .decode(s)
-                    .unwrap_or_default()
+                    .map_err(|e| format!("its base64 body does not decode ({e})"))
             }
         }
     }
@@ -104,8 +107,27 @@ impl Body {
 pub struct StreamEvent {
     /// Milliseconds from the moment the request was sent to the moment this event completed.
     pub t_ms: f64,
-    /// The event's raw text as received, terminator included (e.g. `data: {...}\n\n`).
+    /// The event's raw text as received, terminator included (e.g. `data: {...}\n\n`); empty
+    /// when the event is not UTF-8 (then `raw_base64` holds its bytes).
     pub raw: String,
+    /// The event's bytes, base64, for an event that is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_base64: Option<String>,
+}
+
+impl StreamEvent {
+    /// The event's bytes, as received.
+    pub fn bytes(&self) -> Result<Vec<u8>, String> {
+        match &self.raw_base64 {
+            None => Ok(self.raw.as_bytes().to_vec()),
+            Some(b) => {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .map_err(|e| format!("a stream event's base64 does not decode ({e})"))
+            }
+        }
+    }
 }
 
 /// How a recorded stream ended.

@@ -17,6 +17,8 @@ pub struct NearRecording {
     pub occurrence: u32,
     /// Its model.
     pub model: Option<String>,
+    /// Its provider label.
+    pub provider: Option<String>,
     /// Its blob, relative to the recordings directory.
     pub response_file: String,
     /// Unified diff from its canonical body to the missed request's (empty when equal).
@@ -38,6 +40,8 @@ pub struct ReplayMiss {
     pub endpoint: String,
     /// Model named in the body.
     pub model: Option<String>,
+    /// The provider label the service attached.
+    pub provider: Option<String>,
     /// The canonical body, pretty-printed.
     pub canonical_body: String,
     /// Nearest recordings, best first.
@@ -74,10 +78,9 @@ impl ReplayMiss {
         let nearest = rows
             .into_iter()
             .map(|row| {
-                let recorded = store
-                    .get(&row.request_hash)
-                    .ok()
-                    .flatten()
+                let rec = store.get(&row.request_hash).ok().flatten();
+                let provider = rec.as_ref().and_then(|r| r.request.provider.clone());
+                let recorded = rec
                     .map(|rec| {
                         serde_json::to_string_pretty(&rec.request.canonical_body)
                             .unwrap_or_default()
@@ -105,12 +108,12 @@ impl ReplayMiss {
                     test_id: row.test_id,
                     occurrence: row.occurrence,
                     model: row.model,
+                    provider,
                     response_file: row.response_file,
                     body_diff,
                 }
             })
             .collect();
-        let test = canonical.test_id.clone().unwrap_or_default();
         ReplayMiss {
             request_hash,
             test_id: canonical.test_id.clone(),
@@ -118,10 +121,30 @@ impl ReplayMiss {
             method: canonical.method.clone(),
             endpoint: canonical.path.clone(),
             model,
+            provider: canonical.provider.clone(),
             canonical_body: truncate_lines(&wanted, MAX_DIFF_LINES),
             nearest,
             recordings_dir: store.dir().display().to_string(),
-            record_command: record_command.replace("{test_id}", &test),
+            record_command: record_command_for(record_command, canonical.test_id.as_deref()),
+        }
+    }
+}
+
+/// The command that records a missed request: the configured one with `{test_id}` filled in; for
+/// a call made outside any test (no test id to filter on), the same command without the filter
+/// part, since such calls happen whenever the service starts.
+fn record_command_for(template: &str, test_id: Option<&str>) -> String {
+    match test_id {
+        Some(t) if !t.is_empty() => template.replace("{test_id}", t),
+        _ => {
+            let without = template
+                .replace(" --pattern '{test_id}'", "")
+                .replace(" -- '{test_id}'", "");
+            if without.contains("{test_id}") {
+                without.replace("{test_id}", "")
+            } else {
+                without
+            }
         }
     }
 }
@@ -166,6 +189,9 @@ impl fmt::Display for ReplayMiss {
             "  model:    {}",
             self.model.as_deref().unwrap_or("(none)")
         )?;
+        if let Some(p) = &self.provider {
+            writeln!(f, "  provider: {p}")?;
+        }
         writeln!(f, "  store:    {}", self.recordings_dir)?;
         writeln!(f, "  canonical body:")?;
         write!(f, "{}", indent(&self.canonical_body))?;
@@ -189,6 +215,14 @@ impl fmt::Display for ReplayMiss {
                 )?;
                 if !n.body_diff.is_empty() {
                     write!(f, "{}", indent(&n.body_diff))?;
+                } else if n.provider != self.provider {
+                    writeln!(
+                        f,
+                        "     same body, recorded for provider {}",
+                        n.provider
+                            .as_deref()
+                            .unwrap_or("(none: recorded before provider labels)")
+                    )?;
                 } else if n.test_id != self.test_id {
                     writeln!(f, "     same body, recorded under another test id")?;
                 } else if n.occurrence != self.occurrence {

@@ -15,8 +15,8 @@
 //!
 //! Modules: [`mode`] decides what to do, [`canonical`] computes the request key, [`normalize`]
 //! holds the volatile-field rules, [`redact`] keeps secrets off disk, [`store`] keeps the
-//! recordings, [`format`] is the blob format, [`stream`] records and replays streams, and
-//! [`miss`] explains a replay miss.
+//! recordings, [`format`](mod@format) is the blob format, `stream` records and replays streams,
+//! and [`miss`] explains a replay miss.
 
 pub mod canonical;
 mod draft;
@@ -62,6 +62,22 @@ pub const DEBUG_ENV: &str = "LLAMA_STACK_TEST_DEBUG";
 
 const DEFAULT_RECORD_COMMAND: &str =
     "scripts/integration-tests.sh --inference-mode record-if-missing --pattern '{test_id}'";
+
+/// A label the service attaches to a request (as a `reqwest-middleware` request extension) to say
+/// which provider it is for. It becomes part of the request key, so two providers that serve the
+/// same path and body (e.g. `GET /v1/models` at start-up) get separate recordings, while the
+/// provider's host and port stay out of the key.
+///
+/// ```no_run
+/// # async fn f(client: reqwest_middleware::ClientWithMiddleware) -> reqwest_middleware::Result<()> {
+/// client.get("http://127.0.0.1:8080/v1/models")
+///     .with_extension(harness::recorder::ProviderLabel("llamacpp".into()))
+///     .send()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderLabel(pub String);
 
 /// How replayed streams are paced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -130,8 +146,8 @@ impl RecorderConfig {
         };
         let mut config = RecorderConfig::new(mode, dir)?;
         if let Ok(t) = std::env::var(REPLAY_TIMING_ENV) {
-            config.timing = t.parse().map_err(|reason| RecorderError::InvalidRule {
-                rule: REPLAY_TIMING_ENV.into(),
+            config.timing = t.parse().map_err(|reason| RecorderError::InvalidSetting {
+                name: REPLAY_TIMING_ENV.into(),
                 reason,
             })?;
         }
@@ -151,24 +167,23 @@ impl RecorderConfig {
     }
 }
 
-/// `recordings/` at the root of the outermost Cargo workspace above the current directory
+/// `recordings/` at the root of the Cargo workspace the current directory belongs to
 /// (or of the current directory when there is none).
 pub fn default_recordings_dir() -> PathBuf {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     workspace_root(&cwd).join("recordings")
 }
 
-/// The outermost directory above `start` whose `Cargo.toml` declares a `[workspace]`, else `start`.
+/// The nearest directory at or above `start` whose `Cargo.toml` declares a `[workspace]` (the
+/// root of the workspace `start` belongs to), else `start`.
 pub fn workspace_root(start: &Path) -> PathBuf {
-    let mut found = None;
-    for dir in start.ancestors() {
-        if let Ok(text) = std::fs::read_to_string(dir.join("Cargo.toml"))
-            && text.lines().any(|l| l.trim() == "[workspace]")
-        {
-            found = Some(dir.to_path_buf());
-        }
-    }
-    found.unwrap_or_else(|| start.to_path_buf())
+    start
+        .ancestors()
+        .find(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml"))
+                .is_ok_and(|text| text.lines().any(|l| l.trim() == "[workspace]"))
+        })
+        .map_or_else(|| start.to_path_buf(), Path::to_path_buf)
 }
 
 /// The record/replay middleware. Cheap to clone; clones share the store and counters.
@@ -231,6 +246,12 @@ impl Recorder {
     /// always occurrence 0 (shared by everyone).
     fn occurrence(&self, ctx: Option<&TestContext>, base: &str) -> u32 {
         let Some(ctx) = ctx else { return 0 };
+        // A client that sends only `__test_id` (Llama Stack's own clients) gives no way to tell
+        // one execution of a test from the next: such calls get Llama Stack's semantics, where
+        // identical requests in a test share one recording.
+        if ctx.run().is_empty() {
+            return 0;
+        }
         let mut map = match self.inner.occurrences.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -249,13 +270,28 @@ impl Recorder {
     fn replay(&self, rec: format::Recording) -> reqwest_middleware::Result<reqwest::Response> {
         let method = rec.request.method.clone();
         let path = rec.request.path.clone();
+        let blob = self
+            .store()
+            .map(|s| s.blob_path(&rec.request_hash))
+            .unwrap_or_default();
+        let bad = |reason: String| {
+            reqwest_middleware::Error::middleware(RecorderError::BadRecording {
+                path: blob.clone(),
+                reason,
+            })
+        };
         match rec.response {
             RecordedResponse::Http {
                 status,
                 headers,
                 body,
                 ..
-            } => build_response(status, &headers, reqwest::Body::from(body.to_bytes())),
+            } => build_response(
+                &blob,
+                status,
+                &headers,
+                reqwest::Body::from(body.to_bytes().map_err(bad)?),
+            ),
             RecordedResponse::Stream {
                 status,
                 headers,
@@ -263,8 +299,8 @@ impl Recorder {
                 end,
             } => {
                 let paced = self.inner.config.timing == ReplayTiming::Recorded;
-                let s = stream::replay(events, end, paced);
-                build_response(status, &headers, reqwest::Body::wrap_stream(s))
+                let s = stream::replay(events, end, paced).map_err(bad)?;
+                build_response(&blob, status, &headers, reqwest::Body::wrap_stream(s))
             }
             RecordedResponse::TransportError {
                 error_kind,
@@ -282,6 +318,7 @@ impl Recorder {
 }
 
 fn build_response(
+    blob: &std::path::Path,
     status: u16,
     headers: &std::collections::BTreeMap<String, String>,
     body: reqwest::Body,
@@ -292,7 +329,7 @@ fn build_response(
     }
     let resp = builder.body(body).map_err(|e| {
         reqwest_middleware::Error::middleware(RecorderError::BadRecording {
-            path: PathBuf::from("(recording)"),
+            path: blob.to_path_buf(),
             reason: format!("cannot rebuild the response: {e}"),
         })
     })?;
@@ -331,20 +368,23 @@ impl Middleware for Recorder {
             Some(b) => match b.as_bytes() {
                 Some(bytes) => Some(bytes.to_vec()),
                 None => {
-                    return Err(reqwest_middleware::Error::middleware(RecorderError::InvalidRule {
-                        rule: format!("{method} {}", url.path()),
-                        reason: "the request body is a stream; the recorder can only key buffered bodies".into(),
-                    }));
+                    return Err(reqwest_middleware::Error::middleware(
+                        RecorderError::StreamingRequestBody {
+                            request: format!("{method} {}", url.path()),
+                        },
+                    ));
                 }
             },
         };
+        let provider = extensions.get::<ProviderLabel>().map(|l| l.0.clone());
         let canonical = CanonicalRequest::new(
             &method,
             &url,
             body.as_deref(),
             ctx.as_ref().map(TestContext::test_id),
             &config.rules,
-        );
+        )
+        .with_provider(provider.as_deref());
         let base = canonical.key(u32::MAX);
         let occurrence = self.occurrence(ctx.as_ref(), &base);
         let hash = canonical.key(occurrence);
@@ -428,7 +468,7 @@ impl Middleware for Recorder {
             Err(e) => {
                 let message = draft.sanitize_text(&stream::error_chain(&e));
                 let rec = draft.into_recording(RecordedResponse::TransportError {
-                    error_kind: "body".into(),
+                    error_kind: transport_kind(&e).to_owned(),
                     message,
                 });
                 store

@@ -42,10 +42,32 @@ fn normalized(name: &str) -> String {
 }
 
 /// Whether a JSON field or query parameter with this name holds a secret
-/// (`api_key`, `x-api-key`, `access_token`, `password`, `client_secret`, `authorization`, `key`...).
+/// (`api_key`, `x-api-key`, `access_token`, `password`, `client_secret`, `authorization`,
+/// `subscription-key`, `key`...). A field named just `token` is a secret only when its value
+/// looks like a credential (see [`is_secret_field`]): LLM responses use `token` for text pieces.
 pub fn is_secret_name(name: &str) -> bool {
     let n = normalized(name);
-    n == "key" || n == "sig" || SECRET_ENDINGS.iter().any(|e| n.ends_with(e))
+    n == "key"
+        || n == "sig"
+        || n.ends_with("subscriptionkey")
+        || SECRET_ENDINGS.iter().any(|e| n.ends_with(e))
+}
+
+/// Whether a query parameter with this name holds a secret: the secret names, plus the ones only
+/// query strings use (`code` of Azure Functions, `sig`/`signature` of SAS URLs).
+pub fn is_secret_query_param(name: &str) -> bool {
+    let n = normalized(name);
+    is_secret_name(name) || matches!(n.as_str(), "code" | "signature")
+}
+
+/// Whether a JSON field holds a secret, given its name and its scalar value as text: a secret
+/// name, except that a field named just `token` (logprobs, tokenizer output) counts only when its
+/// value looks like a credential (16 or more characters, no white space).
+pub fn is_secret_field(name: &str, value: &str) -> bool {
+    if normalized(name) == "token" {
+        return value.len() >= 16 && !value.chars().any(char::is_whitespace);
+    }
+    is_secret_name(name)
 }
 
 /// Whether a header with this name holds a secret.
@@ -59,12 +81,16 @@ pub fn redact_value(v: &mut Value) {
     match v {
         Value::Object(map) => {
             for (k, child) in map.iter_mut() {
-                if is_secret_name(k) {
-                    if !child.is_null() {
-                        *child = Value::String(REDACTED.into());
+                match child {
+                    Value::Object(_) | Value::Array(_) => redact_value(child),
+                    Value::Null => {}
+                    Value::String(text) if is_secret_field(k, text) => {
+                        *child = Value::String(REDACTED.into())
                     }
-                } else {
-                    redact_value(child);
+                    Value::Number(_) | Value::Bool(_) if is_secret_field(k, &child.to_string()) => {
+                        *child = Value::String(REDACTED.into())
+                    }
+                    _ => {}
                 }
             }
         }
@@ -73,39 +99,37 @@ pub fn redact_value(v: &mut Value) {
     }
 }
 
-fn contains_secret_field(v: &Value) -> bool {
-    match v {
-        Value::Object(map) => map.iter().any(|(k, c)| {
-            (is_secret_name(k) && !c.is_null() && c.as_str() != Some(REDACTED))
-                || contains_secret_field(c)
-        }),
-        Value::Array(items) => items.iter().any(contains_secret_field),
-        _ => false,
-    }
-}
-
 static FIELD: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#""((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|true|false)"#)
         .unwrap_or_else(|e| panic!("static regex: {e}"))
 });
 
-/// Masks secret fields in JSON text without re-serializing it, so everything else stays byte for
-/// byte as the provider sent it. Works on whole documents and on SSE event text (`data: {...}`).
-/// A secret whose value is an object or array makes the document fall back to a re-serialized,
-/// order-preserving copy with that value masked.
+/// A secret-named field whose string value is cut off by the end of the text (a stream that broke
+/// in the middle of an event).
+static UNTERMINATED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#""((?:[^"\\]|\\.)*)"(\s*:\s*)"((?:[^"\\]|\\.)*)\\?$"#)
+        .unwrap_or_else(|e| panic!("static regex: {e}"))
+});
+
+/// Masks secret fields (string, number or boolean values) in JSON text without re-serializing it,
+/// so everything else stays byte for byte as the peer sent it. Works on whole documents, on SSE
+/// event text (`data: {...}`) and on text cut off in the middle of a secret value.
 pub fn redact_json_text(text: &str) -> Cow<'_, str> {
     let replaced = FIELD.replace_all(text, |caps: &regex::Captures<'_>| {
-        if is_secret_name(&caps[1]) {
+        let value = caps[3].trim_matches('"');
+        if is_secret_field(&caps[1], value) && value != REDACTED {
             format!("\"{}\"{}\"{REDACTED}\"", &caps[1], &caps[2])
         } else {
             caps[0].to_owned()
         }
     });
-    if let Ok(mut v) = serde_json::from_str::<Value>(&replaced)
-        && contains_secret_field(&v)
+    if let Some(caps) = UNTERMINATED.captures(&replaced)
+        && is_secret_name(&caps[1])
+        && let Some(m) = caps.get(3)
     {
-        redact_value(&mut v);
-        return Cow::Owned(v.to_string());
+        let mut out = replaced[..m.start()].to_owned();
+        out.push_str(REDACTED);
+        return Cow::Owned(out);
     }
     replaced
 }
@@ -123,26 +147,32 @@ pub fn scrub_values<'a>(text: &'a str, secrets: &[String]) -> Cow<'a, str> {
 }
 
 /// Collects the secret values a request carries, to scrub them from everything written.
+/// `headers` not in `kept` count as secret values too (at 8 characters or more): a header the
+/// recorder does not know, such as `Ocp-Apim-Subscription-Key`, may carry a credential that a
+/// provider echoes back. Each value is also scrubbed in its URL-encoded form, as error messages
+/// quote URLs.
 pub fn secret_values(
     headers: &http::HeaderMap,
+    kept: &[&str],
     url: &url::Url,
     body: Option<&Value>,
 ) -> Vec<String> {
     let mut out = Vec::new();
     for (name, value) in headers {
-        if is_secret_header(name.as_str())
-            && let Ok(v) = value.to_str()
-        {
+        let Ok(v) = value.to_str() else { continue };
+        if is_secret_header(name.as_str()) {
             out.push(v.to_owned());
             for prefix in ["Bearer ", "bearer ", "Basic ", "Token "] {
                 if let Some(rest) = v.strip_prefix(prefix) {
                     out.push(rest.to_owned());
                 }
             }
+        } else if !kept.contains(&name.as_str()) && v.len() >= 8 {
+            out.push(v.to_owned());
         }
     }
     for (k, v) in url.query_pairs() {
-        if is_secret_name(&k) {
+        if is_secret_query_param(&k) {
             out.push(v.into_owned());
         }
     }
@@ -154,7 +184,7 @@ pub fn secret_values(
             Value::Object(map) => {
                 for (k, c) in map {
                     match c {
-                        Value::String(s) if is_secret_name(k) => out.push(s.clone()),
+                        Value::String(s) if is_secret_field(k, s) => out.push(s.clone()),
                         _ => walk(c, out),
                     }
                 }
@@ -167,6 +197,13 @@ pub fn secret_values(
         walk(b, &mut out);
     }
     out.retain(|s| s != REDACTED);
+    let encoded: Vec<String> = out
+        .iter()
+        .map(|s| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>())
+        .chain(out.iter().map(|s| s.replace(' ', "%20")))
+        .filter(|e| !out.contains(e))
+        .collect();
+    out.extend(encoded);
     out.sort_by_key(|s| std::cmp::Reverse(s.len()));
     out.dedup();
     out
@@ -181,7 +218,7 @@ pub fn redact_url(url: &url::Url) -> String {
         let pairs: Vec<(String, String)> = url
             .query_pairs()
             .map(|(k, v)| {
-                let v = if is_secret_name(&k) {
+                let v = if is_secret_query_param(&k) {
                     REDACTED.to_owned()
                 } else {
                     v.into_owned()
@@ -237,14 +274,17 @@ mod tests {
             out,
             r#"{"b": 1.50,  "api_key":"<redacted>", "nested":{"password": "<redacted>"}, "max_tokens": 5}"#
         );
-        let sse = "data: {\"token\":\"abc\",\"x\":1}\n\n";
+        let sse = "data: {\"access_token\":\"abc\",\"x\":1}\n\n";
         assert_eq!(
             redact_json_text(sse),
-            "data: {\"token\":\"<redacted>\",\"x\":1}\n\n"
+            "data: {\"access_token\":\"<redacted>\",\"x\":1}\n\n"
         );
-        let obj = r#"{"secret":{"inner":"v"},"a":2}"#;
-        let out = redact_json_text(obj);
-        assert!(!out.contains("\"v\"") && out.contains(REDACTED), "{out}");
+        // Secrets are scalars: an object under a secret-looking name is walked into, not replaced.
+        let obj = r#"{"secret":{"password":"v1","type":"x"},"a":2}"#;
+        assert_eq!(
+            redact_json_text(obj),
+            r#"{"secret":{"password":"<redacted>","type":"x"},"a":2}"#
+        );
     }
 
     #[test]
@@ -265,13 +305,74 @@ mod tests {
         let mut h = http::HeaderMap::new();
         h.insert("authorization", "Bearer sk-abc".parse().unwrap());
         let u = url::Url::parse("http://h/x?key=qk123").unwrap();
-        let v = secret_values(&h, &u, Some(&json!({"a": {"api_key": "bk999"}})));
+        let v = secret_values(&h, &[], &u, Some(&json!({"a": {"api_key": "bk999"}})));
         for s in ["sk-abc", "Bearer sk-abc", "qk123", "bk999"] {
             assert!(v.contains(&s.to_owned()), "{v:?}");
         }
         assert_eq!(
             scrub_values("Incorrect API key provided: sk-abc.", &v),
             "Incorrect API key provided: <redacted>."
+        );
+    }
+
+    #[test]
+    fn token_fields_are_secrets_only_when_they_look_like_credentials() {
+        let logprobs = r#"{"logprobs":{"content":[{"token":"Hello","logprob":-0.1}]}}"#;
+        assert_eq!(
+            redact_json_text(logprobs),
+            logprobs,
+            "logprob tokens are text, not secrets"
+        );
+        let cred = r#"{"token":"ghp_abcdefghijklmnop1234"}"#;
+        assert_eq!(redact_json_text(cred), r#"{"token":"<redacted>"}"#);
+        let mut schema =
+            json!({"properties": {"password": {"type": "string"}, "token": {"type": "string"}}});
+        let before = schema.clone();
+        redact_value(&mut schema);
+        assert_eq!(schema, before, "a JSON schema's properties are not secrets");
+    }
+
+    #[test]
+    fn a_secret_cut_off_by_the_end_of_the_text_is_masked() {
+        let cut = r#"data: {"session_token":"resp-secret-7777"#;
+        let out = redact_json_text(cut);
+        assert!(!out.contains("resp-secret"), "{out}");
+        assert!(out.ends_with(REDACTED), "{out}");
+        let fine = r#"data: {"content":"partial te"#;
+        assert_eq!(redact_json_text(fine), fine);
+    }
+
+    #[test]
+    fn unknown_headers_query_only_secrets_and_encoded_forms_are_scrubbed() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "ocp-apim-subscription-key",
+            "azure-sub-key-123456".parse().unwrap(),
+        );
+        h.insert(
+            "content-type",
+            "application/json-long-enough".parse().unwrap(),
+        );
+        let u = url::Url::parse(
+            "http://h/api/x?code=func-code-9999&subscription-key=sk2-88888&api-version=2024-10-21",
+        )
+        .unwrap();
+        let v = secret_values(&h, &["content-type"], &u, None);
+        for s in ["azure-sub-key-123456", "func-code-9999", "sk2-88888"] {
+            assert!(v.contains(&s.to_owned()), "{s} in {v:?}");
+        }
+        assert!(
+            !v.iter().any(|s| s.contains("application/json")),
+            "allow-listed headers are not secrets"
+        );
+        assert!(!v.contains(&"2024-10-21".to_owned()));
+        let u = url::Url::parse("http://h/x?key=AbC%2Fsecret%2Bkey9999").unwrap();
+        let v = secret_values(&http::HeaderMap::new(), &[], &u, None);
+        let msg = "error sending request for url (http://h/x?key=AbC%2Fsecret%2Bkey9999)";
+        assert!(!scrub_values(msg, &v).contains("secret"), "{v:?}");
+        assert!(
+            is_secret_query_param("code") && !is_secret_name("code"),
+            "`code` is a secret only in a query"
         );
     }
 }

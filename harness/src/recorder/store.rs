@@ -201,18 +201,7 @@ impl Store {
 
     /// Reads the recording for a key, if there is one.
     pub fn get(&self, hash: &str) -> Result<Option<Recording>, RecorderError> {
-        let path = self.blob_path(hash);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(RecorderError::io(path, e)),
-        };
-        let rec: Recording =
-            serde_json::from_slice(&bytes).map_err(|e| RecorderError::BadRecording {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-        Ok(Some(rec))
+        read_recording(&self.blob_path(hash))
     }
 
     /// Writes a recording (atomically replacing any previous one with the same key) and indexes it.
@@ -233,39 +222,41 @@ impl Store {
         tmp.as_file()
             .sync_data()
             .map_err(|e| RecorderError::io(tmp.path(), e))?;
-        tmp.persist(&path)
-            .map_err(|e| RecorderError::io(&path, e.error))?;
-        let row = self.row_for(rec);
+        // The index's write lock is held from before the rename until the row is committed, so
+        // two processes replacing the same key leave the blob and the row of the same writer.
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| self.index_err(e))?;
-        upsert(&tx, &row, text.len() as u64).map_err(|e| self.index_err(e))?;
+        tmp.persist(&path)
+            .map_err(|e| RecorderError::io(&path, e.error))?;
+        upsert(&tx, &row_of(rec), text.len() as u64).map_err(|e| self.index_err(e))?;
         tx.commit().map_err(|e| self.index_err(e))
     }
 
-    fn row_for(&self, rec: &Recording) -> IndexRow {
-        IndexRow {
-            request_hash: rec.request_hash.clone(),
-            test_id: rec.test_id.clone(),
-            occurrence: rec.occurrence,
-            method: rec.request.method.clone(),
-            endpoint: rec.request.path.clone(),
-            model: rec.request.model.clone(),
-            timestamp: rec.metadata.recorded_at.clone(),
-            is_streaming: rec.response.is_streaming(),
-            status: rec.response.status(),
-            response_file: format!("{RESPONSES_DIR}/{}.json", rec.request_hash),
-        }
-    }
-
-    /// Brings the index in line with the blobs: adds, refreshes and removes rows.
+    /// Brings the index in line with the blobs: adds, refreshes and removes rows. Runs in one
+    /// write transaction taken before the directory is listed, so a concurrent [`Store::put`]
+    /// (which renames its blob under the same lock) is wholly before or wholly after it.
     fn sync(&mut self) -> Result<(), RecorderError> {
+        let responses = self.responses.clone();
+        let index_path = self.index_path.clone();
+        let index_err = |source| RecorderError::Index {
+            path: index_path.clone(),
+            source,
+        };
+        let mut report = std::mem::take(&mut self.report);
+        let mut conn = match self.conn.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(index_err)?;
         let mut on_disk: HashMap<String, u64> = HashMap::new();
-        let entries = std::fs::read_dir(&self.responses)
-            .map_err(|e| RecorderError::io(&self.responses, e))?;
+        let entries =
+            std::fs::read_dir(&responses).map_err(|e| RecorderError::io(&responses, e))?;
         for entry in entries {
-            let entry = entry.map_err(|e| RecorderError::io(&self.responses, e))?;
+            let entry = entry.map_err(|e| RecorderError::io(&responses, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(hash) = name.strip_suffix(".json") else {
                 continue;
@@ -277,79 +268,53 @@ impl Store {
             on_disk.insert(hash.to_owned(), size);
         }
         let indexed: HashMap<String, u64> = {
-            let conn = self.conn();
-            let mut stmt = conn
+            let mut stmt = tx
                 .prepare("SELECT request_hash, blob_size FROM recordings")
-                .map_err(|e| self.index_err(e))?;
+                .map_err(index_err)?;
             let rows = stmt
                 .query_map([], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
                 })
-                .map_err(|e| self.index_err(e))?;
-            rows.collect::<Result<_, _>>()
-                .map_err(|e| self.index_err(e))?
+                .map_err(index_err)?;
+            rows.collect::<Result<_, _>>().map_err(index_err)?
         };
-        let mut changed: Vec<(String, bool)> = Vec::new();
         for (hash, size) in &on_disk {
-            match indexed.get(hash) {
-                None => changed.push((hash.clone(), false)),
-                Some(s) if s != size => changed.push((hash.clone(), true)),
-                Some(_) => {}
-            }
-        }
-        let gone: Vec<&String> = indexed
-            .keys()
-            .filter(|h| !on_disk.contains_key(*h))
-            .collect();
-        if changed.is_empty() && gone.is_empty() {
-            return Ok(());
-        }
-        let mut fresh = Vec::new();
-        let mut report = std::mem::take(&mut self.report);
-        for (hash, existed) in changed {
-            match self.get(&hash) {
-                Ok(Some(rec)) if rec.request_hash == hash => {
+            let existed = match indexed.get(hash) {
+                None => false,
+                Some(s) if s != size => true,
+                Some(_) => continue,
+            };
+            let blob = responses.join(format!("{hash}.json"));
+            match read_recording(&blob) {
+                Ok(Some(rec)) if rec.request_hash == *hash => {
                     if existed {
                         report.updated += 1;
                     } else {
                         report.added += 1;
                     }
-                    fresh.push((self.row_for(&rec), on_disk[&hash]));
+                    upsert(&tx, &row_of(&rec), *size).map_err(index_err)?;
                 }
                 Ok(Some(rec)) => report.invalid.push((
-                    self.blob_path(&hash),
+                    blob,
                     format!(
                         "its request_hash is {} but its file name says {hash}",
                         rec.request_hash
                     ),
                 )),
                 Ok(None) => {}
-                Err(e) => report.invalid.push((self.blob_path(&hash), e.to_string())),
+                Err(e) => report.invalid.push((blob, e.to_string())),
             }
         }
-        {
-            let mut conn = self.conn();
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(|e| self.index_err(e))?;
-            for (row, size) in &fresh {
-                upsert(&tx, row, *size).map_err(|e| self.index_err(e))?;
-            }
-            // A blob written by another process since the directory was listed is not gone.
-            let gone: Vec<&String> = gone
-                .into_iter()
-                .filter(|h| !self.blob_path(h).exists())
-                .collect();
-            for hash in &gone {
-                tx.execute(
-                    "DELETE FROM recordings WHERE request_hash = ?1",
-                    params![hash],
-                )
-                .map_err(|e| self.index_err(e))?;
-            }
-            report.removed = gone.len();
-            tx.commit().map_err(|e| self.index_err(e))?;
+        for hash in indexed.keys().filter(|h| !on_disk.contains_key(*h)) {
+            tx.execute(
+                "DELETE FROM recordings WHERE request_hash = ?1",
+                params![hash],
+            )
+            .map_err(index_err)?;
+            report.removed += 1;
         }
+        tx.commit().map_err(index_err)?;
+        drop(conn);
         for (path, why) in &report.invalid {
             tracing::warn!("recording {} left out of the index: {why}", path.display());
         }
@@ -445,6 +410,35 @@ impl Drop for Store {
         if let Err(e) = self.checkpoint() {
             tracing::debug!("checkpoint of the recordings index failed: {e}");
         }
+    }
+}
+
+fn read_recording(path: &Path) -> Result<Option<Recording>, RecorderError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(RecorderError::io(path, e)),
+    };
+    let rec: Recording =
+        serde_json::from_slice(&bytes).map_err(|e| RecorderError::BadRecording {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    Ok(Some(rec))
+}
+
+fn row_of(rec: &Recording) -> IndexRow {
+    IndexRow {
+        request_hash: rec.request_hash.clone(),
+        test_id: rec.test_id.clone(),
+        occurrence: rec.occurrence,
+        method: rec.request.method.clone(),
+        endpoint: rec.request.path.clone(),
+        model: rec.request.model.clone(),
+        timestamp: rec.metadata.recorded_at.clone(),
+        is_streaming: rec.response.is_streaming(),
+        status: rec.response.status(),
+        response_file: format!("{RESPONSES_DIR}/{}.json", rec.request_hash),
     }
 }
 

@@ -78,11 +78,23 @@ impl RecordingStream {
         let t_ms = ms_since(self.started);
         let Some(sink) = &self.sink else { return };
         for ev in raw {
-            let text = String::from_utf8_lossy(&ev);
-            self.events.push(StreamEvent {
-                t_ms,
-                raw: sink.draft.sanitize_text(&text),
-            });
+            let event = match std::str::from_utf8(&ev) {
+                Ok(text) => StreamEvent {
+                    t_ms,
+                    raw: sink.draft.sanitize_text(text),
+                    raw_base64: None,
+                },
+                Err(_) => {
+                    use base64::Engine;
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(&ev);
+                    StreamEvent {
+                        t_ms,
+                        raw: String::new(),
+                        raw_base64: Some(encoded),
+                    }
+                }
+            };
+            self.events.push(event);
         }
     }
 
@@ -160,7 +172,7 @@ pub(crate) fn replay(
     events: Vec<StreamEvent>,
     end: StreamEnd,
     paced: bool,
-) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, String> {
     let start = tokio::time::Instant::now();
     let total = events.len();
     let tail = match end {
@@ -170,19 +182,23 @@ pub(crate) fn replay(
             t_ms,
             format!(
                 "the recording of this stream ends after {total} events: when it was recorded the caller \
-                 stopped reading there. Record the test again if it now reads further"
+                 stopped reading there. If the test now reads further, record it again with \
+                 `--inference-mode record` (record-if-missing keeps the existing recording)"
             ),
         )),
     };
-    let items = events
-        .into_iter()
-        .map(|e| (e.t_ms, Ok(Bytes::from(e.raw))))
-        .chain(tail.map(|(t, m)| (t, Err(std::io::Error::other(ReplayedStreamError(m))))));
-    futures::stream::iter(items).then(move |(t_ms, item)| async move {
-        if paced && t_ms.is_finite() && t_ms > 0.0 {
-            tokio::time::sleep_until(start + std::time::Duration::from_secs_f64(t_ms / 1000.0))
-                .await;
-        }
-        item
-    })
+    let mut items = Vec::with_capacity(events.len() + 1);
+    for e in events {
+        items.push((e.t_ms, Ok(Bytes::from(e.bytes()?))));
+    }
+    items.extend(tail.map(|(t, m)| (t, Err(std::io::Error::other(ReplayedStreamError(m))))));
+    Ok(
+        futures::stream::iter(items).then(move |(t_ms, item)| async move {
+            if paced && t_ms.is_finite() && t_ms > 0.0 {
+                tokio::time::sleep_until(start + std::time::Duration::from_secs_f64(t_ms / 1000.0))
+                    .await;
+            }
+            item
+        }),
+    )
 }

@@ -76,7 +76,14 @@ impl Provider {
         )
     }
 
-    fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+    /// A request to the API path `path` of this provider: every provider call is built here.
+    /// It carries the API key, and (feature `replay`) the provider id as a
+    /// `harness::recorder::ProviderLabel`, which the recorder puts into the request key: two
+    /// providers asked the same thing (`GET /v1/models` at start-up) get separate recordings.
+    fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+        let request = self.client.request(method, self.endpoint(path));
+        #[cfg(feature = "replay")]
+        let request = request.with_extension(harness::recorder::ProviderLabel(self.id.clone()));
         match &self.api_key {
             Some(key) => request.bearer_auth(key),
             None => request,
@@ -85,7 +92,7 @@ impl Provider {
 
     /// `GET {base}/models`: the `data` entries the provider lists.
     pub async fn list_models(&self) -> Result<Vec<Value>, ProviderError> {
-        let request = self.authorize(self.client.get(self.endpoint("models")));
+        let request = self.request(reqwest::Method::GET, "models");
         let response = self.send(request).await?;
         let body = self.read_body(response).await?;
         let value: Value = self.parse_json(&body)?;
@@ -114,12 +121,9 @@ impl Provider {
 
     fn post(&self, path: &str, body: &Value) -> RequestBuilder {
         let bytes = body.to_string().into_bytes();
-        self.authorize(
-            self.client
-                .post(self.endpoint(path))
-                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .body(bytes),
-        )
+        self.request(reqwest::Method::POST, path)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(bytes)
     }
 
     /// Sends a request; a non-2xx answer becomes [`ProviderError::Status`].
@@ -158,3 +162,6 @@ impl Provider {
         })
     }
 }
+
+#[cfg(all(test, feature = "replay"))]
+mod recorded_tests;
