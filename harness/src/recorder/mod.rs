@@ -186,6 +186,32 @@ pub fn workspace_root(start: &Path) -> PathBuf {
         .map_or_else(|| start.to_path_buf(), Path::to_path_buf)
 }
 
+/// The store for `dir`, shared by every recorder of the process: opening a store lists and checks
+/// the whole directory, which a process that builds many recorders (one stack per test) should
+/// pay once, not once per test.
+fn shared_store(dir: &Path) -> Result<Arc<Store>, RecorderError> {
+    use std::sync::Weak;
+    static OPEN: Mutex<Vec<(PathBuf, Weak<Store>)>> = Mutex::new(Vec::new());
+    let key = std::fs::create_dir_all(dir)
+        .and_then(|()| dir.canonicalize())
+        .map_err(|e| RecorderError::io(dir, e))?;
+    let mut open = match OPEN.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    open.retain(|(_, w)| w.strong_count() > 0);
+    if let Some(store) = open
+        .iter()
+        .find(|(d, _)| *d == key)
+        .and_then(|(_, w)| w.upgrade())
+    {
+        return Ok(store);
+    }
+    let store = Arc::new(Store::open(&key)?);
+    open.push((key, Arc::downgrade(&store)));
+    Ok(store)
+}
+
 /// The record/replay middleware. Cheap to clone; clones share the store and counters.
 #[derive(Clone, Debug)]
 pub struct Recorder {
@@ -210,7 +236,7 @@ impl Recorder {
     pub fn new(config: RecorderConfig) -> Result<Self, RecorderError> {
         let store = match config.mode {
             Mode::Live => None,
-            _ => Some(Arc::new(Store::open(&config.dir)?)),
+            _ => Some(shared_store(&config.dir)?),
         };
         Ok(Recorder {
             inner: Arc::new(Inner {
