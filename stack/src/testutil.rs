@@ -11,8 +11,13 @@ pub const LISTED: [&str; 2] = ["smollm2-135m", "all-minilm-l6-v2"];
 
 /// A fake provider that lists [`LISTED`] at `GET /v1/models`.
 pub async fn fake_provider() -> MockServer {
+    fake_provider_listing(&LISTED).await
+}
+
+/// A fake provider that lists `models` at `GET /v1/models`.
+pub async fn fake_provider_listing(models: &[&str]) -> MockServer {
     let server = MockServer::start().await;
-    let data: Vec<Value> = LISTED
+    let data: Vec<Value> = models
         .iter()
         .map(|id| json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "llamacpp"}))
         .collect();

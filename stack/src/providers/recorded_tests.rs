@@ -10,23 +10,12 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::testutil::{chat_chunks, chat_reply, renamed, sse, sse_body};
+use crate::testutil::{chat_chunks, chat_reply, fake_provider_listing, renamed, sse, sse_body};
 use crate::{RunConfig, Stack, StackClient};
 
 /// A provider listing `models` whose chat completions (plain and streamed) answer `text`.
 async fn provider(models: &[&str], text: &str) -> MockServer {
-    let server = MockServer::start().await;
-    let data: Vec<Value> = models
-        .iter()
-        .map(|id| json!({"id": id, "object": "model", "created": 1, "owned_by": "me"}))
-        .collect();
-    Mock::given(method("GET"))
-        .and(path("/v1/models"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"object": "list", "data": data})),
-        )
-        .mount(&server)
-        .await;
+    let server = fake_provider_listing(models).await;
     let mut chunks = chat_chunks("m");
     chunks[1]["choices"][0]["delta"]["content"] = json!(text);
     Mock::given(method("POST"))
