@@ -189,7 +189,9 @@ impl CanonicalRequest {
             .filter(|(k, _)| !redact::is_secret_query_param(k))
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        query.sort();
+        // Sorted by name only (a stable sort): repeated parameters keep their order, which can
+        // carry meaning.
+        query.sort_by(|a, b| a.0.cmp(&b.0));
         CanonicalRequest {
             method: method.to_ascii_uppercase(),
             body: CanonicalBody::from_bytes(body, rules, host, &path),
@@ -336,6 +338,14 @@ mod tests {
         assert_ne!(a.key(0), req(r#"{"a":1}"#, None).key(0));
         assert_ne!(a.key(0), a.key(1));
         assert_ne!(a.key(0), req(r#"{"a":2}"#, Some("t")).key(0));
+    }
+
+    #[test]
+    fn query_parameters_are_sorted_by_name_keeping_repeated_ones_in_order() {
+        let url = |q: &str| url::Url::parse(&format!("http://h/x?{q}")).unwrap();
+        let key = |q: &str| CanonicalRequest::new("GET", &url(q), None, None, &Rules::none()).key(0);
+        assert_eq!(key("b=1&a=2"), key("a=2&b=1"));
+        assert_ne!(key("t=1&t=2"), key("t=2&t=1"));
     }
 
     #[test]
