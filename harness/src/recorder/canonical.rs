@@ -343,7 +343,8 @@ mod tests {
     #[test]
     fn query_parameters_are_sorted_by_name_keeping_repeated_ones_in_order() {
         let url = |q: &str| url::Url::parse(&format!("http://h/x?{q}")).unwrap();
-        let key = |q: &str| CanonicalRequest::new("GET", &url(q), None, None, &Rules::none()).key(0);
+        let key =
+            |q: &str| CanonicalRequest::new("GET", &url(q), None, None, &Rules::none()).key(0);
         assert_eq!(key("b=1&a=2"), key("a=2&b=1"));
         assert_ne!(key("t=1&t=2"), key("t=2&t=1"));
     }
