@@ -5,28 +5,24 @@
 # recorded suite test.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${XDG_CACHE_HOME:-$HOME/.cache}/llama-stack-rs/oteltap-venv"
 OTLP_PORT="${OTLP_PORT:-4318}"
 PORT="${STACK_PORT:-8398}"
 OUT="$ROOT/target/oteltap.ndjson"
 
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c "import oteltap" 2>/dev/null; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet oteltap==1.0.0
-fi
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
+VENV="$(python_tool oteltap-venv oteltap==1.0.0 oteltap)"
 cd "$ROOT"
 cargo build -q --features replay --bin stack
 "$VENV/bin/python" -m oteltap --port "$OTLP_PORT" >"$OUT" 2>"$ROOT/target/oteltap.log" &
 TAP=$!
-cleanup() { kill "${STACK:-}" "$TAP" 2>/dev/null || true; wait 2>/dev/null || true; }
+cleanup() { kill "${STACK_PID:-}" "$TAP" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT
 sleep 1
-LLAMA_STACK_TEST_INFERENCE_MODE=replay LLAMACPP_URL="${LLAMACPP_URL:-http://127.0.0.1:8080}" \
+start_stack "$ROOT/target/debug/stack" "$PORT" "$ROOT/target/otlp-check-server.log" \
+  LLAMA_STACK_TEST_INFERENCE_MODE=replay LLAMACPP_URL="${LLAMACPP_URL:-http://127.0.0.1:8080}" \
   OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP_PORT" OTEL_SERVICE_NAME=llama-stack-check \
-  OTEL_BSP_SCHEDULE_DELAY=200 OTEL_METRIC_EXPORT_INTERVAL=500 \
-  "$ROOT/target/debug/stack" run starter --port "$PORT" >"$ROOT/target/otlp-check-server.log" 2>&1 &
-STACK=$!
-for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$PORT/v1/health" >/dev/null 2>&1 && break; sleep 0.1; done
+  OTEL_BSP_SCHEDULE_DELAY=200 OTEL_METRIC_EXPORT_INTERVAL=500
 
 tid() { printf '{"__test_id": "%s"}' "$1"; }
 post() { # post TEST_ID BODY
@@ -38,7 +34,7 @@ post "inference/test_openai_chat_completion.rs::test_chat_completion_non_streami
 post "inference/test_openai_chat_completion.rs::test_chat_completion_streaming_usage[txt=llamacpp/smollm2-135m]" \
   '{"model":"llamacpp/smollm2-135m","messages":[{"role":"user","content":"Say yes."}],"temperature":0,"max_tokens":8,"stream":true,"stream_options":{"include_usage":true}}'
 sleep 2
-kill -TERM "$STACK"; wait "$STACK" 2>/dev/null || true   # graceful exit flushes the rest
+kill -TERM "$STACK_PID"; wait "$STACK_PID" 2>/dev/null || true   # graceful exit flushes the rest
 sleep 1
 
 python3 - "$OUT" <<'PY'

@@ -10,8 +10,15 @@ cd "$ROOT"
 known="$(mktemp)"
 trap 'rm -f "$known"' EXIT
 cargo build -q --features replay --test integration
+# The ids as the suites' default setups give them, whatever the caller's environment selects.
+unset LLAMA_STACK_TEST_SETUP LLAMA_STACK_TEST_SUBDIRS LLAMA_STACK_TEST_TEXT_MODEL \
+  LLAMA_STACK_TEST_VISION_MODEL LLAMA_STACK_TEST_COMPLETION_MODEL LLAMA_STACK_TEST_EMBEDDING_MODEL \
+  LLAMA_STACK_TEST_SAFETY_SHIELD LLAMA_STACK_TEST_JUDGE_MODEL LLAMA_STACK_TEST_RERANK_MODEL
 for suite in $(sed -n 's/^\[suites\.\([A-Za-z0-9_-]*\)\]$/\1/p' suites.toml); do
-  LLAMA_STACK_TEST_SUITE="$suite" cargo test -q --features replay --test integration -- --list --format terse 2>/dev/null >>"$known" || true
+  # A suite that cannot be listed would leave its tests out of the known list, and --delete
+  # would then remove their recordings: stop instead.
+  LLAMA_STACK_TEST_SUITE="$suite" cargo test -q --features replay --test integration -- --list --format terse >>"$known" \
+    || { echo "prune-recordings.sh: cannot list suite $suite; nothing pruned" >&2; exit 1; }
 done
 grep -o '"sdk/openai_client.py::[a-z_]*"' scripts/sdk/openai_client.py | tr -d '"' >>"$known"
 cargo run -q -p harness --bin recordings -- prune --known "$known" "$@"

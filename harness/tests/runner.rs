@@ -135,7 +135,9 @@ fn server(_env: TestEnv) -> BoxFuture<'static, anyhow::Result<()>> {
 // ---------------------------------------------------------------------------------------------
 // The checks.
 
-fn demo(args: &[&str], env: &[(&str, &str)]) -> Result<Output, Failed> {
+/// The demo suite with `args`, in an environment cleared of this process's run settings (it runs
+/// as under `cargo test`: its own run owner), plus `env`.
+fn demo_command(args: &[&str], env: &[(&str, &str)]) -> Result<Command, Failed> {
     let exe = std::env::current_exe().map_err(|e| format!("current exe: {e}"))?;
     let mut command = Command::new(exe);
     command.args(args).env(CHILD_ENV, "1");
@@ -149,7 +151,11 @@ fn demo(args: &[&str], env: &[(&str, &str)]) -> Result<Output, Failed> {
         }
     }
     command.envs(env.iter().copied());
-    command
+    Ok(command)
+}
+
+fn demo(args: &[&str], env: &[(&str, &str)]) -> Result<Output, Failed> {
+    demo_command(args, env)?
         .output()
         .map_err(|e| format!("running the demo: {e}").into())
 }
@@ -223,20 +229,20 @@ fn checks() -> Vec<Trial> {
         }),
         Trial::test("no_server_left_when_the_run_is_killed", || {
             let port = free_port()?;
-            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-            // The child runs as under `cargo test`: it is its own run owner.
-            let mut child = Command::new(exe)
-                .args(["--exact", "server/test_server.rs::a"])
-                .env_remove("NEXTEST_RUN_ID")
-                .env_remove("HARNESS_RUN_OWNER_PID")
-                .env(CHILD_ENV, "1")
-                .env("LLAMA_STACK_TEST_SUITE", "server")
-                .env("DEMO_SERVER_PORT", port.to_string())
-                .env("DEMO_HANG", "1")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| e.to_string())?;
+            let port_s = port.to_string();
+            // The child is its own run owner, as under `cargo test`.
+            let mut child = demo_command(
+                &["--exact", "server/test_server.rs::a"],
+                &[
+                    ("LLAMA_STACK_TEST_SUITE", "server"),
+                    ("DEMO_SERVER_PORT", &port_s),
+                    ("DEMO_HANG", "1"),
+                ],
+            )?
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
             let up = eventually(Duration::from_secs(60), || port_open("127.0.0.1", port));
             let _ = child.kill();
             let _ = child.wait();
@@ -363,14 +369,24 @@ fn checks() -> Vec<Trial> {
                 &[("LLAMA_STACK_TEST_SUBDIRS", "models")],
             )?;
             let names = listed(&out);
-            check(names.len() == 2, &format!("subdirs: {names:?}"), &out)
+            check(
+                names
+                    == [
+                        "models/test_list.rs::needs_server",
+                        "models/test_list.rs::fails",
+                    ],
+                &format!("subdirs: {names:?}"),
+                &out,
+            )
         }),
         Trial::test("unknown_suite_lists_known_ones", || {
             let out = demo(&["--list"], &[("LLAMA_STACK_TEST_SUITE", "nope")])?;
             let err = String::from_utf8_lossy(&out.stderr).into_owned();
             check(
                 !out.status.success()
-                    && err.contains("unknown suite \"nope\"; known suites: base, responses"),
+                    && err.contains(
+                        "unknown suite \"nope\"; known suites: base, responses, server\n",
+                    ),
                 "error",
                 &out,
             )

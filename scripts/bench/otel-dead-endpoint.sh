@@ -12,15 +12,16 @@ REQUESTS="${1:-300}"
 ROUNDS="${2:-3}"
 PORT="${STACK_PORT:-8397}"
 cd "$ROOT"
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 cargo build -q --release --features replay --bin stack
 BIN="$ROOT/target/release/stack"
 
 one() { # one LABEL [ENV...]
   local label="$1"; shift
-  env LLAMA_STACK_TEST_INFERENCE_MODE=replay LLAMACPP_URL=http://127.0.0.1:8080 "$@" \
-    "$BIN" run starter --port "$PORT" >"$ROOT/target/bench-otel-$label.log" 2>&1 &
-  local pid=$!
-  for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$PORT/v1/health" >/dev/null 2>&1 && break; sleep 0.05; done
+  start_stack "$BIN" "$PORT" "$ROOT/target/bench-otel-$label.log" \
+    LLAMA_STACK_TEST_INFERENCE_MODE=replay LLAMACPP_URL=http://127.0.0.1:8080 "$@"
+  local pid=$STACK_PID
   local result
   result="$(python3 "$ROOT/scripts/bench/otel_dead_endpoint.py" "$PORT" "$REQUESTS")"
   local t0 t1

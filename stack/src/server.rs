@@ -489,7 +489,6 @@ mod tests {
         use reqwest_middleware::{Middleware, Next};
 
         use super::*;
-        use crate::Stack;
 
         /// Remembers, for every provider request, the test id current when it was sent.
         #[derive(Clone, Default)]
@@ -514,22 +513,6 @@ mod tests {
             }
         }
 
-        async fn recorded_stack(
-            mode: harness::recorder::Mode,
-            dir: &std::path::Path,
-            base_url: &str,
-        ) -> Stack {
-            use harness::recorder::{Recorder, RecorderConfig};
-            let config = RecorderConfig::new(mode, dir).unwrap_or_else(|e| panic!("{e}"));
-            let recorder = Recorder::new(config).unwrap_or_else(|e| panic!("{e}"));
-            let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-                .with(recorder)
-                .build();
-            Stack::from_config_with_client(config_for(base_url), client)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"))
-        }
-
         async fn session(
             client: &StackClient,
             test_id: &str,
@@ -552,7 +535,7 @@ mod tests {
             let provider = provider_with_everything().await;
             let base_url = provider.uri();
             let recorded = {
-                let stack = recorded_stack(Mode::Record, dir.path(), &base_url).await;
+                let stack = recorded_stack(Mode::Record, dir.path(), config_for(&base_url)).await;
                 let server = RunningServer::start(stack, "127.0.0.1:0")
                     .await
                     .unwrap_or_else(|e| panic!("{e}"));
@@ -568,7 +551,7 @@ mod tests {
             );
             drop(provider); // replay must not need the provider
 
-            let stack = recorded_stack(Mode::Replay, dir.path(), &base_url).await;
+            let stack = recorded_stack(Mode::Replay, dir.path(), config_for(&base_url)).await;
             assert_eq!(
                 stack.registry().models().len(),
                 3,
@@ -617,9 +600,7 @@ mod tests {
             let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
                 .with(seen.clone())
                 .build();
-            let stack = Stack::from_config_with_client(config_for(&provider.uri()), client)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+            let stack = stack_with(config_for(&provider.uri()), client).await;
             let server = RunningServer::start(stack.clone(), "127.0.0.1:0")
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));

@@ -1,10 +1,12 @@
 //! Test helpers: a fake OpenAI-compatible provider (wiremock) and a stack pointed at it.
 
+use futures::StreamExt;
+use reqwest_middleware::ClientWithMiddleware;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::{RunConfig, Stack};
+use crate::{ApiError, Reply, RunConfig, Stack};
 
 /// Provider model ids the fake provider lists.
 pub const LISTED: [&str; 2] = ["smollm2-135m", "all-minilm-l6-v2"];
@@ -60,10 +62,51 @@ provider_model_id = "extra"
 
 /// A stack routed to `server`, built without the environment's recorder.
 pub async fn stack_for(server: &MockServer) -> Stack {
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new()).build();
-    match Stack::from_config_with_client(config_for(&server.uri()), client).await {
+    stack_with(config_for(&server.uri()), plain_client()).await
+}
+
+/// A provider client with no middleware (no recorder, no client spans).
+pub fn plain_client() -> ClientWithMiddleware {
+    reqwest_middleware::ClientBuilder::new(reqwest::Client::new()).build()
+}
+
+/// A stack of `config` reaching its providers through `client`.
+pub async fn stack_with(config: RunConfig, client: ClientWithMiddleware) -> Stack {
+    match Stack::from_config_with_client(config, client).await {
         Ok(s) => s,
         Err(e) => panic!("stack: {e}"),
+    }
+}
+
+/// A stack of `config` whose provider client records into (or replays from) `dir`.
+#[cfg(feature = "replay")]
+pub async fn recorded_stack(
+    mode: harness::recorder::Mode,
+    dir: &std::path::Path,
+    config: RunConfig,
+) -> Stack {
+    use harness::recorder::{Recorder, RecorderConfig};
+    let recorder_config = RecorderConfig::new(mode, dir).unwrap_or_else(|e| panic!("{e}"));
+    let recorder = Recorder::new(recorder_config).unwrap_or_else(|e| panic!("{e}"));
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(recorder)
+        .build();
+    stack_with(config, client).await
+}
+
+/// The JSON of a reply that must be JSON.
+pub fn json_reply(reply: Result<Reply, ApiError>) -> Value {
+    match reply {
+        Ok(Reply::Json(v)) => v,
+        other => panic!("expected JSON, got {other:?}"),
+    }
+}
+
+/// Every item of a reply that must be a stream.
+pub async fn stream_reply(reply: Result<Reply, ApiError>) -> Vec<Result<Value, ApiError>> {
+    match reply {
+        Ok(Reply::Stream(s)) => s.collect().await,
+        other => panic!("expected a stream, got {other:?}"),
     }
 }
 

@@ -16,153 +16,123 @@ use std::process::ExitCode;
 use harness::fixtures::ModelKind::{Completion, Embedding, Text};
 use harness::fixtures::runner::{TestCase, run_suite};
 
-/// Every test of the suite.
-fn cases() -> Vec<TestCase> {
-    use inference::{
-        test_openai_chat_completion as chat, test_openai_completion as cmpl,
-        test_openai_embeddings as emb,
+/// A test case whose id (`area/file.rs::test`) is derived from the function's own path, so the
+/// id that keys its recordings cannot drift from the code.
+macro_rules! case {
+    ($area:ident :: $file:ident :: $test:ident, [$($kind:expr),*]) => {
+        TestCase::new(
+            concat!(stringify!($area), "/", stringify!($file), ".rs::", stringify!($test)),
+            &[$($kind),*],
+            |e| Box::pin($area::$file::$test(e)),
+        )
     };
-    use models::test_models;
-    use telemetry::{test_genai_metrics as metrics, test_genai_spans as spans};
+}
+
+/// Every test of the suite. Metric deltas are process-wide: that test runs alone.
+fn cases() -> Vec<TestCase> {
     vec![
-        TestCase::new(
-            "inference/test_openai_chat_completion.rs::test_chat_completion_non_streaming",
-            &[Text],
-            |e| Box::pin(chat::test_chat_completion_non_streaming(e)),
+        case!(
+            inference::test_openai_chat_completion::test_chat_completion_non_streaming,
+            [Text]
         ),
-        TestCase::new(
-            "inference/test_openai_chat_completion.rs::test_chat_completion_system_prompt",
-            &[Text],
-            |e| Box::pin(chat::test_chat_completion_system_prompt(e)),
+        case!(
+            inference::test_openai_chat_completion::test_chat_completion_system_prompt,
+            [Text]
         ),
-        TestCase::new(
-            "inference/test_openai_chat_completion.rs::test_chat_completion_multi_turn",
-            &[Text],
-            |e| Box::pin(chat::test_chat_completion_multi_turn(e)),
+        case!(
+            inference::test_openai_chat_completion::test_chat_completion_multi_turn,
+            [Text]
         ),
-        TestCase::new(
-            "inference/test_openai_chat_completion.rs::test_chat_completion_stop_sequence",
-            &[Text],
-            |e| Box::pin(chat::test_chat_completion_stop_sequence(e)),
+        case!(
+            inference::test_openai_chat_completion::test_chat_completion_stop_sequence,
+            [Text]
         ),
-        TestCase::new(
-            "inference/test_openai_chat_completion.rs::test_chat_completion_max_tokens_length",
-            &[Text],
-            |e| Box::pin(chat::test_chat_completion_max_tokens_length(e)),
+        case!(
+            inference::test_openai_chat_completion::test_chat_completion_max_tokens_length,
+            [Text]
         ),
-        TestCase::new(
-            "inference/test_openai_chat_completion.rs::test_chat_completion_seed",
-            &[Text],
-            |e| Box::pin(chat::test_chat_completion_seed(e)),
+        case!(
+            inference::test_openai_chat_completion::test_chat_completion_seed,
+            [Text]
         ),
-        TestCase::new(
-            "inference/test_openai_chat_completion.rs::test_chat_completion_json_response_format",
-            &[Text],
-            |e| Box::pin(chat::test_chat_completion_json_response_format(e)),
+        case!(
+            inference::test_openai_chat_completion::test_chat_completion_json_response_format,
+            [Text]
         ),
-        TestCase::new(
-            "inference/test_openai_chat_completion.rs::test_chat_completion_tools",
-            &[Text],
-            |e| Box::pin(chat::test_chat_completion_tools(e)),
+        case!(
+            inference::test_openai_chat_completion::test_chat_completion_tools,
+            [Text]
         ),
-        TestCase::new(
-            "inference/test_openai_chat_completion.rs::test_chat_completion_streaming",
-            &[Text],
-            |e| Box::pin(chat::test_chat_completion_streaming(e)),
+        case!(
+            inference::test_openai_chat_completion::test_chat_completion_streaming,
+            [Text]
         ),
-        TestCase::new(
-            "inference/test_openai_chat_completion.rs::test_chat_completion_streaming_usage",
-            &[Text],
-            |e| Box::pin(chat::test_chat_completion_streaming_usage(e)),
+        case!(
+            inference::test_openai_chat_completion::test_chat_completion_streaming_usage,
+            [Text]
         ),
-        TestCase::new(
-            "inference/test_openai_chat_completion.rs::test_chat_completion_unknown_model",
-            &[Text],
-            |e| Box::pin(chat::test_chat_completion_unknown_model(e)),
+        case!(
+            inference::test_openai_chat_completion::test_chat_completion_unknown_model,
+            [Text]
         ),
-        TestCase::new(
-            "inference/test_openai_chat_completion.rs::test_chat_completion_malformed_body",
-            &[Text],
-            |e| Box::pin(chat::test_chat_completion_malformed_body(e)),
+        case!(
+            inference::test_openai_chat_completion::test_chat_completion_malformed_body,
+            [Text]
         ),
-        TestCase::new(
-            "inference/test_openai_completion.rs::test_completion_non_streaming",
-            &[Completion],
-            |e| Box::pin(cmpl::test_completion_non_streaming(e)),
+        case!(
+            inference::test_openai_completion::test_completion_non_streaming,
+            [Completion]
         ),
-        TestCase::new(
-            "inference/test_openai_completion.rs::test_completion_streaming",
-            &[Completion],
-            |e| Box::pin(cmpl::test_completion_streaming(e)),
+        case!(
+            inference::test_openai_completion::test_completion_streaming,
+            [Completion]
         ),
-        TestCase::new(
-            "inference/test_openai_completion.rs::test_completion_stop_sequence",
-            &[Completion],
-            |e| Box::pin(cmpl::test_completion_stop_sequence(e)),
+        case!(
+            inference::test_openai_completion::test_completion_stop_sequence,
+            [Completion]
         ),
-        TestCase::new(
-            "inference/test_openai_embeddings.rs::test_embeddings_single_string",
-            &[Embedding],
-            |e| Box::pin(emb::test_embeddings_single_string(e)),
+        case!(
+            inference::test_openai_embeddings::test_embeddings_single_string,
+            [Embedding]
         ),
-        TestCase::new(
-            "inference/test_openai_embeddings.rs::test_embeddings_batch",
-            &[Embedding],
-            |e| Box::pin(emb::test_embeddings_batch(e)),
+        case!(
+            inference::test_openai_embeddings::test_embeddings_batch,
+            [Embedding]
         ),
-        TestCase::new(
-            "inference/test_openai_embeddings.rs::test_embeddings_base64_matches_float",
-            &[Embedding],
-            |e| Box::pin(emb::test_embeddings_base64_matches_float(e)),
+        case!(
+            inference::test_openai_embeddings::test_embeddings_base64_matches_float,
+            [Embedding]
         ),
-        TestCase::new(
-            "inference/test_openai_embeddings.rs::test_embeddings_invalid_encoding_format",
-            &[Embedding],
-            |e| Box::pin(emb::test_embeddings_invalid_encoding_format(e)),
+        case!(
+            inference::test_openai_embeddings::test_embeddings_invalid_encoding_format,
+            [Embedding]
         ),
-        TestCase::new(
-            "models/test_models.rs::test_models_list",
-            &[Text, Embedding],
-            |e| Box::pin(test_models::test_models_list(e)),
+        case!(models::test_models::test_models_list, [Text, Embedding]),
+        case!(models::test_models::test_health_and_version, []),
+        case!(
+            telemetry::test_genai_spans::test_chat_completion_span,
+            [Text]
         ),
-        TestCase::new("models/test_models.rs::test_health_and_version", &[], |e| {
-            Box::pin(test_models::test_health_and_version(e))
-        }),
-        TestCase::new(
-            "telemetry/test_genai_spans.rs::test_chat_completion_span",
-            &[Text],
-            |e| Box::pin(spans::test_chat_completion_span(e)),
+        case!(
+            telemetry::test_genai_spans::test_streaming_chat_one_span,
+            [Text]
         ),
-        TestCase::new(
-            "telemetry/test_genai_spans.rs::test_streaming_chat_one_span",
-            &[Text],
-            |e| Box::pin(spans::test_streaming_chat_one_span(e)),
+        case!(
+            telemetry::test_genai_spans::test_embeddings_span,
+            [Embedding]
         ),
-        TestCase::new(
-            "telemetry/test_genai_spans.rs::test_embeddings_span",
-            &[Embedding],
-            |e| Box::pin(spans::test_embeddings_span(e)),
+        case!(
+            telemetry::test_genai_spans::test_provider_error_span,
+            [Text]
         ),
-        TestCase::new(
-            "telemetry/test_genai_spans.rs::test_provider_error_span",
-            &[Text],
-            |e| Box::pin(spans::test_provider_error_span(e)),
+        case!(telemetry::test_genai_spans::test_span_parent_chain, [Text]),
+        case!(
+            telemetry::test_genai_spans::test_no_spans_when_disabled,
+            [Text]
         ),
-        TestCase::new(
-            "telemetry/test_genai_spans.rs::test_span_parent_chain",
-            &[Text],
-            |e| Box::pin(spans::test_span_parent_chain(e)),
-        ),
-        TestCase::new(
-            "telemetry/test_genai_spans.rs::test_no_spans_when_disabled",
-            &[Text],
-            |e| Box::pin(spans::test_no_spans_when_disabled(e)),
-        ),
-        // Metric deltas are process-wide: this test runs alone.
-        TestCase::new(
-            "telemetry/test_genai_metrics.rs::test_token_usage_and_duration_metrics",
-            &[Text],
-            |e| Box::pin(metrics::test_token_usage_and_duration_metrics(e)),
+        case!(
+            telemetry::test_genai_metrics::test_token_usage_and_duration_metrics,
+            [Text]
         )
         .run_alone(),
     ]

@@ -33,8 +33,7 @@ use super::normalize::Rules;
 use super::redact;
 
 /// A request body reduced to what the key depends on.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(untagged)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum CanonicalBody {
     /// No body.
     Empty,
@@ -82,45 +81,25 @@ impl CanonicalBody {
 
     /// A pretty, key-sorted rendering for diffs and recordings.
     pub fn to_pretty(&self) -> String {
-        let canonical = match self {
-            CanonicalBody::Empty => return "(no body)".into(),
-            CanonicalBody::Text(s) => return s.clone(),
-            other => serde_jcs::to_string(other).unwrap_or_default(),
-        };
-        serde_json::from_str::<Value>(&canonical)
-            .and_then(|v| serde_json::to_string_pretty(&sort_keys(v)))
-            .unwrap_or(canonical)
+        match self {
+            CanonicalBody::Empty => "(no body)".into(),
+            CanonicalBody::Text(s) => s.clone(),
+            other => serde_json::to_string_pretty(&other.to_value()).unwrap_or_default(),
+        }
     }
 
-    /// The body as a JSON value (for storing in a recording), numbers as JCS writes them.
+    /// The body as a JSON value (for storing in a recording and for diffs): a JSON body as JCS
+    /// writes it (keys sorted, numbers in one form; `preserve_order` keeps JCS's order).
     pub fn to_value(&self) -> Value {
         match self {
             CanonicalBody::Empty => Value::Null,
             CanonicalBody::Json(v) => serde_jcs::to_string(v)
                 .ok()
                 .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                .map(sort_keys)
-                .unwrap_or_else(|| sort_keys(v.clone())),
+                .unwrap_or_else(|| v.clone()),
             CanonicalBody::Text(s) => Value::String(s.clone()),
-            CanonicalBody::Binary { sha256 } => serde_json::json!({ "sha256": sha256 }),
+            CanonicalBody::Binary { sha256 } => serde_json::json!({ "binary_sha256": sha256 }),
         }
-    }
-}
-
-fn sort_keys(v: Value) -> Value {
-    match v {
-        Value::Object(map) => {
-            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
-            entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-            Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k, sort_keys(v)))
-                    .collect(),
-            )
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
-        other => other,
     }
 }
 
@@ -166,7 +145,8 @@ impl<'a> KeyBody<'a> {
 struct KeyForm<'a> {
     body: Option<KeyBody<'a>>,
     method: &'a str,
-    occurrence: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    occurrence: Option<u32>,
     path: &'a str,
     provider: Option<&'a str>,
     query: &'a [(String, String)],
@@ -210,6 +190,16 @@ impl CanonicalRequest {
 
     /// The exact text that is hashed for a given occurrence (RFC 8785 JSON).
     pub fn key_text(&self, occurrence: u32) -> String {
+        self.form_text(Some(occurrence))
+    }
+
+    /// What identical requests share: the hash of the key text without the occurrence. The
+    /// recorder counts occurrences per base key.
+    pub fn base_key(&self) -> String {
+        hex::encode(Sha256::digest(self.form_text(None).as_bytes()))
+    }
+
+    fn form_text(&self, occurrence: Option<u32>) -> String {
         let form = KeyForm {
             body: KeyBody::of(&self.body),
             method: &self.method,

@@ -203,6 +203,25 @@ impl RecordedResponse {
     }
 }
 
+/// What replay reads of a recording: the request line (for error messages) and the response.
+/// Deserializing only this skips the request's bodies and headers on the measured replay path.
+#[derive(Debug, Deserialize)]
+pub struct Replayable {
+    /// Method and path of the recorded request.
+    pub request: RequestLine,
+    /// The recorded response.
+    pub response: RecordedResponse,
+}
+
+/// Method and path of a recorded request.
+#[derive(Debug, Deserialize)]
+pub struct RequestLine {
+    /// HTTP method.
+    pub method: String,
+    /// URL path.
+    pub path: String,
+}
+
 /// Where and when a recording was made.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Metadata {

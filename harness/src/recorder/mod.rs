@@ -42,6 +42,7 @@ use reqwest_middleware::{Middleware, Next};
 use crate::context::TestContext;
 pub use canonical::{CanonicalBody, CanonicalRequest};
 use draft::Draft;
+use error::error_chain;
 pub use error::{RecordedTransportError, RecorderError};
 use format::{Body, RecordedResponse};
 pub use miss::ReplayMiss;
@@ -270,7 +271,7 @@ impl Recorder {
 
     /// Occurrence index of a request: counted per test execution; calls outside a test are
     /// always occurrence 0 (shared by everyone).
-    fn occurrence(&self, ctx: Option<&TestContext>, base: &str) -> u32 {
+    fn occurrence(&self, ctx: Option<&TestContext>, canonical: &CanonicalRequest) -> u32 {
         let Some(ctx) = ctx else { return 0 };
         // A client that sends only `__test_id` (Llama Stack's own clients) gives no way to tell
         // one execution of a test from the next: such calls get Llama Stack's semantics, where
@@ -287,19 +288,19 @@ impl Recorder {
             *run = ctx.run().to_owned();
             counters.clear();
         }
-        let n = counters.entry(base.to_owned()).or_insert(0);
+        let n = counters.entry(canonical.base_key()).or_insert(0);
         let current = *n;
         *n += 1;
         current
     }
 
-    fn replay(&self, rec: format::Recording) -> reqwest_middleware::Result<reqwest::Response> {
-        let method = rec.request.method.clone();
-        let path = rec.request.path.clone();
-        let blob = self
-            .store()
-            .map(|s| s.blob_path(&rec.request_hash))
-            .unwrap_or_default();
+    fn replay(
+        &self,
+        hash: &str,
+        rec: format::Replayable,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let format::RequestLine { method, path } = rec.request;
+        let blob = self.store().map(|s| s.blob_path(hash)).unwrap_or_default();
         let bad = |reason: String| {
             reqwest_middleware::Error::middleware(RecorderError::BadRecording {
                 path: blob.clone(),
@@ -362,6 +363,39 @@ fn build_response(
     Ok(reqwest::Response::from(resp))
 }
 
+/// A response builder with the provider's status and headers. A buffered body is handed back
+/// whole, so its `content-length` is left to the new body; a stream keeps every header.
+fn response_builder(
+    resp: &reqwest::Response,
+    status: u16,
+    keep_length: bool,
+) -> http::response::Builder {
+    let mut builder = http::Response::builder().status(status);
+    for (k, v) in resp.headers() {
+        if keep_length || k != http::header::CONTENT_LENGTH {
+            builder = builder.header(k, v);
+        }
+    }
+    builder
+}
+
+/// Stores a request that got no response (refused, timed out, broken body) as the same error.
+fn record_failure(
+    store: &Store,
+    draft: Draft,
+    kind: &str,
+    message: &str,
+) -> reqwest_middleware::Result<()> {
+    let message = draft.sanitize_text(message);
+    let rec = draft.into_recording(RecordedResponse::TransportError {
+        error_kind: kind.to_owned(),
+        message,
+    });
+    store
+        .put(&rec)
+        .map_err(reqwest_middleware::Error::middleware)
+}
+
 fn transport_kind(e: &reqwest::Error) -> &'static str {
     if e.is_timeout() {
         "timeout"
@@ -411,15 +445,14 @@ impl Middleware for Recorder {
             &config.rules,
         )
         .with_provider(provider.as_deref());
-        let base = canonical.key(u32::MAX);
-        let occurrence = self.occurrence(ctx.as_ref(), &base);
+        let occurrence = self.occurrence(ctx.as_ref(), &canonical);
         let hash = canonical.key(occurrence);
         if config.debug {
             tracing::info!(target: "harness::recorder", "[RECORDING DEBUG] mode={} hash={hash} key={}", config.mode, canonical.key_text(occurrence));
         }
         if config.mode.reads_recordings() {
-            match store.get(&hash) {
-                Ok(Some(rec)) => return self.replay(rec),
+            match store.get_replayable(&hash) {
+                Ok(Some(rec)) => return self.replay(&hash, rec),
                 Ok(None) => {}
                 Err(e) => return Err(reqwest_middleware::Error::middleware(e)),
             }
@@ -442,19 +475,10 @@ impl Middleware for Recorder {
             Ok(r) => r,
             Err(e) => {
                 let (kind, message) = match &e {
-                    reqwest_middleware::Error::Reqwest(re) => {
-                        (transport_kind(re), stream::error_chain(re))
-                    }
+                    reqwest_middleware::Error::Reqwest(re) => (transport_kind(re), error_chain(re)),
                     reqwest_middleware::Error::Middleware(me) => ("other", format!("{me:#}")),
                 };
-                let message = draft.sanitize_text(&message);
-                let rec = draft.into_recording(RecordedResponse::TransportError {
-                    error_kind: kind.to_owned(),
-                    message,
-                });
-                store
-                    .put(&rec)
-                    .map_err(reqwest_middleware::Error::middleware)?;
+                record_failure(&store, draft, kind, &message)?;
                 return Err(e);
             }
         };
@@ -466,10 +490,7 @@ impl Middleware for Recorder {
             .and_then(|v| v.to_str().ok())
             .and_then(Framing::for_content_type);
         if let Some(framing) = framing {
-            let mut builder = http::Response::builder().status(status);
-            for (k, v) in resp.headers() {
-                builder = builder.header(k, v);
-            }
+            let builder = response_builder(&resp, status, true);
             let sink = stream::StreamSink {
                 store,
                 draft,
@@ -483,23 +504,11 @@ impl Middleware for Recorder {
                 .map_err(reqwest_middleware::Error::middleware)?;
             return Ok(reqwest::Response::from(out));
         }
-        let mut builder = http::Response::builder().status(status);
-        for (k, v) in resp.headers() {
-            if k != http::header::CONTENT_LENGTH {
-                builder = builder.header(k, v);
-            }
-        }
+        let builder = response_builder(&resp, status, false);
         let bytes = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => {
-                let message = draft.sanitize_text(&stream::error_chain(&e));
-                let rec = draft.into_recording(RecordedResponse::TransportError {
-                    error_kind: transport_kind(&e).to_owned(),
-                    message,
-                });
-                store
-                    .put(&rec)
-                    .map_err(reqwest_middleware::Error::middleware)?;
+                record_failure(&store, draft, transport_kind(&e), &error_chain(&e))?;
                 return Err(reqwest_middleware::Error::Reqwest(e));
             }
         };

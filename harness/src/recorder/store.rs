@@ -19,7 +19,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::error::RecorderError;
-use super::format::Recording;
+use super::format::{Recording, Replayable};
 
 /// Name of the index file inside the recordings directory.
 pub const INDEX_FILE: &str = "index.sqlite";
@@ -201,7 +201,12 @@ impl Store {
 
     /// Reads the recording for a key, if there is one.
     pub fn get(&self, hash: &str) -> Result<Option<Recording>, RecorderError> {
-        read_recording(&self.blob_path(hash))
+        read_blob(&self.blob_path(hash))
+    }
+
+    /// Reads only what replay needs of the recording for a key, if there is one.
+    pub fn get_replayable(&self, hash: &str) -> Result<Option<Replayable>, RecorderError> {
+        read_blob(&self.blob_path(hash))
     }
 
     /// Writes a recording (atomically replacing any previous one with the same key) and indexes it.
@@ -285,7 +290,7 @@ impl Store {
                 Some(_) => continue,
             };
             let blob = responses.join(format!("{hash}.json"));
-            match read_recording(&blob) {
+            match read_blob::<Recording>(&blob) {
                 Ok(Some(rec)) if rec.request_hash == *hash => {
                     if existed {
                         report.updated += 1;
@@ -413,17 +418,16 @@ impl Drop for Store {
     }
 }
 
-fn read_recording(path: &Path) -> Result<Option<Recording>, RecorderError> {
+fn read_blob<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, RecorderError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(RecorderError::io(path, e)),
     };
-    let rec: Recording =
-        serde_json::from_slice(&bytes).map_err(|e| RecorderError::BadRecording {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+    let rec: T = serde_json::from_slice(&bytes).map_err(|e| RecorderError::BadRecording {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     Ok(Some(rec))
 }
 

@@ -43,20 +43,6 @@ fn ms_since(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        src = s.source();
-    }
-    msg
-}
-
 impl RecordingStream {
     pub(crate) fn new(
         upstream: BoxStream<'static, reqwest::Result<Bytes>>,
@@ -137,7 +123,7 @@ impl Stream for RecordingStream {
                 let message = self
                     .sink
                     .as_ref()
-                    .map(|s| s.draft.sanitize_text(&error_chain(&e)))
+                    .map(|s| s.draft.sanitize_text(&super::error::error_chain(&e)))
                     .unwrap_or_default();
                 let t_ms = ms_since(self.started);
                 self.finish(StreamEnd::Error {

@@ -1,12 +1,13 @@
 //! The one test-facing API over both backends.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use super::model::{CapturedSpan, MetricsSnapshot};
-use super::store::lock;
 use super::trace_context::{TestSpan, test_root_span};
-use super::{InMemoryTelemetry, OtlpReceiver, RemoteCapture, TelemetryError};
+use super::{
+    InMemoryTelemetry, OtlpReceiver, RemoteCapture, RemoteMetrics, TelemetryError, unix_nanos_now,
+};
 
 /// How often the waits look again.
 const POLL: Duration = Duration::from_millis(20);
@@ -132,23 +133,23 @@ impl Capture {
         }
     }
 
+    /// Runs `f` over the spans captured so far; for [`Capture::Remote`], fetched so far.
+    fn with_spans<T>(&self, f: impl FnOnce(&[CapturedSpan]) -> T) -> T {
+        match self {
+            Capture::InMemory(memory) => memory.with_spans(f),
+            Capture::Otlp(receiver) => receiver.with_spans(f),
+            Capture::Remote(remote) => remote.with_cached(f),
+        }
+    }
+
     /// The spans kept by `keep`; for [`Capture::Remote`], of those fetched so far.
     fn filtered(&self, keep: impl Fn(&CapturedSpan) -> bool) -> Vec<CapturedSpan> {
-        let select = |spans: &[CapturedSpan]| spans.iter().filter(|s| keep(s)).cloned().collect();
-        match self {
-            Capture::InMemory(memory) => memory.with_spans(select),
-            Capture::Otlp(receiver) => select(&lock(&receiver.shared().spans).spans),
-            Capture::Remote(remote) => remote.with_cached(select),
-        }
+        self.with_spans(|spans| spans.iter().filter(|s| keep(s)).cloned().collect())
     }
 
     /// How many spans; for [`Capture::Remote`], fetched so far.
     fn span_count(&self) -> usize {
-        match self {
-            Capture::InMemory(memory) => memory.with_spans(<[CapturedSpan]>::len),
-            Capture::Otlp(receiver) => lock(&receiver.shared().spans).spans.len(),
-            Capture::Remote(remote) => remote.with_cached(<[CapturedSpan]>::len),
-        }
+        self.with_spans(<[CapturedSpan]>::len)
     }
 
     /// A root span for one test (see [`test_root_span`]): run the test's calls in its context,
@@ -266,18 +267,11 @@ impl Capture {
     /// temporality, whose exporter sends nothing while nothing changes) the totals received so
     /// far are the baseline.
     pub async fn metrics_baseline(&self) -> Result<MetricsSnapshot, TelemetryError> {
-        if let Capture::InMemory(memory) = self {
-            return memory.flush_metrics();
-        }
         match self
             .wait_for_collection_after(unix_nanos_now(), BASELINE_SETTLE)
             .await
         {
-            Err(TelemetryError::MetricsTimeout { .. }) => match self {
-                Capture::Remote(remote) => Ok(remote.metrics_async().await?.snapshot),
-                Capture::Otlp(receiver) => Ok(receiver.metrics()),
-                Capture::InMemory(memory) => memory.flush_metrics(),
-            },
+            Err(TelemetryError::MetricsTimeout { .. }) => Ok(self.metrics_now().await?.snapshot),
             other => other,
         }
     }
@@ -296,51 +290,51 @@ impl Capture {
         baseline: &MetricsSnapshot,
         wait: Duration,
     ) -> Result<MetricsSnapshot, TelemetryError> {
-        let now = match self {
-            Capture::InMemory(memory) => memory.flush_metrics()?,
-            Capture::Otlp(_) | Capture::Remote(_) => {
-                self.wait_for_collection_after(unix_nanos_now(), wait)
-                    .await?
-            }
-        };
+        let now = self
+            .wait_for_collection_after(unix_nanos_now(), wait)
+            .await?;
         Ok(now.delta_since(baseline))
     }
 
     /// Server mode: polls until the receiver holds a metric data point collected after
-    /// `after_unix_nano`, and returns its totals then.
+    /// `after_unix_nano`, and returns its totals then. Library mode: flushes and returns the
+    /// totals at once.
     async fn wait_for_collection_after(
         &self,
         after_unix_nano: u64,
         wait: Duration,
     ) -> Result<MetricsSnapshot, TelemetryError> {
+        if let Capture::InMemory(memory) = self {
+            return memory.flush_metrics();
+        }
         let deadline = Instant::now() + wait;
         loop {
-            let exports = match self {
-                Capture::InMemory(memory) => return memory.flush_metrics(),
-                Capture::Otlp(receiver) => {
-                    let store = lock(&receiver.shared().metrics);
-                    if store.latest_collection_unix_nano > after_unix_nano {
-                        return Ok(store.snapshot());
-                    }
-                    store.exports
-                }
-                Capture::Remote(remote) => {
-                    let metrics = remote.metrics_async().await?;
-                    if metrics.latest_collection_unix_nano > after_unix_nano {
-                        return Ok(metrics.snapshot);
-                    }
-                    metrics.exports
-                }
-            };
+            let metrics = self.metrics_now().await?;
+            if metrics.latest_collection_unix_nano > after_unix_nano {
+                return Ok(metrics.snapshot);
+            }
             let now = Instant::now();
             if now >= deadline {
                 return Err(TelemetryError::MetricsTimeout {
                     waited: wait,
-                    exports,
+                    exports: metrics.exports,
                     notes: self.notes().await,
                 });
             }
             tokio::time::sleep(POLL.min(deadline - now)).await;
+        }
+    }
+
+    /// The metric totals now, with (server mode) the receiver's export counter and latest
+    /// collection time; library mode flushes and reports no exports.
+    async fn metrics_now(&self) -> Result<RemoteMetrics, TelemetryError> {
+        match self {
+            Capture::InMemory(memory) => Ok(RemoteMetrics {
+                snapshot: memory.flush_metrics()?,
+                ..RemoteMetrics::default()
+            }),
+            Capture::Otlp(receiver) => Ok(receiver.remote_metrics()),
+            Capture::Remote(remote) => remote.metrics_async().await,
         }
     }
 
@@ -389,11 +383,4 @@ fn span_names(spans: &[CapturedSpan]) -> String {
         out.push_str(&format!(", ... ({} more names)", counts.len() - 40));
     }
     out
-}
-
-fn unix_nanos_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }

@@ -5,7 +5,9 @@
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, metric, number_data_point};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, NumberDataPoint, metric, number_data_point,
+};
 use opentelemetry_proto::tonic::trace::v1::{Span, span, status};
 
 use super::model::{AttrValue, Attributes, CapturedEvent, CapturedSpan, SpanKind, SpanStatus};
@@ -244,11 +246,10 @@ fn number(value: Option<&number_data_point::Value>) -> f64 {
 
 /// A canonical text for an attribute set, used as a map key.
 pub(crate) fn attributes_key(attributes: &Attributes) -> String {
-    let mut key = String::new();
-    for (k, v) in attributes {
-        key.push_str(&format!("{k:?}={v:?};"));
-    }
-    key
+    attributes
+        .iter()
+        .map(|(k, v)| format!("{k:?}={v:?};"))
+        .collect()
 }
 
 /// Converts every data point of an OTLP metrics export (summaries are skipped).
@@ -282,35 +283,30 @@ pub(crate) fn metrics_request(request: &ExportMetricsServiceRequest) -> Vec<Seri
                         time_unix_nano: time,
                         value,
                     };
+                let number_update = |kind, temporality, p: &NumberDataPoint| {
+                    update(
+                        kind,
+                        temporality,
+                        &p.attributes,
+                        p.start_time_unix_nano,
+                        p.time_unix_nano,
+                        SeriesValue::Number(number(p.value.as_ref())),
+                    )
+                };
                 match &m.data {
                     Some(metric::Data::Sum(sum)) => {
                         let kind = Kind::Sum {
                             monotonic: sum.is_monotonic,
                         };
                         let t = temporality(sum.aggregation_temporality);
-                        out.extend(sum.data_points.iter().map(|p| {
-                            update(
-                                kind,
-                                t,
-                                &p.attributes,
-                                p.start_time_unix_nano,
-                                p.time_unix_nano,
-                                SeriesValue::Number(number(p.value.as_ref())),
-                            )
-                        }));
+                        out.extend(sum.data_points.iter().map(|p| number_update(kind, t, p)));
                     }
-                    Some(metric::Data::Gauge(gauge)) => {
-                        out.extend(gauge.data_points.iter().map(|p| {
-                            update(
-                                Kind::Gauge,
-                                Temporality::LastValue,
-                                &p.attributes,
-                                p.start_time_unix_nano,
-                                p.time_unix_nano,
-                                SeriesValue::Number(number(p.value.as_ref())),
-                            )
-                        }));
-                    }
+                    Some(metric::Data::Gauge(gauge)) => out.extend(
+                        gauge
+                            .data_points
+                            .iter()
+                            .map(|p| number_update(Kind::Gauge, Temporality::LastValue, p)),
+                    ),
                     Some(metric::Data::Histogram(h)) => {
                         let t = temporality(h.aggregation_temporality);
                         out.extend(h.data_points.iter().map(|p| {

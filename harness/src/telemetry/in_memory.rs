@@ -15,7 +15,7 @@ use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use super::TelemetryError;
 use super::convert;
 use super::model::{Attributes, CapturedSpan, MetricsSnapshot};
-use super::store::{MetricStore, SpanStore, lock};
+use super::store::{MetricStore, lock};
 
 /// The periodic reader's own interval. Captures flush on demand, so this only bounds how many
 /// unread exports pile up in the exporter between two reads.
@@ -37,7 +37,8 @@ struct Inner {
     span_exporter: InMemorySpanExporter,
     metric_exporter: InMemoryMetricExporter,
     resource: Attributes,
-    spans: Mutex<SpanStore>,
+    /// The spans converted so far, in the order they ended.
+    spans: Mutex<Vec<CapturedSpan>>,
     metrics: Mutex<MetricStore>,
 }
 
@@ -90,7 +91,7 @@ impl InMemoryTelemetry {
                 span_exporter,
                 metric_exporter,
                 resource: convert::attributes(&resource_kvs),
-                spans: Mutex::new(SpanStore::default()),
+                spans: Mutex::new(Vec::new()),
                 metrics: Mutex::new(MetricStore::default()),
             }),
         }
@@ -114,30 +115,23 @@ impl InMemoryTelemetry {
     /// Runs `f` over the spans ended so far, after converting the ones the exporter got since
     /// the last call.
     pub(crate) fn with_spans<T>(&self, f: impl FnOnce(&[CapturedSpan]) -> T) -> T {
-        let mut store = lock(&self.inner.spans);
+        let mut spans = lock(&self.inner.spans);
         // The exporter only appends (it is never reset: it is cleared only by a shutdown, which
         // never happens), so the spans past what was already converted are the new ones.
         if let Ok(finished) = self.inner.span_exporter.get_finished_spans() {
-            let known = store.spans.len();
-            if finished.len() > known {
-                let new = finished
-                    .into_iter()
-                    .skip(known)
-                    .map(|data| {
-                        let scope_name = data.instrumentation_scope.name().to_owned();
-                        let scope_version = data
-                            .instrumentation_scope
-                            .version()
-                            .unwrap_or_default()
-                            .to_owned();
-                        let proto = ProtoSpan::from(data);
-                        convert::span(&proto, &self.inner.resource, &scope_name, &scope_version)
-                    })
-                    .collect();
-                store.extend(new);
-            }
+            let known = spans.len();
+            spans.extend(finished.into_iter().skip(known).map(|data| {
+                let scope_name = data.instrumentation_scope.name().to_owned();
+                let scope_version = data
+                    .instrumentation_scope
+                    .version()
+                    .unwrap_or_default()
+                    .to_owned();
+                let proto = ProtoSpan::from(data);
+                convert::span(&proto, &self.inner.resource, &scope_name, &scope_version)
+            }));
         }
-        f(&store.spans)
+        f(&spans)
     }
 
     /// Forces the meter provider to export, files what the exporter got, and returns the totals
@@ -251,16 +245,17 @@ mod tests {
                 tracer.start("unit of work").end();
             }
         };
-        a.run(work(2)).await;
-        b.run(work(3)).await;
-        let in_a = capture.spans_in_trace(a.trace_id());
-        let in_b = capture.spans_in_trace(b.trace_id());
-        assert_eq!(in_a.len(), 2, "{in_a:#?}");
-        assert_eq!(in_b.len(), 3, "{in_b:#?}");
-        assert!(
-            in_a.iter()
-                .all(|s| s.parent_span_id.as_deref() == Some(a.span_id()))
-        );
+        tokio::join!(a.run(work(2)), b.run(work(3)));
+        for (test, expected) in [(&a, 2), (&b, 3)] {
+            let spans = capture.spans_in_trace(test.trace_id());
+            assert_eq!(spans.len(), expected, "{spans:#?}");
+            assert!(
+                spans
+                    .iter()
+                    .all(|s| s.parent_span_id.as_deref() == Some(test.span_id())),
+                "{spans:#?}"
+            );
+        }
     }
 
     #[tokio::test]
@@ -352,10 +347,10 @@ mod tests {
         let root = capture.test_root_span("quiet test");
         root.run(async { global::tracer("t").start("quiet span").end() })
             .await;
-        let spans = capture
-            .wait_quiet(Duration::from_millis(50), WAIT)
-            .await
-            .expect("quiet");
+        let quiet = Duration::from_millis(50);
+        let start = std::time::Instant::now();
+        let spans = capture.wait_quiet(quiet, WAIT).await.expect("quiet");
+        assert!(start.elapsed() >= quiet, "returned before a quiet period");
         assert!(spans.iter().any(|s| s.trace_id == root.trace_id()));
     }
 }

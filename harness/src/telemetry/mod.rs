@@ -66,7 +66,7 @@ mod remote_tests;
 mod store;
 mod trace_context;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use capture::Capture;
 pub use in_memory::InMemoryTelemetry;
@@ -144,4 +144,12 @@ pub enum TelemetryError {
         /// Anything else worth knowing (e.g. requests the receiver could not decode).
         notes: String,
     },
+}
+
+/// Now, in nanoseconds since the Unix epoch (the unit of OTLP timestamps).
+pub(crate) fn unix_nanos_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }

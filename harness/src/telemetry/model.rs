@@ -420,28 +420,18 @@ impl MetricsSnapshot {
 
     /// The value of the sum (counter) `name` added up over the points matching `filter` (0 if none).
     pub fn counter_value(&self, name: &str, filter: &[(&str, &str)]) -> f64 {
-        match self.metric(name) {
-            Some(
-                m @ CapturedMetric {
-                    data: MetricData::Sum { .. },
-                    ..
-                },
-            ) => m.number_points(filter).map(|p| p.value).sum(),
-            _ => 0.0,
-        }
+        self.metric(name)
+            .filter(|m| matches!(m.data, MetricData::Sum { .. }))
+            .map(|m| m.number_points(filter).map(|p| p.value).sum())
+            .unwrap_or(0.0)
     }
 
     /// The value of the gauge `name` for the first point matching `filter`, if any.
     pub fn gauge_value(&self, name: &str, filter: &[(&str, &str)]) -> Option<f64> {
-        match self.metric(name) {
-            Some(
-                m @ CapturedMetric {
-                    data: MetricData::Gauge { .. },
-                    ..
-                },
-            ) => m.number_points(filter).next().map(|p| p.value),
-            _ => None,
-        }
+        self.metric(name)
+            .filter(|m| matches!(m.data, MetricData::Gauge { .. }))
+            .and_then(|m| m.number_points(filter).next())
+            .map(|p| p.value)
     }
 
     /// What changed since `baseline`: sums and histograms are subtracted per attribute set

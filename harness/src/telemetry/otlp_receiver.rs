@@ -20,10 +20,10 @@ use prost::Message;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::TelemetryError;
 use super::convert;
 use super::model::{CapturedSpan, MetricsSnapshot};
-use super::store::{MetricStore, SpanStore, lock};
+use super::store::{MetricStore, lock};
+use super::{TelemetryError, unix_nanos_now};
 
 /// Request bodies up to this size are accepted (exporters batch up to 512 spans by default).
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -128,9 +128,10 @@ impl Drop for ReceiverInner {
 }
 
 #[derive(Default)]
-pub(crate) struct Shared {
-    pub spans: Mutex<SpanStore>,
-    pub metrics: Mutex<MetricStore>,
+struct Shared {
+    /// The spans received, in arrival order.
+    spans: Mutex<Vec<CapturedSpan>>,
+    metrics: Mutex<MetricStore>,
     errors: Mutex<Vec<String>>,
     requests: AtomicU64,
     /// `<pid>-<start time in ns>`: see [`ReceiverStatus::receiver_id`].
@@ -160,12 +161,8 @@ impl OtlpReceiver {
             .enable_all()
             .build()
             .map_err(TelemetryError::Start)?;
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
         let shared = Arc::new(Shared {
-            id: format!("{}-{started}", std::process::id()),
+            id: format!("{}-{}", std::process::id(), unix_nanos_now()),
             endpoint: format!("http://{addr}"),
             ..Shared::default()
         });
@@ -211,7 +208,7 @@ impl OtlpReceiver {
     /// The base URL to export to, e.g. `http://127.0.0.1:43567` (the value of
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`; exporters append `/v1/traces` and `/v1/metrics`).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.inner.addr)
+        self.inner.shared.endpoint.clone()
     }
 
     /// The environment a server needs to export here, quickly: `OTEL_EXPORTER_OTLP_ENDPOINT`,
@@ -238,12 +235,23 @@ impl OtlpReceiver {
 
     /// Every span received so far, in arrival order.
     pub fn spans(&self) -> Vec<CapturedSpan> {
-        lock(&self.inner.shared.spans).spans.clone()
+        self.with_spans(<[CapturedSpan]>::to_vec)
+    }
+
+    /// Runs `f` over the spans received so far, in arrival order.
+    pub(crate) fn with_spans<T>(&self, f: impl FnOnce(&[CapturedSpan]) -> T) -> T {
+        f(&lock(&self.inner.shared.spans))
     }
 
     /// The totals per metric series received so far (see [`MetricsSnapshot`]).
     pub fn metrics(&self) -> MetricsSnapshot {
         lock(&self.inner.shared.metrics).snapshot()
+    }
+
+    /// What `GET /harness/v1/metrics` answers: the totals with the export counter and the
+    /// latest collection time.
+    pub(crate) fn remote_metrics(&self) -> RemoteMetrics {
+        self.inner.shared.remote_metrics()
     }
 
     /// How many export requests (of any signal) arrived, decodable or not.
@@ -260,15 +268,20 @@ impl OtlpReceiver {
     pub fn status(&self) -> ReceiverStatus {
         self.inner.shared.status()
     }
-
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.inner.shared
-    }
 }
 
 impl Shared {
+    fn remote_metrics(&self) -> RemoteMetrics {
+        let store = lock(&self.metrics);
+        RemoteMetrics {
+            snapshot: store.snapshot(),
+            exports: store.exports,
+            latest_collection_unix_nano: store.latest_collection_unix_nano,
+        }
+    }
+
     fn status(&self) -> ReceiverStatus {
-        let spans = lock(&self.spans).spans.len() as u64;
+        let spans = lock(&self.spans).len() as u64;
         let (metric_exports, latest_collection_unix_nano) = {
             let metrics = lock(&self.metrics);
             (metrics.exports, metrics.latest_collection_unix_nano)
@@ -355,26 +368,16 @@ fn decode<M: Message + Default + serde::de::DeserializeOwned>(
 
 /// A successful export response: an empty `Export*ServiceResponse` in the request's format.
 fn success(format: Format) -> Response {
-    match format {
-        Format::Protobuf => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/x-protobuf"),
-            )],
-            Bytes::new(),
-        )
-            .into_response(),
-        Format::Json => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            Bytes::from_static(b"{}"),
-        )
-            .into_response(),
-    }
+    let (content_type, body) = match format {
+        Format::Protobuf => ("application/x-protobuf", Bytes::new()),
+        Format::Json => ("application/json", Bytes::from_static(b"{}")),
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
+    )
+        .into_response()
 }
 
 fn reject(shared: &Shared, path: &str, Rejection(status, message): Rejection) -> Response {
@@ -432,13 +435,12 @@ async fn read_spans(
     let (total, spans) = {
         let store = lock(&shared.spans);
         let spans: Vec<CapturedSpan> = store
-            .spans
             .iter()
             .skip(query.from)
             .filter(|s| query.trace_id.as_deref().is_none_or(|t| s.trace_id == t))
             .cloned()
             .collect();
-        (store.spans.len(), spans)
+        (store.len(), spans)
     };
     let mut response = Json(spans).into_response();
     let headers = response.headers_mut();
@@ -450,12 +452,7 @@ async fn read_spans(
 }
 
 async fn read_metrics(State(shared): State<Arc<Shared>>) -> Json<RemoteMetrics> {
-    let store = lock(&shared.metrics);
-    Json(RemoteMetrics {
-        snapshot: store.snapshot(),
-        exports: store.exports,
-        latest_collection_unix_nano: store.latest_collection_unix_nano,
-    })
+    Json(shared.remote_metrics())
 }
 
 async fn read_status(State(shared): State<Arc<Shared>>) -> Json<ReceiverStatus> {

@@ -70,6 +70,56 @@ pub(crate) fn meter_provider(endpoint: &str, temporality: Temporality) -> SdkMet
         .build()
 }
 
+/// POSTs a body that is not OTLP protobuf to `path` of the receiver at `endpoint`; the status
+/// it got back.
+pub(crate) fn post_undecodable(
+    rt: &tokio::runtime::Runtime,
+    endpoint: &str,
+    path: &str,
+) -> Option<u16> {
+    rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{endpoint}{path}"))
+            .header("content-type", "application/x-protobuf")
+            .body(vec![0xff_u8, 0xff, 0xff])
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .ok()
+    })
+}
+
+/// Through `capture` (reading the receiver at `endpoint`), with a delta-temporality exporter:
+/// the baseline holds what was exported before it, and the delta adds up the exports after it
+/// (one flushed by hand, one by the periodic reader).
+pub(crate) fn check_delta_temporality_deltas(capture: &Capture, endpoint: &str) {
+    let rt = runtime();
+    let meters = meter_provider(endpoint, Temporality::Delta);
+    let counter = meters
+        .meter("delta-test")
+        .u64_counter("test.delta.requests")
+        .build();
+    let route = [KeyValue::new("route", "/v1/models")];
+    counter.add(2, &route);
+    meters.force_flush().expect("flush");
+    let baseline = rt.block_on(capture.metrics_baseline()).expect("baseline");
+    assert_eq!(
+        baseline.counter_value("test.delta.requests", &[("route", "/v1/models")]),
+        2.0
+    );
+    counter.add(1, &route);
+    meters.force_flush().expect("flush");
+    counter.add(4, &route);
+    let delta = rt
+        .block_on(capture.metrics_delta_since(&baseline, WAIT))
+        .expect("delta");
+    assert_eq!(
+        delta.counter_value("test.delta.requests", &[("route", "/v1/models")]),
+        5.0
+    );
+    meters.shutdown().expect("meter shutdown");
+}
+
 /// Emits a small trace: root (server) -> "chat m" (client, error) with attributes and an event.
 pub(crate) fn emit_trace(provider: &SdkTracerProvider) -> String {
     let tracer = provider.tracer("otlp-test");
@@ -210,32 +260,9 @@ fn protobuf_spans_and_cumulative_metrics_arrive_decoded() {
 
 #[test]
 fn delta_temporality_gives_the_same_deltas() {
-    let rt = runtime();
     let capture = Capture::otlp().expect("receiver");
-    let receiver = capture.receiver().expect("otlp capture").clone();
-    let meters = meter_provider(&receiver.endpoint(), Temporality::Delta);
-    let counter = meters
-        .meter("otlp-test")
-        .u64_counter("test.delta.requests")
-        .build();
-    counter.add(2, &[KeyValue::new("route", "/v1/models")]);
-    meters.force_flush().expect("flush");
-    let baseline = rt.block_on(capture.metrics_baseline()).expect("baseline");
-    assert_eq!(
-        baseline.counter_value("test.delta.requests", &[("route", "/v1/models")]),
-        2.0
-    );
-    counter.add(1, &[KeyValue::new("route", "/v1/models")]);
-    meters.force_flush().expect("flush");
-    counter.add(4, &[KeyValue::new("route", "/v1/models")]);
-    let delta = rt
-        .block_on(capture.metrics_delta_since(&baseline, WAIT))
-        .expect("delta");
-    assert_eq!(
-        delta.counter_value("test.delta.requests", &[("route", "/v1/models")]),
-        5.0
-    );
-    meters.shutdown().expect("meter shutdown");
+    let endpoint = capture.receiver().expect("otlp capture").endpoint();
+    check_delta_temporality_deltas(&capture, &endpoint);
 }
 
 #[test]
@@ -269,16 +296,10 @@ fn undecodable_bodies_are_rejected_and_reported() {
     let rt = runtime();
     let capture = Capture::otlp().expect("receiver");
     let receiver = capture.receiver().expect("otlp capture").clone();
-    let status = rt.block_on(async {
-        reqwest::Client::new()
-            .post(format!("{}/v1/traces", receiver.endpoint()))
-            .header("content-type", "application/x-protobuf")
-            .body(vec![0xff_u8, 0xff, 0xff])
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-    });
-    assert_eq!(status.ok(), Some(400));
+    assert_eq!(
+        post_undecodable(&rt, &receiver.endpoint(), "/v1/traces"),
+        Some(400)
+    );
     let err = rt
         .block_on(capture.wait_for_spans(|s| !s.is_empty(), Duration::from_millis(50)))
         .expect_err("no span arrived");

@@ -260,31 +260,31 @@ fn parse_response(raw: &[u8]) -> std::io::Result<HttpResponse> {
         .and_then(|line| line.split_whitespace().nth(1))
         .and_then(|code| code.parse::<u16>().ok())
         .ok_or_else(|| bad("no HTTP status line"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-        .collect();
-    let rest = &raw[head_end + 4..];
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+    let mut response = HttpResponse {
+        status,
+        headers: lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            .collect(),
+        body: Vec::new(),
     };
-    let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+    let rest = &raw[head_end + 4..];
+    let chunked = response
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let length = response
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok());
+    response.body = if chunked {
         dechunk(rest).ok_or_else(|| bad("bad chunked body"))?
-    } else if let Some(length) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+    } else if let Some(length) = length {
         rest.get(..length)
             .ok_or_else(|| bad("truncated HTTP body"))?
             .to_vec()
     } else {
         rest.to_vec()
     };
-    Ok(HttpResponse {
-        status,
-        headers,
-        body,
-    })
+    Ok(response)
 }
 
 fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {

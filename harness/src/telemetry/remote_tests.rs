@@ -13,7 +13,10 @@ use opentelemetry::metrics::MeterProvider;
 use opentelemetry_otlp::Protocol;
 use opentelemetry_sdk::metrics::Temporality;
 
-use super::otlp_tests::{WAIT, emit_trace, meter_provider, runtime, tracer_provider};
+use super::otlp_tests::{
+    WAIT, check_delta_temporality_deltas, emit_trace, meter_provider, post_undecodable, runtime,
+    tracer_provider,
+};
 use super::{Capture, METRICS_PATH, OtlpReceiver, SPANS_PATH, TelemetryError};
 
 #[test]
@@ -106,33 +109,9 @@ fn remote_sees_exactly_what_the_receiver_got() {
 
 #[test]
 fn remote_delta_temporality_gives_the_same_deltas() {
-    let rt = runtime();
     let receiver = OtlpReceiver::start().expect("receiver");
     let remote = Capture::remote(&receiver.endpoint()).expect("remote capture");
-    let meters = meter_provider(&receiver.endpoint(), Temporality::Delta);
-    let counter = meters
-        .meter("remote-test")
-        .u64_counter("test.delta.requests")
-        .build();
-    let route = [KeyValue::new("route", "/v1/models")];
-    counter.add(2, &route);
-    meters.force_flush().expect("flush");
-    let baseline = rt.block_on(remote.metrics_baseline()).expect("baseline");
-    assert_eq!(
-        baseline.counter_value("test.delta.requests", &[("route", "/v1/models")]),
-        2.0
-    );
-    counter.add(1, &route);
-    meters.force_flush().expect("flush");
-    counter.add(4, &route);
-    let delta = rt
-        .block_on(remote.metrics_delta_since(&baseline, WAIT))
-        .expect("delta");
-    assert_eq!(
-        delta.counter_value("test.delta.requests", &[("route", "/v1/models")]),
-        5.0
-    );
-    meters.shutdown().expect("meter shutdown");
+    check_delta_temporality_deltas(&remote, &receiver.endpoint());
 }
 
 #[test]
@@ -140,16 +119,10 @@ fn remote_errors_carry_the_receivers_diagnostics() {
     let rt = runtime();
     let receiver = OtlpReceiver::start().expect("receiver");
     let remote = Capture::remote(&receiver.endpoint()).expect("remote capture");
-    let status = rt.block_on(async {
-        reqwest::Client::new()
-            .post(format!("{}/v1/metrics", receiver.endpoint()))
-            .header("content-type", "application/x-protobuf")
-            .body(vec![0xff_u8, 0xff, 0xff])
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-    });
-    assert_eq!(status.ok(), Some(400));
+    assert_eq!(
+        post_undecodable(&rt, &receiver.endpoint(), "/v1/metrics"),
+        Some(400)
+    );
     let err = rt
         .block_on(remote.wait_for_spans(|s| !s.is_empty(), Duration::from_millis(50)))
         .expect_err("no span arrived");

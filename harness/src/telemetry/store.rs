@@ -1,36 +1,17 @@
 //! What a capture has received so far: the spans in arrival order and, for metrics, one running
 //! total per series that works for cumulative and delta exporters alike.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, btree_map, hash_map};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
 
 use super::convert::{Kind, SeriesUpdate, SeriesValue, Temporality, attributes_key};
 use super::model::{
-    Attributes, CapturedMetric, CapturedSpan, HistogramPoint, MetricData, MetricsSnapshot,
-    NumberPoint,
+    Attributes, CapturedMetric, HistogramPoint, MetricData, MetricsSnapshot, NumberPoint,
 };
 
 /// Locks a mutex, ignoring poisoning: the stores hold plain data that stays consistent.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The spans received, in arrival order.
-#[derive(Debug, Default)]
-pub(crate) struct SpanStore {
-    pub spans: Vec<CapturedSpan>,
-    pub last_arrival: Option<Instant>,
-}
-
-impl SpanStore {
-    /// Appends spans (an empty batch changes nothing).
-    pub fn extend(&mut self, spans: Vec<CapturedSpan>) {
-        if !spans.is_empty() {
-            self.spans.extend(spans);
-            self.last_arrival = Some(Instant::now());
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -94,24 +75,22 @@ impl MetricStore {
                 name: u.name.clone(),
                 attributes: attributes_key(&u.attributes),
             };
-            match self.series.get_mut(&key) {
-                None => {
-                    self.series.insert(
-                        key,
-                        Series {
-                            name: u.name,
-                            unit: u.unit,
-                            description: u.description,
-                            kind: u.kind,
-                            attributes: u.attributes,
-                            offset: None,
-                            last: u.value,
-                            start_unix_nano: u.start_unix_nano,
-                            time_unix_nano: u.time_unix_nano,
-                        },
-                    );
+            match self.series.entry(key) {
+                hash_map::Entry::Vacant(entry) => {
+                    entry.insert(Series {
+                        name: u.name,
+                        unit: u.unit,
+                        description: u.description,
+                        kind: u.kind,
+                        attributes: u.attributes,
+                        offset: None,
+                        last: u.value,
+                        start_unix_nano: u.start_unix_nano,
+                        time_unix_nano: u.time_unix_nano,
+                    });
                 }
-                Some(series) => {
+                hash_map::Entry::Occupied(mut entry) => {
+                    let series = entry.get_mut();
                     series.kind = u.kind;
                     match u.temporality {
                         Temporality::LastValue => {
@@ -154,14 +133,12 @@ impl MetricStore {
                 continue;
             }
             let total = series.total();
-            match merged.get_mut(&attributes_key(&series.attributes)) {
-                None => {
-                    merged.insert(
-                        attributes_key(&series.attributes),
-                        (series.attributes.clone(), total, series.time_unix_nano),
-                    );
+            match merged.entry(attributes_key(&series.attributes)) {
+                btree_map::Entry::Vacant(entry) => {
+                    entry.insert((series.attributes.clone(), total, series.time_unix_nano));
                 }
-                Some((_, value, time)) => {
+                btree_map::Entry::Occupied(mut entry) => {
+                    let (_, value, time) = entry.get_mut();
                     if series.kind == Kind::Gauge {
                         if series.time_unix_nano >= *time {
                             *value = total;
@@ -247,6 +224,14 @@ mod tests {
     use super::*;
     use crate::telemetry::model::AttrValue;
 
+    /// The change of the `requests` counter, all attribute sets, since `base`.
+    fn requests_since(store: &MetricStore, base: &MetricsSnapshot) -> f64 {
+        store
+            .snapshot()
+            .delta_since(base)
+            .counter_value("requests", &[])
+    }
+
     fn update(temporality: Temporality, start: u64, time: u64, value: f64) -> SeriesUpdate {
         let attributes: Attributes = [("route".to_owned(), AttrValue::from("/v1/chat"))].into();
         SeriesUpdate {
@@ -271,21 +256,9 @@ mod tests {
         let base = store.snapshot();
         store.apply(vec![update(Temporality::Cumulative, 1, 20, 5.0)]);
         store.apply(vec![update(Temporality::Cumulative, 1, 15, 4.0)]); // late, older export
-        assert_eq!(
-            store
-                .snapshot()
-                .delta_since(&base)
-                .counter_value("requests", &[]),
-            3.0
-        );
+        assert_eq!(requests_since(&store, &base), 3.0);
         store.apply(vec![update(Temporality::Cumulative, 30, 40, 1.0)]); // restarted emitter
-        assert_eq!(
-            store
-                .snapshot()
-                .delta_since(&base)
-                .counter_value("requests", &[]),
-            4.0
-        );
+        assert_eq!(requests_since(&store, &base), 4.0);
         assert_eq!(store.exports, 4);
         assert_eq!(store.latest_collection_unix_nano, 40);
     }
@@ -303,12 +276,6 @@ mod tests {
                 .counter_value("requests", &[("route", "/v1/chat")]),
             6.0
         );
-        assert_eq!(
-            store
-                .snapshot()
-                .delta_since(&base)
-                .counter_value("requests", &[]),
-            4.0
-        );
+        assert_eq!(requests_since(&store, &base), 4.0);
     }
 }

@@ -16,7 +16,7 @@ use super::{ChunkStream, Reply, embeddings, validate};
 use crate::Stack;
 use crate::config::ModelType;
 use crate::error::{ApiError, INVALID_REQUEST, PROVIDER_ERROR};
-use crate::providers::{DataStream, Provider};
+use crate::providers::{DataStream, Provider, ProviderError};
 use crate::router::Route;
 use crate::telemetry::genai::{ResponseSummary, StreamStats};
 use crate::telemetry::{self, Failure, GenAiCall, Operation, Telemetry};
@@ -25,43 +25,35 @@ impl Stack {
     /// `POST /v1/chat/completions` with a parsed body.
     pub async fn chat_completions(&self, body: Value) -> Result<Reply, ApiError> {
         let checked = validate::chat(&body)?;
-        let route = self.registry().resolve(&checked.model)?;
-        if route.model.model_type == ModelType::Embedding {
-            return Err(wrong_type(
-                &checked.model,
-                "an embedding model",
-                "chat completions",
-            ));
-        }
-        let request = with_model(body, &route.model.provider_model_id);
-        forward(
-            self.telemetry(),
-            Operation::Chat,
-            route,
-            "chat/completions",
-            request,
-            checked.stream,
-        )
-        .await
+        self.generate(Operation::Chat, checked, body).await
     }
 
     /// `POST /v1/completions` with a parsed body.
     pub async fn completions(&self, body: Value) -> Result<Reply, ApiError> {
         let checked = validate::completion(&body)?;
+        self.generate(Operation::TextCompletion, checked, body)
+            .await
+    }
+
+    /// Chat or text completion of a validated `body`: routed (embedding models refused) and
+    /// forwarded to the provider.
+    async fn generate(
+        &self,
+        operation: Operation,
+        checked: validate::Checked,
+        body: Value,
+    ) -> Result<Reply, ApiError> {
+        let (path, api) = api_of(operation);
         let route = self.registry().resolve(&checked.model)?;
         if route.model.model_type == ModelType::Embedding {
-            return Err(wrong_type(
-                &checked.model,
-                "an embedding model",
-                "completions",
-            ));
+            return Err(wrong_type(&checked.model, "an embedding model", api));
         }
         let request = with_model(body, &route.model.provider_model_id);
         forward(
             self.telemetry(),
-            Operation::TextCompletion,
+            operation,
             route,
-            "completions",
+            path,
             request,
             checked.stream,
         )
@@ -71,12 +63,13 @@ impl Stack {
     /// `POST /v1/embeddings` with a parsed body.
     pub async fn embeddings(&self, body: Value) -> Result<Value, ApiError> {
         let checked = validate::embeddings(&body)?;
+        let (path, api) = api_of(Operation::Embeddings);
         let route = self.registry().resolve(&checked.model)?;
         if route.model.registered && route.model.model_type == ModelType::Llm {
             return Err(wrong_type(
                 &checked.model,
                 "registered as an llm model",
-                "embeddings",
+                api,
             ));
         }
         let mut request = with_model(body, &route.model.provider_model_id);
@@ -93,31 +86,33 @@ impl Stack {
         );
         let sent = route
             .provider
-            .post_json("embeddings", &request)
+            .post_json(path, &request)
             .with_context(call.context().clone())
             .await;
         let mut response = match sent {
             Ok(response) => response,
-            Err(e) => {
-                call.finish(
-                    &ResponseSummary::default(),
-                    Some(&Failure::from_provider_error(&e)),
-                    None,
-                );
-                return Err(e.into());
-            }
+            Err(e) => return Err(provider_failed(call, e, None)),
         };
         let summary = ResponseSummary::from_answer(Operation::Embeddings, &response, false);
         set_model(&mut response, &checked.model);
         if checked.base64
             && let Err(m) = embeddings::to_base64(&mut response)
         {
-            let err = invalid_response(route.provider, &m);
-            call.finish(&summary, Some(&Failure::from_api_error(&err)), None);
-            return Err(err);
+            let e = invalid_response(route.provider, m);
+            call.finish(&summary, Some(&Failure::from_provider_error(&e)), None);
+            return Err(e.into());
         }
         call.finish(&summary, None, None);
         Ok(response)
+    }
+}
+
+/// The provider API path of an operation, and the API's name in error messages.
+fn api_of(operation: Operation) -> (&'static str, &'static str) {
+    match operation {
+        Operation::Chat => ("chat/completions", "chat completions"),
+        Operation::TextCompletion => ("completions", "completions"),
+        Operation::Embeddings => ("embeddings", "embeddings"),
     }
 }
 
@@ -131,17 +126,12 @@ fn wrong_type(model: &str, what: &str, api: &str) -> ApiError {
     )
 }
 
-fn invalid_response(provider: &Provider, message: &str) -> ApiError {
-    ApiError::new(
-        502,
-        PROVIDER_ERROR,
-        format!(
-            "provider '{}' sent an invalid response: {message}",
-            provider.id()
-        ),
-        None,
-        Some("invalid_provider_response"),
-    )
+/// A 2xx provider answer that is not what the API promises.
+fn invalid_response(provider: &Provider, message: impl Into<String>) -> ProviderError {
+    ProviderError::InvalidResponse {
+        provider: provider.id().to_owned(),
+        message: message.into(),
+    }
 }
 
 /// The request body with `model` replaced by the provider's model id; all else as it came.
@@ -197,14 +187,7 @@ async fn forward(
                 model_id,
                 provider.id().to_owned(),
             ))),
-            Err(e) => {
-                call.finish(
-                    &ResponseSummary::default(),
-                    Some(&Failure::from_provider_error(&e)),
-                    Some(StreamStats::default()),
-                );
-                Err(e.into())
-            }
+            Err(e) => Err(provider_failed(call, e, Some(StreamStats::default()))),
         };
     }
     let sent = provider
@@ -213,28 +196,26 @@ async fn forward(
         .await;
     let mut answer = match sent {
         Ok(answer) => answer,
-        Err(e) => {
-            call.finish(
-                &ResponseSummary::default(),
-                Some(&Failure::from_provider_error(&e)),
-                None,
-            );
-            return Err(e.into());
-        }
+        Err(e) => return Err(provider_failed(call, e, None)),
     };
     if !answer.is_object() {
-        let err = invalid_response(provider, "expected a JSON object");
-        call.finish(
-            &ResponseSummary::default(),
-            Some(&Failure::from_api_error(&err)),
-            None,
-        );
-        return Err(err);
+        let e = invalid_response(provider, "expected a JSON object");
+        return Err(provider_failed(call, e, None));
     }
     let summary = ResponseSummary::from_answer(operation, &answer, call.captures_content());
     call.finish(&summary, None, None);
     set_model(&mut answer, &model_id);
     Ok(Reply::Json(answer))
+}
+
+/// Ends `call` with the failure of a provider call and gives the API error for it.
+fn provider_failed(call: GenAiCall, e: ProviderError, stream: Option<StreamStats>) -> ApiError {
+    call.finish(
+        &ResponseSummary::default(),
+        Some(&Failure::from_provider_error(&e)),
+        stream,
+    );
+    e.into()
 }
 
 /// Provider events as API chunks: each `data:` payload parsed, its model id rewritten; an
@@ -291,7 +272,6 @@ fn chunks(
 
 #[cfg(test)]
 mod tests {
-    use futures::TryStreamExt;
     use serde_json::json;
     use wiremock::matchers::{body_partial_json, method, path};
     use wiremock::{Mock, ResponseTemplate};
@@ -302,20 +282,6 @@ mod tests {
     fn chat_body(model: &str) -> Value {
         json!({"model": model, "messages": [{"role": "user", "content": "hi"}], "temperature": 0,
                "max_tokens": 8, "seed": 42, "stop": ["\n"], "x_extension": {"kept": true}})
-    }
-
-    async fn json_reply(reply: Result<Reply, ApiError>) -> Value {
-        match reply {
-            Ok(Reply::Json(v)) => v,
-            other => panic!("expected JSON, got {other:?}"),
-        }
-    }
-
-    async fn stream_reply(reply: Result<Reply, ApiError>) -> Vec<Result<Value, ApiError>> {
-        match reply {
-            Ok(Reply::Stream(s)) => s.collect().await,
-            other => panic!("expected a stream, got {other:?}"),
-        }
     }
 
     #[tokio::test]
@@ -335,8 +301,7 @@ mod tests {
             stack
                 .chat_completions(chat_body("llamacpp/smollm2-135m"))
                 .await,
-        )
-        .await;
+        );
         let mut expected = chat_reply("smollm2-135m", "Hi!");
         expected["model"] = json!("llamacpp/smollm2-135m");
         assert_eq!(
@@ -374,10 +339,11 @@ mod tests {
         let mut body = chat_body("llamacpp/smollm2-135m");
         body["stream"] = json!(true);
         body["stream_options"] = json!({"include_usage": true});
-        let got: Vec<Value> = match stack.chat_completions(body).await {
-            Ok(Reply::Stream(s)) => s.try_collect().await.unwrap_or_default(),
-            other => panic!("expected a stream, got {other:?}"),
-        };
+        let got: Vec<Value> = stream_reply(stack.chat_completions(body).await)
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(got, renamed(&chunks, "llamacpp/smollm2-135m"));
         assert_eq!(
             got[2]["choices"][0]["delta"]["content"],
@@ -399,12 +365,11 @@ mod tests {
             .await;
         let stack = stack_for(&server).await;
         let body = json!({"model": "llamacpp/smollm2-135m", "prompt": "x", "stream": true});
-        let got: Vec<Value> = stream_reply(stack.completions(body).await)
+        let got: Result<Vec<Value>, ApiError> = stream_reply(stack.completions(body).await)
             .await
             .into_iter()
-            .flatten()
             .collect();
-        assert_eq!(got, renamed(&chunks, "llamacpp/smollm2-135m"));
+        assert_eq!(got, Ok(renamed(&chunks, "llamacpp/smollm2-135m")));
     }
 
     #[tokio::test]
@@ -538,11 +503,11 @@ mod tests {
     #[tokio::test]
     async fn unreachable_providers_are_502() {
         let port = closed_port().await;
-        let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new()).build();
-        let stack =
-            Stack::from_config_with_client(config_for(&format!("http://127.0.0.1:{port}")), client)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+        let stack = stack_with(
+            config_for(&format!("http://127.0.0.1:{port}")),
+            plain_client(),
+        )
+        .await;
         assert_eq!(
             stack.registry().models().len(),
             2,

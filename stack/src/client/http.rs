@@ -3,11 +3,15 @@
 use bytes::Bytes;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
-use reqwest::header::{CONTENT_TYPE, HeaderValue};
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry_http::HeaderInjector;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde_json::Value;
 
 use super::{Answer, ClientError, ClientStream};
 use crate::context::PROVIDER_DATA_HEADER;
+use crate::providers::error::error_chain;
 
 /// A server's base URL and the client to reach it.
 #[derive(Debug, Clone)]
@@ -54,13 +58,11 @@ impl HttpBackend {
         if let Some(value) = provider_data {
             request = request.header(PROVIDER_DATA_HEADER, value);
         }
-        for (name, value) in trace_context_headers() {
-            request = request.header(name, value);
-        }
         let response = request
+            .headers(trace_context_headers())
             .send()
             .await
-            .map_err(|e| ClientError::Transport(chain(&e)))?;
+            .map_err(|e| ClientError::Transport(error_chain(&e)))?;
         let status = response.status();
         let is_stream = response
             .headers()
@@ -73,7 +75,7 @@ impl HttpBackend {
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| ClientError::Transport(chain(&e)))?;
+            .map_err(|e| ClientError::Transport(error_chain(&e)))?;
         let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
         if !status.is_success() {
             let error = match parsed {
@@ -142,21 +144,11 @@ fn events(response: reqwest::Response) -> ClientStream {
 /// The W3C trace-context headers (`traceparent`, `tracestate`) of the current OpenTelemetry
 /// context, so that the server continues the caller's trace. Empty when no span is current.
 /// W3C is what the stack's server reads, so it is used whatever the global propagator is.
-fn trace_context_headers() -> Vec<(String, String)> {
-    use opentelemetry::propagation::TextMapPropagator;
-    let mut carrier = std::collections::HashMap::new();
-    opentelemetry_sdk::propagation::TraceContextPropagator::new()
-        .inject_context(&opentelemetry::Context::current(), &mut carrier);
-    carrier.into_iter().collect()
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+fn trace_context_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    TraceContextPropagator::new().inject_context(
+        &opentelemetry::Context::current(),
+        &mut HeaderInjector(&mut headers),
+    );
+    headers
 }

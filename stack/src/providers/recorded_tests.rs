@@ -5,12 +5,14 @@ use std::path::Path;
 
 use futures::StreamExt;
 use harness::recorder::format::{RecordedResponse, StreamEnd};
-use harness::recorder::{Mode, Recorder, RecorderConfig, Store};
+use harness::recorder::{Mode, Store};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::testutil::{chat_chunks, chat_reply, fake_provider_listing, renamed, sse, sse_body};
+use crate::testutil::{
+    chat_chunks, chat_reply, fake_provider_listing, recorded_stack, renamed, sse, sse_body,
+};
 use crate::{RunConfig, Stack, StackClient};
 
 /// A provider listing `models` whose chat completions (plain and streamed) answer `text`.
@@ -50,18 +52,6 @@ base_url = "{two}/v1"
 "#
     );
     RunConfig::from_toml_str(&text, "two providers").unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// A stack for `config` whose provider client records into (or replays from) `dir`.
-async fn recorded_stack(mode: Mode, dir: &Path, config: RunConfig) -> Stack {
-    let config_r = RecorderConfig::new(mode, dir).unwrap_or_else(|e| panic!("{e}"));
-    let recorder = Recorder::new(config_r).unwrap_or_else(|e| panic!("{e}"));
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(recorder)
-        .build();
-    Stack::from_config_with_client(config, client)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn model_ids(stack: &Stack) -> Vec<String> {

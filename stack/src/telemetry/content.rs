@@ -119,22 +119,24 @@ fn tool_call_parts(tool_calls: Option<&Value>, parts: &mut Vec<Value>) {
     }
 }
 
+/// The items of a JSON array (none when `list` is not one), each with its `index` field, or its
+/// position when it has none: OpenAI's `choices` and `tool_calls`.
+pub(crate) fn indexed(list: Option<&Value>) -> impl Iterator<Item = (u64, &Value)> {
+    list.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, item)| {
+            let index = item.get("index").and_then(Value::as_u64);
+            (index.unwrap_or(i as u64), item)
+        })
+}
+
 /// `gen_ai.output.messages` of a (non-streamed) chat or text completion answer: one message per
 /// choice, in choice order.
 pub fn output(answer: &Value) -> Value {
-    let choices = answer
-        .get("choices")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let mut messages: Vec<(u64, Value)> = choices
-        .iter()
-        .enumerate()
-        .map(|(i, choice)| {
-            let index = choice
-                .get("index")
-                .and_then(Value::as_u64)
-                .unwrap_or(i as u64);
+    let mut messages: Vec<(u64, Value)> = indexed(answer.get("choices"))
+        .map(|(index, choice)| {
             let mut parts = Vec::new();
             let role = match choice.get("message") {
                 Some(message) => {
@@ -179,16 +181,7 @@ struct StreamedChoice {
 impl StreamedOutput {
     /// Adds what one chunk carries.
     pub fn add(&mut self, chunk: &Value) {
-        let choices = chunk
-            .get("choices")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        for (i, choice) in choices.iter().enumerate() {
-            let index = choice
-                .get("index")
-                .and_then(Value::as_u64)
-                .unwrap_or(i as u64);
+        for (index, choice) in indexed(chunk.get("choices")) {
             let entry = self.choices.entry(index).or_default();
             if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
                 entry.finish_reason = Some(reason.to_owned());
@@ -205,17 +198,7 @@ impl StreamedOutput {
             if let Some(text) = delta.get("content").and_then(Value::as_str) {
                 entry.text.push_str(text);
             }
-            for (j, call) in delta
-                .get("tool_calls")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .enumerate()
-            {
-                let k = call
-                    .get("index")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(j as u64);
+            for (k, call) in indexed(delta.get("tool_calls")) {
                 let slot = entry.tool_calls.entry(k).or_default();
                 if let Some(id) = call.get("id").filter(|v| !v.is_null()) {
                     slot.0 = Some(id.clone());

@@ -99,17 +99,8 @@ impl ResponseSummary {
                 .map(|v| v.len() as u64);
             return summary;
         }
-        let mut reasons: Vec<(u64, String)> = answer
-            .get("choices")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                let reason = c.get("finish_reason")?.as_str()?.to_owned();
-                let index = c.get("index").and_then(Value::as_u64).unwrap_or(i as u64);
-                Some((index, reason))
-            })
+        let mut reasons: Vec<(u64, String)> = content::indexed(answer.get("choices"))
+            .filter_map(|(index, c)| Some((index, c.get("finish_reason")?.as_str()?.to_owned())))
             .collect();
         reasons.sort_by_key(|(i, _)| *i);
         summary.finish_reasons = reasons.into_iter().map(|(_, r)| r).collect();

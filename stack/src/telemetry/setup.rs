@@ -27,6 +27,7 @@ use std::time::Duration;
 use opentelemetry::global;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -105,6 +106,16 @@ pub struct ExportTarget {
     pub protocol: OtlpProtocol,
     /// The export timeout.
     pub timeout: Duration,
+}
+
+impl ExportTarget {
+    /// `builder` (an OTLP/HTTP exporter builder of either signal) sending here.
+    fn configure<B: WithExportConfig>(&self, builder: B) -> B {
+        builder
+            .with_endpoint(self.endpoint.clone())
+            .with_protocol(self.protocol.sdk())
+            .with_timeout(self.timeout)
+    }
 }
 
 /// What the environment asks for.
@@ -248,11 +259,8 @@ impl TelemetryGuard {
         let resource = resource();
         let tracer_provider = match &config.traces {
             Some(target) => {
-                let exporter = opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_endpoint(target.endpoint.clone())
-                    .with_protocol(target.protocol.sdk())
-                    .with_timeout(target.timeout)
+                let exporter = target
+                    .configure(opentelemetry_otlp::SpanExporter::builder().with_http())
                     .build()
                     .map_err(|e| SetupError::Exporter {
                         signal: "traces",
@@ -269,11 +277,8 @@ impl TelemetryGuard {
         };
         let meter_provider = match &config.metrics {
             Some(target) => {
-                let exporter = opentelemetry_otlp::MetricExporter::builder()
-                    .with_http()
-                    .with_endpoint(target.endpoint.clone())
-                    .with_protocol(target.protocol.sdk())
-                    .with_timeout(target.timeout)
+                let exporter = target
+                    .configure(opentelemetry_otlp::MetricExporter::builder().with_http())
                     .build()
                     .map_err(|e| SetupError::Exporter {
                         signal: "metrics",
@@ -328,36 +333,15 @@ impl TelemetryGuard {
         // other.
         let (tx, rx) = mpsc::channel::<Result<(), String>>();
         let mut pending = 0;
-        let mut spawn =
-            |name: &'static str, job: Box<dyn FnOnce() -> Result<(), String> + Send>| {
-                let tx = tx.clone();
-                let spawned = std::thread::Builder::new()
-                    .name(format!("otel-shutdown-{name}"))
-                    .spawn(move || {
-                        let _ = tx.send(job().map_err(|e| format!("{name}: {e}")));
-                    });
-                match spawned {
-                    Ok(_) => pending += 1,
-                    Err(e) => tracing::warn!("cannot flush {name}: {e}"),
-                }
-            };
         if let Some(p) = tracer_provider {
-            spawn(
-                "traces",
-                Box::new(move || {
-                    p.shutdown_with_timeout(SHUTDOWN_TIMEOUT)
-                        .map_err(|e| e.to_string())
-                }),
-            );
+            pending += spawn_shutdown("traces", &tx, move || {
+                p.shutdown_with_timeout(SHUTDOWN_TIMEOUT)
+            });
         }
         if let Some(p) = meter_provider {
-            spawn(
-                "metrics",
-                Box::new(move || {
-                    p.shutdown_with_timeout(SHUTDOWN_TIMEOUT)
-                        .map_err(|e| e.to_string())
-                }),
-            );
+            pending += spawn_shutdown("metrics", &tx, move || {
+                p.shutdown_with_timeout(SHUTDOWN_TIMEOUT)
+            });
         }
         drop(tx);
         let deadline = std::time::Instant::now() + SHUTDOWN_TIMEOUT + Duration::from_millis(500);
@@ -375,6 +359,28 @@ impl TelemetryGuard {
             }
         }
         tracing::debug!("telemetry shut down");
+    }
+}
+
+/// Runs the shutdown of signal `name` on a thread of its own, which reports to `tx`; 1 when the
+/// thread started, 0 when it could not.
+fn spawn_shutdown(
+    name: &'static str,
+    tx: &mpsc::Sender<Result<(), String>>,
+    shutdown: impl FnOnce() -> OTelSdkResult + Send + 'static,
+) -> usize {
+    let tx = tx.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("otel-shutdown-{name}"))
+        .spawn(move || {
+            let _ = tx.send(shutdown().map_err(|e| format!("{name}: {e}")));
+        });
+    match spawned {
+        Ok(_) => 1,
+        Err(e) => {
+            tracing::warn!("cannot flush {name}: {e}");
+            0
+        }
     }
 }
 

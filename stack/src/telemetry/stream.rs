@@ -12,7 +12,7 @@ use std::time::Instant;
 use futures::stream::{Stream, StreamExt};
 use serde_json::Value;
 
-use super::content::StreamedOutput;
+use super::content::{self, StreamedOutput};
 use super::genai::{Failure, GenAiCall, ResponseSummary, StreamStats};
 use crate::api::ChunkStream;
 use crate::error::ApiError;
@@ -59,18 +59,8 @@ impl StreamState {
         }
         self.summary.read_header(chunk);
         self.summary.read_usage(chunk);
-        for (i, choice) in chunk
-            .get("choices")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (index, choice) in content::indexed(chunk.get("choices")) {
             if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
-                let index = choice
-                    .get("index")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(i as u64);
                 self.finish_reasons.insert(index, reason.to_owned());
             }
         }

@@ -54,12 +54,7 @@ impl Local {
     }
 
     async fn stack(&self, provider: &MockServer) -> Stack {
-        let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-            .with(ClientSpanMiddleware::with_telemetry(self.telemetry.clone()))
-            .build();
-        Stack::from_config_with(config_for(&provider.uri()), client, self.telemetry.clone())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
+        traced_stack(&provider.uri(), self.telemetry.clone()).await
     }
 
     /// A root span for the test: its trace id and the context to run calls in.
@@ -117,6 +112,17 @@ impl Local {
         }
         out
     }
+}
+
+/// A stack of [`config_for`] `base_url` whose GenAI and provider client spans go where
+/// `telemetry` says.
+async fn traced_stack(base_url: &str, telemetry: Telemetry) -> Stack {
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ClientSpanMiddleware::with_telemetry(telemetry.clone()))
+        .build();
+    Stack::from_config_with(config_for(base_url), client, telemetry)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[derive(Debug)]
@@ -194,26 +200,18 @@ async fn provider() -> MockServer {
     server
 }
 
-async fn json_of(reply: Result<Reply, crate::ApiError>) -> Value {
-    match reply {
-        Ok(Reply::Json(v)) => v,
-        other => panic!("expected JSON, got {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn chat_span_follows_the_conventions_and_carries_the_usage() {
     let local = Local::new(false);
     let server = provider().await;
     let stack = local.stack(&server).await;
     let (trace, cx) = local.root();
-    let answer = json_of(
+    let answer = json_reply(
         stack
             .chat_completions(chat_body())
             .with_context(cx.clone())
             .await,
-    )
-    .await;
+    );
     let spans = local.spans_in(trace);
     let genai = one(&spans, "chat smollm2-135m");
     assert_eq!(genai.span_kind, SpanKind::Client);
@@ -297,7 +295,7 @@ async fn token_and_duration_histograms_match_the_usage() {
     let mut body = chat_body();
     body["model"] = json!("llamacpp/extra");
     for _ in 0..2 {
-        json_of(stack.chat_completions(body.clone()).await).await;
+        json_reply(stack.chat_completions(body.clone()).await);
     }
     let tokens = local.histogram(sc::METRIC_CLIENT_TOKEN_USAGE);
     let sum_of = |kind: &str| -> (f64, u64) {
@@ -499,18 +497,7 @@ async fn a_provider_error_makes_an_error_span_and_metric() {
 async fn unreachable_provider_is_a_connection_error() {
     let local = Local::new(false);
     let port = closed_port().await;
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(ClientSpanMiddleware::with_telemetry(
-            local.telemetry.clone(),
-        ))
-        .build();
-    let stack = Stack::from_config_with(
-        config_for(&format!("http://127.0.0.1:{port}")),
-        client,
-        local.telemetry.clone(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let stack = traced_stack(&format!("http://127.0.0.1:{port}"), local.telemetry.clone()).await;
     let (trace, cx) = local.root();
     let mut body = chat_body();
     body["model"] = json!("llamacpp/extra");
@@ -550,13 +537,12 @@ async fn embeddings_and_completions_spans() {
         .with_context(cx.clone())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    json_of(
+    json_reply(
         stack
             .completions(json!({"model": "llamacpp/smollm2-135m", "prompt": "p", "n": 2}))
             .with_context(cx)
             .await,
-    )
-    .await;
+    );
     let spans = local.spans_in(trace);
     let emb = one(&spans, "embeddings all-minilm-l6-v2");
     assert_eq!(
@@ -595,14 +581,22 @@ async fn requests_the_stack_refuses_itself_make_no_genai_span() {
     let server = provider().await;
     let stack = local.stack(&server).await;
     let (trace, cx) = local.root();
-    let _ = stack
-        .chat_completions(json!({"model": "nope", "messages": []}))
-        .with_context(cx.clone())
-        .await;
-    let _ = stack
-        .chat_completions(json!({"model": "llamacpp/smollm2-135m"}))
-        .with_context(cx)
-        .await;
+    let refused = [
+        (json!({"model": "nope", "messages": []}), 400),
+        (json!({"model": "llamacpp/smollm2-135m"}), 400),
+        (
+            json!({"model": "nope", "messages": [{"role": "user", "content": "hi"}]}),
+            404,
+        ),
+    ];
+    for (body, status) in refused {
+        let e = stack
+            .chat_completions(body.clone())
+            .with_context(cx.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(e.status, status, "{body}");
+    }
     assert!(local.spans_in(trace).is_empty());
 }
 
@@ -627,12 +621,7 @@ async fn server_span_genai_span_and_client_span_form_one_trace() {
     use opentelemetry::trace::TracerProvider as _;
     let (exporter, provider_handle) = global_capture();
     let server = provider().await;
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(ClientSpanMiddleware::new())
-        .build();
-    let stack = Stack::from_config_with_client(config_for(&server.uri()), client)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let stack = traced_stack(&server.uri(), Telemetry::global()).await;
     let running = crate::server::RunningServer::start(stack, "127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -701,23 +690,16 @@ async fn disabled_telemetry_emits_nothing_and_propagates_nothing() {
     use opentelemetry::trace::TracerProvider as _;
     let (exporter, provider_handle) = global_capture();
     let server = provider().await;
-    let disabled = Telemetry::disabled();
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(ClientSpanMiddleware::with_telemetry(disabled.clone()))
-        .build();
-    let stack = Stack::from_config_with(config_for(&server.uri()), client, disabled)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let stack = traced_stack(&server.uri(), Telemetry::disabled()).await;
     let root = provider_handle.tracer("test").start("test root");
     let cx = Context::current_with_span(root);
     let trace = cx.span().span_context().trace_id();
-    json_of(
+    json_reply(
         stack
             .chat_completions(chat_body())
             .with_context(cx.clone())
             .await,
-    )
-    .await;
+    );
     let mut body = chat_body();
     body["stream"] = json!(true);
     match stack.chat_completions(body).with_context(cx.clone()).await {

@@ -14,7 +14,7 @@ use harness::fixtures::{StackConfig, skip};
 use harness::telemetry::Capture;
 use serde_json::Value;
 use stack::telemetry::Telemetry;
-use stack::{RunConfig, Stack, StackClient};
+use stack::{ClientError, RunConfig, Stack, StackClient};
 
 /// Default stack config when none is given.
 const DEFAULT_STACK_CONFIG: &str = "starter";
@@ -157,6 +157,22 @@ async fn build(config: RunConfig, telemetry: Telemetry) -> Result<Stack> {
             .await
             .context("stack start-up panicked")??,
     )
+}
+
+/// Checks that a request failed with HTTP 400 and an error message that names `field`.
+pub fn expect_bad_request<T: std::fmt::Debug>(
+    result: Result<T, ClientError>,
+    field: &str,
+) -> Result<()> {
+    let err = match result {
+        Ok(v) => bail!("expected a 400 naming `{field}`, got a success: {v:?}"),
+        Err(e) => e,
+    };
+    ensure!(
+        err.status() == Some(400) && err.message().contains(field),
+        "expected a 400 naming `{field}`, got: {err}"
+    );
+    Ok(())
 }
 
 /// The assistant text of the first choice.

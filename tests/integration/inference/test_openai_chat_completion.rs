@@ -5,7 +5,7 @@ use anyhow::{Context, Result, ensure};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::common::{TestEnv, assert_chat_completion, client, content_of};
+use crate::common::{TestEnv, assert_chat_completion, client, content_of, expect_bad_request};
 
 fn user(text: &str) -> Value {
     json!([{"role": "user", "content": text}])
@@ -294,23 +294,13 @@ pub async fn test_chat_completion_malformed_body(env: TestEnv) -> Result<()> {
             .is_some_and(|e| e["message"].is_string() && e["type"].is_string()),
         "OpenAI error shape: {err}"
     );
-    let err = c
-        .chat_completion(json!({"model": env.text_model(), "messages": "not a list"}))
-        .await
-        .err()
-        .context("messages must be a list")?;
-    ensure!(
-        err.status() == Some(400) && err.message().contains("messages"),
-        "{err}"
-    );
-    let err = c
-        .chat_completion(json!({"messages": user("hi")}))
-        .await
-        .err()
-        .context("model is required")?;
-    ensure!(
-        err.status() == Some(400) && err.message().contains("model"),
-        "{err}"
-    );
-    Ok(())
+    expect_bad_request(
+        c.chat_completion(json!({"model": env.text_model(), "messages": "not a list"}))
+            .await,
+        "messages",
+    )?;
+    expect_bad_request(
+        c.chat_completion(json!({"messages": user("hi")})).await,
+        "model",
+    )
 }

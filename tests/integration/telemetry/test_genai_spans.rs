@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use futures::StreamExt;
-use harness::telemetry::{CapturedSpan, SpanKind};
+use harness::telemetry::{Capture, CapturedSpan, SpanKind, TestSpan};
 use serde_json::{Value, json};
 
 use crate::common::{TestEnv, client, client_without_telemetry, telemetry};
@@ -26,6 +26,15 @@ fn one<'a>(spans: &'a [CapturedSpan], name: &str) -> Result<&'a CapturedSpan> {
         spans.iter().map(|s| &s.name).collect::<Vec<_>>()
     );
     Ok(found[0])
+}
+
+/// Waits for the span named `name` in `root`'s trace and returns it; fails unless exactly one
+/// such span is there.
+async fn the_span(capture: &Capture, root: &TestSpan, name: &str) -> Result<CapturedSpan> {
+    let spans = capture
+        .wait_for_trace(root.trace_id(), |s| s.iter().any(|x| x.name == name), WAIT)
+        .await?;
+    one(&spans, name).cloned()
 }
 
 fn int(span: &CapturedSpan, key: &str) -> Result<i64> {
@@ -51,10 +60,7 @@ pub async fn test_chat_completion_span(env: TestEnv) -> Result<()> {
         })))
         .await?;
     let name = format!("chat {}", provider_model(env.text_model()));
-    let spans = capture
-        .wait_for_trace(root.trace_id(), |s| s.iter().any(|x| x.name == name), WAIT)
-        .await?;
-    let span = one(&spans, &name)?;
+    let span = &the_span(&capture, &root, &name).await?;
     ensure!(span.kind == SpanKind::Client, "kind {:?}", span.kind);
     ensure!(!span.is_error(), "status {:?}", span.status);
     ensure!(text(span, "gen_ai.operation.name")? == "chat");
@@ -137,15 +143,10 @@ pub async fn test_streaming_chat_one_span(env: TestEnv) -> Result<()> {
         })
         .await?;
     let name = format!("chat {}", provider_model(env.text_model()));
-    let spans = capture
-        .wait_for_trace(root.trace_id(), |s| s.iter().any(|x| x.name == name), WAIT)
-        .await?;
-    // Quiet for a moment: a per-chunk span would show up as more spans of the same name.
-    let spans = {
-        let _ = capture.wait_quiet(Duration::from_millis(300), WAIT).await;
-        let all = capture.spans_in_trace(root.trace_id());
-        if all.is_empty() { spans } else { all }
-    };
+    the_span(&capture, &root, &name).await?;
+    // Then quiet for a moment: a span per chunk would show up as more spans of the same name.
+    capture.wait_quiet(Duration::from_millis(300), WAIT).await?;
+    let spans = capture.spans_in_trace(root.trace_id());
     let span = one(&spans, &name)?;
     ensure!(
         span.bool_attr("gen_ai.request.stream") == Some(true),
@@ -188,16 +189,14 @@ pub async fn test_embeddings_span(env: TestEnv) -> Result<()> {
     )
     .await?;
     let name = format!("embeddings {}", provider_model(env.embedding_model()));
-    let spans = capture
-        .wait_for_trace(root.trace_id(), |s| s.iter().any(|x| x.name == name), WAIT)
-        .await?;
-    let span = one(&spans, &name)?;
+    let span = &the_span(&capture, &root, &name).await?;
     ensure!(text(span, "gen_ai.operation.name")? == "embeddings");
     ensure!(int(span, "gen_ai.embeddings.dimension.count")? == env.embedding_dimension() as i64);
     ensure!(
         span.string_array_attr("gen_ai.request.encoding_formats")
-            .is_some(),
-        "encoding formats"
+            == Some(&["float".to_owned()][..]),
+        "encoding formats {:?}",
+        span.attr("gen_ai.request.encoding_formats")
     );
     Ok(())
 }
@@ -216,10 +215,7 @@ pub async fn test_provider_error_span(env: TestEnv) -> Result<()> {
     let status = err.status().context("an HTTP error")?;
     ensure!((400..600).contains(&status), "status {status}");
     let name = format!("chat {}", provider_model(env.text_model()));
-    let spans = capture
-        .wait_for_trace(root.trace_id(), |s| s.iter().any(|x| x.name == name), WAIT)
-        .await?;
-    let span = one(&spans, &name)?;
+    let span = &the_span(&capture, &root, &name).await?;
     ensure!(span.is_error(), "status {:?}", span.status);
     ensure!(
         text(span, "error.type")? == status.to_string(),

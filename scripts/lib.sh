@@ -1,0 +1,30 @@
+# Shared helpers for the scripts in this folder; `source` it. Sets nothing at load time.
+
+# python_tool VENV_NAME SPEC IMPORT: a cached venv under ~/.cache/llama-stack-rs with the PyPI
+# package SPEC installed (checked by importing IMPORT); prints the venv's path.
+python_tool() {
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/llama-stack-rs/$1"
+  if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import $3" 2>/dev/null; then
+    echo "installing $2 into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet "$2"
+  fi
+  echo "$venv"
+}
+
+# start_stack BIN PORT LOG [VAR=VALUE...]: runs `BIN run starter --port PORT` with the given
+# environment, logging to LOG; waits (10 s at most) for /v1/health. Sets STACK_PID.
+start_stack() {
+  local bin="$1" port="$2" log="$3"
+  shift 3
+  env "$@" "$bin" run starter --port "$port" >"$log" 2>&1 &
+  STACK_PID=$!
+  local _
+  for _ in $(seq 1 200); do
+    curl -fsS "http://127.0.0.1:$port/v1/health" >/dev/null 2>&1 && return 0
+    kill -0 "$STACK_PID" 2>/dev/null || { tail -n 20 "$log" >&2; echo "the stack exited (log: $log)" >&2; return 1; }
+    sleep 0.05
+  done
+  echo "the stack did not answer /v1/health within 10 s (log: $log)" >&2
+  return 1
+}
