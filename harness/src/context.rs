@@ -121,26 +121,35 @@ impl TestContext {
     /// `next_id("chatcmpl")` -> `chatcmpl-3f2a9c0b71d4e8a2-0`. Counters start at 0 for each
     /// execution of a test, so every run of the test sees the same sequence.
     pub fn next_id(&self, kind: &str) -> String {
-        let n = {
-            let mut guard = match ID_COUNTERS.lock() {
-                Ok(g) => g,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            let (run, counters) = guard
-                .get_or_insert_with(HashMap::new)
-                .entry(self.test_id().to_owned())
-                .or_default();
-            if run != self.run() {
-                *run = self.run().to_owned();
-                counters.clear();
-            }
-            let c = counters.entry(kind.to_owned()).or_insert(0);
-            let n = *c;
-            *c += 1;
-            n
+        format!("{kind}-{}-{}", self.id_hash(), self.next_number(kind))
+    }
+
+    /// The next number of the counter `kind` of this test execution (0, 1, 2...): what
+    /// [`TestContext::next_id`] numbers ids with, for callers that format their own ids or derive
+    /// other values (timestamps) from it.
+    pub fn next_number(&self, kind: &str) -> u64 {
+        let mut guard = match ID_COUNTERS.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
         };
+        let (run, counters) = guard
+            .get_or_insert_with(HashMap::new)
+            .entry(self.test_id().to_owned())
+            .or_default();
+        if run != self.run() {
+            *run = self.run().to_owned();
+            counters.clear();
+        }
+        let c = counters.entry(kind.to_owned()).or_insert(0);
+        let n = *c;
+        *c += 1;
+        n
+    }
+
+    /// 16 hex digits derived from the test id: stable across runs, different between tests.
+    pub fn id_hash(&self) -> String {
         let digest = Sha256::digest(self.test_id().as_bytes());
-        format!("{kind}-{}-{n}", hex::encode(&digest[..8]))
+        hex::encode(&digest[..8])
     }
 }
 

@@ -73,12 +73,13 @@ impl Captured {
     }
 }
 
-/// A deterministic id for an object the stack itself creates, when running inside a test
-/// (`kind-<hash of test id>-<n>`); `None` outside tests, where callers make their own.
-pub fn next_id(kind: &str) -> Option<String> {
+/// What a test context says about the next object of `kind` the stack creates: a stable hash of
+/// the test id and the per-test counter of `kind` (0, 1, 2... reset at each execution of the
+/// test). `None` outside tests, where callers make random ids.
+pub fn next_in_test(kind: &str) -> Option<(String, u64)> {
     #[cfg(feature = "replay")]
     {
-        harness::context::TestContext::current().map(|c| c.next_id(kind))
+        harness::context::TestContext::current().map(|c| (c.id_hash(), c.next_number(kind)))
     }
     #[cfg(not(feature = "replay"))]
     {

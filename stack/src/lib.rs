@@ -9,6 +9,9 @@
 //! - [`providers`]: the OpenAI-compatible provider adapter and its HTTP client (recorder).
 //! - [`router`]: the model registry.
 //! - [`api`]: endpoints, request validation and the inference handlers.
+//! - [`responses`]: the Responses API (orchestration, MCP tools, storage).
+//! - [`mcp`]: the MCP client (rmcp on the recorded HTTP client).
+//! - [`ids`]: ids the stack mints (deterministic inside tests).
 //! - [`error`]: OpenAI-style API errors.
 //! - [`server`]: the axum HTTP server.
 //! - [`client`]: one client API with an in-process and an HTTP backend.
@@ -21,7 +24,10 @@ pub mod client;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod ids;
+pub mod mcp;
 pub mod providers;
+pub mod responses;
 pub mod router;
 pub mod server;
 pub mod telemetry;
@@ -35,7 +41,7 @@ use std::time::Duration;
 use reqwest_middleware::ClientWithMiddleware;
 use serde_json::{Value, json};
 
-pub use api::{Endpoint, Reply};
+pub use api::{Endpoint, Params, Reply};
 pub use client::{ClientError, StackClient};
 pub use config::RunConfig;
 pub use error::ApiError;
@@ -69,6 +75,9 @@ pub enum StackError {
         /// What is wrong.
         message: String,
     },
+    /// The responses database could not be opened.
+    #[error(transparent)]
+    Storage(#[from] responses::StoreError),
 }
 
 /// A running stack: its config, providers and models. Cheap to clone (shared).
@@ -82,6 +91,8 @@ struct Inner {
     config: RunConfig,
     registry: ModelRegistry,
     telemetry: Telemetry,
+    client: ClientWithMiddleware,
+    responses: responses::ResponseStore,
 }
 
 impl Stack {
@@ -122,6 +133,7 @@ impl Stack {
         client: ClientWithMiddleware,
         telemetry: Telemetry,
     ) -> Result<Stack, StackError> {
+        let responses = responses::ResponseStore::open(&config.storage.db_path)?;
         let mut enabled = Vec::new();
         for provider_config in config.enabled_providers() {
             let Some(provider) = Provider::new(provider_config, client.clone()) else {
@@ -159,6 +171,8 @@ impl Stack {
                 config,
                 registry,
                 telemetry,
+                client,
+                responses,
             }),
         })
     }
@@ -178,6 +192,16 @@ impl Stack {
         &self.inner.telemetry
     }
 
+    /// The HTTP client every provider and MCP call goes through (with the recorder, when on).
+    pub fn provider_client(&self) -> &ClientWithMiddleware {
+        &self.inner.client
+    }
+
+    /// The stored responses.
+    pub fn response_store(&self) -> &responses::ResponseStore {
+        &self.inner.responses
+    }
+
     /// `GET /v1/health`: `{"status": "OK"}`.
     pub fn health(&self) -> Value {
         json!({"status": "OK"})
@@ -193,23 +217,28 @@ impl Stack {
         self.inner.registry.list_openai()
     }
 
-    /// Answers one API request given as method, path and raw body, exactly as the HTTP server
-    /// does: unknown paths are 404, wrong methods 405, bodies that are not JSON objects 400.
+    /// Answers one API request given as method, path (with its query string) and raw body,
+    /// exactly as the HTTP server does: unknown paths are 404, wrong methods 405, bodies that are
+    /// not JSON objects 400.
     pub async fn handle(&self, method: &str, path: &str, body: &[u8]) -> Result<Reply, ApiError> {
-        let endpoint =
-            Endpoint::from_path(path).ok_or_else(|| ApiError::unknown_route(method, path))?;
-        if method != endpoint.method() {
-            return Err(ApiError::method_not_allowed(
-                method,
-                endpoint.path(),
-                endpoint.method(),
-            ));
-        }
-        self.call(endpoint, body).await
+        let (endpoint, params) = Endpoint::route(method, path)?;
+        self.call_with(endpoint, &params, body).await
     }
 
-    /// Answers one request to `endpoint` with a raw body (ignored by the GET endpoints).
+    /// Answers one request to `endpoint` with a raw body (ignored by the GET endpoints) and no
+    /// path or query parameters.
     pub async fn call(&self, endpoint: Endpoint, body: &[u8]) -> Result<Reply, ApiError> {
+        self.call_with(endpoint, &Params::default(), body).await
+    }
+
+    /// Answers one request to `endpoint` with its path and query parameters and a raw body.
+    pub async fn call_with(
+        &self,
+        endpoint: Endpoint,
+        params: &Params,
+        body: &[u8],
+    ) -> Result<Reply, ApiError> {
+        let id = || params.id.as_deref().unwrap_or_default();
         match endpoint {
             Endpoint::Health => Ok(Reply::Json(self.health())),
             Endpoint::Version => Ok(Reply::Json(self.version())),
@@ -223,6 +252,14 @@ impl Stack {
                 .embeddings(api::validate::parse_body(body)?)
                 .await
                 .map(Reply::Json),
+            // Boxed: the orchestration's future is large, and every request's future holds it.
+            Endpoint::CreateResponse => {
+                Box::pin(self.create_response(api::validate::parse_body(body)?)).await
+            }
+            Endpoint::ListResponses => self.list_responses(params).map(Reply::Json),
+            Endpoint::GetResponse => self.get_response(id()).map(Reply::Json),
+            Endpoint::DeleteResponse => self.delete_response(id()).map(Reply::Json),
+            Endpoint::ListInputItems => self.list_input_items(id(), params).map(Reply::Json),
         }
     }
 }
@@ -332,7 +369,9 @@ mod tests {
                     }
                     let bytes = body.to_string().into_bytes();
                     match stack.call(endpoint, &bytes).await {
-                        Ok(Reply::Stream(s)) => drop(s.collect::<Vec<_>>().await),
+                        Ok(Reply::Stream(s) | Reply::Events(s)) => {
+                            drop(s.collect::<Vec<_>>().await)
+                        }
                         Ok(Reply::Json(_)) => {}
                         Err(e) => assert!((400..=599).contains(&e.status), "{e}"),
                     }

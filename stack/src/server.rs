@@ -19,7 +19,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::any;
 use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -39,18 +39,12 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// when this is called.
 pub fn app(stack: Stack) -> Router {
     let mut router = Router::new();
-    for endpoint in Endpoint::ALL {
-        let handler = move |State(stack): State<Stack>, body: Result<Bytes, BytesRejection>| async move {
-            let reply = match body {
-                Ok(bytes) => stack.call(endpoint, &bytes).await,
-                Err(rejection) => Err(rejected(rejection)),
-            };
-            respond(reply)
-        };
-        router = match endpoint.method() {
-            "GET" => router.route(endpoint.path(), get(handler)),
-            _ => router.route(endpoint.path(), post(handler)),
-        };
+    let mut paths: Vec<&'static str> = Endpoint::ALL.iter().map(|e| e.path()).collect();
+    paths.dedup();
+    for path in paths {
+        // One handler per path: `Stack::handle` picks the endpoint by method (405 for others)
+        // and reads the path and query parameters, exactly as in library mode.
+        router = router.route(path, any(handle));
     }
     router
         .fallback(unknown_route)
@@ -125,6 +119,20 @@ impl Drop for RunningServer {
     }
 }
 
+async fn handle(
+    State(stack): State<Stack>,
+    method: Method,
+    uri: Uri,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+    let reply = match body {
+        Ok(bytes) => stack.handle(method.as_str(), target, &bytes).await,
+        Err(rejection) => Err(rejected(rejection)),
+    };
+    respond(reply)
+}
+
 /// Runs the rest of the request inside the test context of its provider-data header, and logs
 /// the request with its status and latency.
 async fn request_scope(request: Request, next: Next) -> Response {
@@ -180,6 +188,7 @@ fn respond(reply: Result<Reply, ApiError>) -> Response {
     match reply {
         Ok(Reply::Json(value)) => axum::Json(value).into_response(),
         Ok(Reply::Stream(chunks)) => sse_response(chunks),
+        Ok(Reply::Events(events)) => event_response(events),
         Err(e) => error_response(&e),
     }
 }
@@ -209,6 +218,32 @@ fn sse_response(chunks: ChunkStream) -> Response {
         Some((Ok::<_, Infallible>(Bytes::from(bytes)), next))
     });
     let mut response = Response::new(Body::from_stream(events));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// The SSE encoding of typed events (the Responses API): `event: {type}` and `data: {event}`
+/// per event, no `[DONE]`.
+fn event_response(events: ChunkStream) -> Response {
+    let bytes = events.map(|item| {
+        let text = match item {
+            Ok(event) => {
+                let kind = event
+                    .get("type")
+                    .and_then(|t| t.as_str())
+                    .unwrap_or("message");
+                format!("event: {kind}\ndata: {event}\n\n")
+            }
+            Err(e) => format!("event: error\ndata: {}\n\n", e.body()),
+        };
+        Ok::<_, Infallible>(Bytes::from(text))
+    });
+    let mut response = Response::new(Body::from_stream(bytes));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

@@ -55,7 +55,10 @@ provider_model_id = "extra"
     let url = base_url.to_owned();
     let env = move |name: &str| (name == "URL").then(|| url.clone());
     match RunConfig::from_toml_str_with_env(text, "test config", &env) {
-        Ok(c) => c,
+        Ok(mut c) => {
+            c.storage.db_path = test_db_path();
+            c
+        }
         Err(e) => panic!("test config: {e}"),
     }
 }
@@ -179,4 +182,11 @@ pub async fn closed_port() -> u16 {
         Ok(a) => a.port(),
         Err(e) => panic!("addr: {e}"),
     }
+}
+
+/// A database file of this test process, under the system's temporary directory.
+pub fn test_db_path() -> std::path::PathBuf {
+    std::env::temp_dir()
+        .join(format!("llama-stack-rs-unit-{}", std::process::id()))
+        .join("sql_store.db")
 }

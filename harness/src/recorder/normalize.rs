@@ -3,7 +3,12 @@
 //!
 //! A rule drops or replaces the value at a JSON path (`$.a.b[*].c`; `*` matches any key or array
 //! element), or rewrites every string matching a regex. A rule may be limited to requests whose
-//! path ends with `endpoint` and/or whose host contains `host`.
+//! path ends with `endpoint`, whose host contains `host`, and/or whose body has a given value at
+//! a path (`when = { path = "$.jsonrpc", equals = "2.0" }`: a protocol, wherever it is served).
+//!
+//! The built-in rules ([`Rules::llm_defaults`]) include the JSON-RPC 2.0 ones that make MCP
+//! traffic replayable: a message's `id`, its `params._meta` (progress tokens, trace context) and
+//! the `params.protocolVersion` a client offers never enter the key.
 //!
 //! Projects add rules in `<recordings dir>/normalization.toml` (see `docs/recordings.md`):
 //!
@@ -81,6 +86,15 @@ impl JsonPath {
             segments.extend(trailing.into_iter().rev());
         }
         Ok(JsonPath(segments))
+    }
+
+    /// The value at this path when it names one value (no `*`), e.g. `$.jsonrpc`.
+    fn get<'v>(&self, value: &'v Value) -> Option<&'v Value> {
+        self.0.iter().try_fold(value, |v, seg| match (seg, v) {
+            (Segment::Key(k), Value::Object(map)) => map.get(k),
+            (Segment::Key(k), Value::Array(items)) => items.get(k.parse::<usize>().ok()?),
+            _ => None,
+        })
     }
 
     fn apply(&self, value: &mut Value, action: &dyn Fn(&mut serde_json::Map<String, Value>, &str)) {
@@ -162,6 +176,8 @@ pub struct Rule {
     pub endpoint: Option<String>,
     /// Apply only when the request host contains this.
     pub host: Option<String>,
+    /// Apply only when the body has this value at this path.
+    pub when: Option<(JsonPath, Value)>,
 }
 
 impl Rule {
@@ -171,6 +187,7 @@ impl Rule {
             action: Action::Drop(JsonPath::parse(path)?),
             endpoint: None,
             host: None,
+            when: None,
         })
     }
 
@@ -180,6 +197,7 @@ impl Rule {
             action: Action::Replace(JsonPath::parse(path)?, with),
             endpoint: None,
             host: None,
+            when: None,
         })
     }
 
@@ -194,6 +212,7 @@ impl Rule {
             action: Action::Pattern(re, replacement.to_owned()),
             endpoint: None,
             host: None,
+            when: None,
         })
     }
 
@@ -209,9 +228,19 @@ impl Rule {
         self
     }
 
-    fn applies(&self, host: &str, path: &str) -> bool {
+    /// Limits the rule to bodies whose value at `path` equals `value` (e.g. `$.jsonrpc` = `"2.0"`).
+    pub fn when_equals(mut self, path: &str, value: Value) -> Result<Self, RecorderError> {
+        self.when = Some((JsonPath::parse(path)?, value));
+        Ok(self)
+    }
+
+    fn applies(&self, host: &str, path: &str, body: &Value) -> bool {
         self.endpoint.as_deref().is_none_or(|e| path.ends_with(e))
             && self.host.as_deref().is_none_or(|h| host.contains(h))
+            && self
+                .when
+                .as_ref()
+                .is_none_or(|(at, value)| at.get(body) == Some(value))
     }
 
     fn apply(&self, body: &mut Value) {
@@ -267,7 +296,15 @@ fn yes() -> bool {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct WhenSpec {
+    path: String,
+    equals: toml::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RuleSpec {
+    when: Option<WhenSpec>,
     drop: Option<String>,
     replace: Option<String>,
     with: Option<toml::Value>,
@@ -290,12 +327,25 @@ impl Rules {
     ///   credentials and differs between a recording machine and CI;
     /// - every JSON field named like a secret (`api_key`, `token`, `password`, `secret`,
     ///   `authorization`, ...) is replaced by a placeholder, so real and dummy credentials hash
-    ///   the same (this one is built into the canonical form and cannot be switched off).
+    ///   the same (this one is built into the canonical form and cannot be switched off);
+    /// - JSON-RPC 2.0 bodies (MCP): `id` is dropped (clients number their messages), so is
+    ///   `params._meta` (progress tokens, trace context), and the `params.protocolVersion` a
+    ///   client offers at `initialize` is replaced by `<protocol-version>`, so an SDK upgrade
+    ///   does not orphan every recording. Session ids travel in headers, which are never keyed.
     pub fn llm_defaults() -> Self {
+        let jsonrpc = |rule: Result<Rule, RecorderError>| {
+            rule.and_then(|r| r.when_equals("$.jsonrpc", Value::from("2.0")))
+        };
         let rules = [
             Rule::drop("$.stream_options").map(|r| r.on_host("bedrock")),
             Rule::drop("$.project_id"),
             Rule::drop("$.extra_body.project_id"),
+            jsonrpc(Rule::drop("$.id")),
+            jsonrpc(Rule::drop("$.params._meta")),
+            jsonrpc(Rule::replace(
+                "$.params.protocolVersion",
+                Value::from("<protocol-version>"),
+            )),
         ];
         Rules {
             rules: rules.into_iter().filter_map(Result::ok).collect(),
@@ -346,6 +396,10 @@ impl Rules {
             };
             rule.endpoint = spec.endpoint;
             rule.host = spec.host;
+            if let Some(when) = spec.when {
+                let equals = serde_json::to_value(when.equals).map_err(|e| bad(&e.to_string()))?;
+                rule = rule.when_equals(&when.path, equals)?;
+            }
             rules.rules.push(rule);
         }
         Ok(rules)
@@ -363,8 +417,10 @@ impl Rules {
 
     /// Normalizes a request body for hashing.
     pub fn apply(&self, host: &str, path: &str, body: &mut Value) {
-        for rule in self.rules.iter().filter(|r| r.applies(host, path)) {
-            rule.apply(body);
+        for rule in &self.rules {
+            if rule.applies(host, path, body) {
+                rule.apply(body);
+            }
         }
         redact::redact_value(body);
     }
@@ -423,6 +479,44 @@ mod tests {
         let mut b = json!({"stream_options": {"include_usage": true}});
         rules.apply("127.0.0.1", "/v1/chat/completions", &mut b);
         assert!(b.get("stream_options").is_some());
+    }
+
+    #[test]
+    fn jsonrpc_ids_meta_and_offered_protocol_version_stay_out_of_the_key() {
+        let rules = Rules::llm_defaults();
+        let mut a = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "get_weather", "arguments": {"city": "Paris"},
+                       "_meta": {"progressToken": 3, "traceparent": "00-ab-cd-01"}}});
+        let mut b = json!({"jsonrpc": "2.0", "id": 0, "method": "tools/call",
+            "params": {"name": "get_weather", "arguments": {"city": "Paris"}}});
+        rules.apply("127.0.0.1", "/mcp", &mut a);
+        rules.apply("h", "/other/path", &mut b);
+        assert_eq!(a, b);
+        let mut init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": "2026-07-28", "capabilities": {}}});
+        rules.apply("h", "/mcp", &mut init);
+        assert_eq!(init["params"]["protocolVersion"], "<protocol-version>");
+        // Not JSON-RPC: an `id` or `_meta` of an ordinary body is left alone.
+        let mut plain = json!({"id": 7, "params": {"_meta": 1}});
+        rules.apply("h", "/mcp", &mut plain);
+        assert_eq!(plain, json!({"id": 7, "params": {"_meta": 1}}));
+    }
+
+    #[test]
+    fn toml_when_limits_a_rule_to_bodies_with_a_value() {
+        let rules = Rules::from_toml(
+            "defaults = false\n[[rule]]\ndrop = \"$.seq\"\nwhen = { path = \"$.kind\", equals = \"event\" }\n",
+            "normalization.toml",
+        )
+        .unwrap();
+        let mut event = json!({"kind": "event", "seq": 1});
+        let mut other = json!({"kind": "other", "seq": 1});
+        rules.apply("h", "/x", &mut event);
+        rules.apply("h", "/x", &mut other);
+        assert_eq!(
+            (event, other),
+            (json!({"kind": "event"}), json!({"kind": "other", "seq": 1}))
+        );
     }
 
     #[test]

@@ -19,8 +19,11 @@ pub type ChunkStream = BoxStream<'static, Result<Value, ApiError>>;
 pub enum Reply {
     /// A JSON body.
     Json(Value),
-    /// A stream of JSON chunks (server-sent events on the wire).
+    /// A stream of JSON chunks (server-sent `data:` events, then `data: [DONE]`).
     Stream(ChunkStream),
+    /// A stream of typed events (the Responses API): each chunk's `type` is also its SSE event
+    /// name, and the stream ends with its last event, without `[DONE]`.
+    Events(ChunkStream),
 }
 
 impl std::fmt::Debug for Reply {
@@ -28,6 +31,7 @@ impl std::fmt::Debug for Reply {
         match self {
             Self::Json(v) => f.debug_tuple("Json").field(v).finish(),
             Self::Stream(_) => f.write_str("Stream(..)"),
+            Self::Events(_) => f.write_str("Events(..)"),
         }
     }
 }
@@ -47,20 +51,55 @@ pub enum Endpoint {
     Completions,
     /// `POST /v1/embeddings`
     Embeddings,
+    /// `POST /v1/responses`
+    CreateResponse,
+    /// `GET /v1/responses` (Llama Stack's listing: `after`, `limit`, `order`, `model`)
+    ListResponses,
+    /// `GET /v1/responses/{response_id}`
+    GetResponse,
+    /// `DELETE /v1/responses/{response_id}`
+    DeleteResponse,
+    /// `GET /v1/responses/{response_id}/input_items`
+    ListInputItems,
+}
+
+/// What a request's URL says besides its endpoint: the `{response_id}` of the path and the
+/// query parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params {
+    /// The path's `{response_id}`, percent-decoded.
+    pub id: Option<String>,
+    /// The query parameters in order, percent-decoded.
+    pub query: Vec<(String, String)>,
+}
+
+impl Params {
+    /// The first value of query parameter `name`.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 11] = [
         Self::Health,
         Self::Version,
         Self::Models,
         Self::ChatCompletions,
         Self::Completions,
         Self::Embeddings,
+        Self::CreateResponse,
+        Self::ListResponses,
+        Self::GetResponse,
+        Self::DeleteResponse,
+        Self::ListInputItems,
     ];
 
-    /// The URL path.
+    /// The URL path (a route pattern, `{response_id}` standing for a path segment).
     pub fn path(self) -> &'static str {
         match self {
             Self::Health => "/v1/health",
@@ -69,20 +108,127 @@ impl Endpoint {
             Self::ChatCompletions => "/v1/chat/completions",
             Self::Completions => "/v1/completions",
             Self::Embeddings => "/v1/embeddings",
+            Self::CreateResponse | Self::ListResponses => "/v1/responses",
+            Self::GetResponse | Self::DeleteResponse => "/v1/responses/{response_id}",
+            Self::ListInputItems => "/v1/responses/{response_id}/input_items",
         }
     }
 
     /// The HTTP method.
     pub fn method(self) -> &'static str {
         match self {
-            Self::Health | Self::Version | Self::Models => "GET",
-            Self::ChatCompletions | Self::Completions | Self::Embeddings => "POST",
+            Self::Health
+            | Self::Version
+            | Self::Models
+            | Self::ListResponses
+            | Self::GetResponse
+            | Self::ListInputItems => "GET",
+            Self::DeleteResponse => "DELETE",
+            Self::ChatCompletions | Self::Completions | Self::Embeddings | Self::CreateResponse => {
+                "POST"
+            }
         }
     }
 
-    /// The endpoint at a path (query string ignored).
+    /// The `{response_id}` of `path` when it matches this endpoint's pattern (`Some("")` for a
+    /// pattern without one).
+    fn match_path(self, path: &str) -> Option<String> {
+        let pattern = self.path();
+        match pattern.split_once("{response_id}") {
+            None => (pattern == path).then(String::new),
+            Some((prefix, suffix)) => {
+                let id = path.strip_prefix(prefix)?.strip_suffix(suffix)?;
+                (!id.is_empty() && !id.contains('/')).then(|| {
+                    url::form_urlencoded::parse(format!("x={id}").replace('+', "%2B").as_bytes())
+                        .next()
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default()
+                })
+            }
+        }
+    }
+
+    /// The endpoint at a path, whatever the method (the first one of the path; query string
+    /// ignored).
     pub fn from_path(path: &str) -> Option<Endpoint> {
         let path = path.split('?').next().unwrap_or(path);
-        Self::ALL.into_iter().find(|e| e.path() == path)
+        Self::ALL.into_iter().find(|e| e.match_path(path).is_some())
+    }
+
+    /// The endpoint a method and a path (with its query string) ask for, with its parameters:
+    /// 404 for a path the API does not have, 405 naming the allowed methods for a known path
+    /// asked with another method.
+    pub fn route(method: &str, path_and_query: &str) -> Result<(Endpoint, Params), ApiError> {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let matching: Vec<(Endpoint, String)> = Self::ALL
+            .into_iter()
+            .filter_map(|e| e.match_path(path).map(|id| (e, id)))
+            .collect();
+        if matching.is_empty() {
+            return Err(ApiError::unknown_route(method, path));
+        }
+        let Some((endpoint, id)) = matching.iter().find(|(e, _)| e.method() == method) else {
+            let allowed: Vec<&str> = matching.iter().map(|(e, _)| e.method()).collect();
+            return Err(ApiError::method_not_allowed(
+                method,
+                path,
+                &allowed.join(" or "),
+            ));
+        };
+        let params = Params {
+            id: (!id.is_empty()).then(|| id.clone()),
+            query: url::form_urlencoded::parse(query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        };
+        Ok((*endpoint, params))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_with_ids_queries_and_methods() {
+        let (e, p) =
+            Endpoint::route("GET", "/v1/responses/resp_1/input_items?limit=2&order=asc").unwrap();
+        assert_eq!(e, Endpoint::ListInputItems);
+        assert_eq!(p.id.as_deref(), Some("resp_1"));
+        assert_eq!(
+            (p.query("limit"), p.query("order")),
+            (Some("2"), Some("asc"))
+        );
+        assert_eq!(
+            Endpoint::route("DELETE", "/v1/responses/r%20x")
+                .unwrap()
+                .1
+                .id
+                .as_deref(),
+            Some("r x")
+        );
+        assert_eq!(
+            Endpoint::route("POST", "/v1/responses").unwrap().0,
+            Endpoint::CreateResponse
+        );
+        assert_eq!(
+            Endpoint::route("GET", "/v1/responses").unwrap().0,
+            Endpoint::ListResponses
+        );
+        let wrong = Endpoint::route("PUT", "/v1/responses").unwrap_err();
+        assert_eq!(wrong.status, 405);
+        assert!(wrong.message.contains("POST or GET"), "{}", wrong.message);
+        assert_eq!(
+            Endpoint::route("GET", "/v1/responses/a/b")
+                .unwrap_err()
+                .status,
+            404
+        );
+        assert_eq!(
+            Endpoint::route("GET", "/v1/nothing").unwrap_err().status,
+            404
+        );
     }
 }

@@ -107,16 +107,33 @@ impl HttpBackend {
 }
 
 /// The chunks of a server-sent event stream, up to `[DONE]`. A `data: {"error": ...}` event
-/// becomes [`ClientError::Stream`]; a stream that ends without `[DONE]` is a transport error.
+/// becomes [`ClientError::Stream`]; a stream that ends without `[DONE]` is a transport error,
+/// unless its events are named (`event: response.completed`, the Responses API), which end with
+/// their last event.
 fn events(response: reqwest::Response) -> ClientStream {
     let events = response.bytes_stream().eventsource();
-    futures::stream::unfold(Some(events), |state| async move {
-        let mut events = state?;
+    futures::stream::unfold(Some((events, false)), |state| async move {
+        let (mut events, mut named) = state?;
         loop {
             let item = match events.next().await {
+                None if named => return None,
                 None => Err(ClientError::Transport(
                     "the event stream ended before [DONE]".into(),
                 )),
+                Some(Ok(event))
+                    if !event.event.is_empty()
+                        && event.event != "message"
+                        && event.event != "error" =>
+                {
+                    named = true;
+                    match serde_json::from_str::<Value>(&event.data) {
+                        Ok(chunk) => return Some((Ok(chunk), Some((events, named)))),
+                        Err(e) => Err(ClientError::Protocol(format!(
+                            "stream event is not JSON ({e}): {}",
+                            event.data
+                        ))),
+                    }
+                }
                 Some(Err(e)) => Err(ClientError::Transport(format!("event stream broke: {e}"))),
                 Some(Ok(event)) if event.data.trim() == "[DONE]" => return None,
                 Some(Ok(event)) if event.data.is_empty() => continue,
@@ -128,7 +145,7 @@ fn events(response: reqwest::Response) -> ClientStream {
                             error: obj.remove("error").unwrap_or(Value::Null),
                         })
                     }
-                    Ok(chunk) => return Some((Ok(chunk), Some(events))),
+                    Ok(chunk) => return Some((Ok(chunk), Some((events, named)))),
                     Err(e) => Err(ClientError::Protocol(format!(
                         "stream event is not JSON ({e}): {}",
                         event.data

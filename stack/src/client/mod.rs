@@ -111,6 +111,21 @@ impl ClientError {
     }
 }
 
+/// A path segment with the characters that would change the path percent-encoded.
+fn encode_segment(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+fn with_query(path: &str, query: &str) -> String {
+    if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
 /// A client of the stack; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct StackClient {
@@ -192,6 +207,66 @@ impl StackClient {
         self.json(Endpoint::Embeddings, Some(body)).await
     }
 
+    /// `POST /v1/responses`, non-streaming: the response object.
+    pub async fn create_response(&self, body: Value) -> Result<Value, ClientError> {
+        self.json(Endpoint::CreateResponse, Some(body)).await
+    }
+
+    /// `POST /v1/responses` with `"stream": true` (set by this method): the events, up to and
+    /// including `response.completed` (or `response.failed`).
+    pub fn create_response_stream(&self, body: Value) -> ClientStream {
+        self.stream(Endpoint::CreateResponse, body)
+    }
+
+    /// `GET /v1/responses/{id}`.
+    pub async fn get_response(&self, id: &str) -> Result<Value, ClientError> {
+        self.call(
+            "GET",
+            &format!("/v1/responses/{}", encode_segment(id)),
+            None,
+        )
+        .await
+    }
+
+    /// `DELETE /v1/responses/{id}`.
+    pub async fn delete_response(&self, id: &str) -> Result<Value, ClientError> {
+        self.call(
+            "DELETE",
+            &format!("/v1/responses/{}", encode_segment(id)),
+            None,
+        )
+        .await
+    }
+
+    /// `GET /v1/responses?{query}` (e.g. `limit=2&order=asc`; empty for the defaults).
+    pub async fn list_responses(&self, query: &str) -> Result<Value, ClientError> {
+        self.call("GET", &with_query("/v1/responses", query), None)
+            .await
+    }
+
+    /// `GET /v1/responses/{id}/input_items?{query}`.
+    pub async fn list_input_items(&self, id: &str, query: &str) -> Result<Value, ClientError> {
+        let path = format!("/v1/responses/{}/input_items", encode_segment(id));
+        self.call("GET", &with_query(&path, query), None).await
+    }
+
+    /// Any method on any path with an optional JSON body, answered as JSON.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, ClientError> {
+        let bytes = body.map(|b| Bytes::from(b.to_string()));
+        match self
+            .request(method, path, bytes, Captured::current())
+            .await?
+        {
+            Answer::Json(v) => Ok(v),
+            Answer::Stream(_) => Err(ClientError::Protocol(UNEXPECTED_STREAM.to_owned())),
+        }
+    }
+
     /// POSTs raw bytes to `path` (e.g. a malformed body to `/v1/chat/completions`). A streamed
     /// answer is returned as the JSON array of its chunks.
     pub async fn post_raw(&self, path: &str, body: impl Into<Bytes>) -> Result<Value, ClientError> {
@@ -266,7 +341,7 @@ impl StackClient {
                 let reply = captured.scope(stack.handle(method, path, &body)).await;
                 match reply {
                     Ok(Reply::Json(v)) => Ok(Answer::Json(v)),
-                    Ok(Reply::Stream(chunks)) => Ok(Answer::Stream(
+                    Ok(Reply::Stream(chunks) | Reply::Events(chunks)) => Ok(Answer::Stream(
                         chunks
                             .map(|item| {
                                 item.map_err(|e| ClientError::Stream {

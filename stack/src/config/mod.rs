@@ -54,6 +54,35 @@ pub struct RunConfig {
     pub providers: Vec<ProviderConfig>,
     /// Models registered in the config for enabled providers, in file order.
     pub models: Vec<ModelConfig>,
+    /// Where the stack keeps what it stores (responses).
+    pub storage: StorageConfig,
+}
+
+/// The `[storage]` table: the SQLite database of stored responses and their input items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// The database file (created with its directory when missing).
+    pub db_path: PathBuf,
+}
+
+impl StorageConfig {
+    /// Llama Stack's default place: `$SQLITE_STORE_DIR/sql_store.db`, else
+    /// `~/.llama/distributions/<name>/sql_store.db`.
+    pub fn default_for(name: &str, env: &dyn Fn(&str) -> Option<String>) -> Self {
+        let dir = match env("SQLITE_STORE_DIR").filter(|d| !d.is_empty()) {
+            Some(d) => PathBuf::from(d),
+            None => {
+                let home = env("HOME")
+                    .filter(|h| !h.is_empty())
+                    .map_or_else(|| PathBuf::from("."), PathBuf::from);
+                let name = if name.is_empty() { "default" } else { name };
+                home.join(".llama").join("distributions").join(name)
+            }
+        };
+        Self {
+            db_path: dir.join("sql_store.db"),
+        }
+    }
 }
 
 /// The `[server]` table.
@@ -310,10 +339,14 @@ impl RunConfig {
         })?;
         let mut config = Self::from_toml_str_with_env(&text, &path.display().to_string(), env)?;
         if config.name.is_empty() {
+            let unnamed_default = StorageConfig::default_for("", env);
             config.name = path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            if config.storage == unnamed_default {
+                config.storage = StorageConfig::default_for(&config.name, env);
+            }
         }
         Ok(config)
     }
@@ -341,6 +374,14 @@ impl RunConfig {
     /// The enabled providers.
     pub fn enabled_providers(&self) -> impl Iterator<Item = &ProviderConfig> {
         self.providers.iter().filter(|p| p.is_enabled())
+    }
+}
+
+/// `~/x` with the home directory in front; other paths as written.
+fn expand_home(path: &str, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    match (path.strip_prefix("~/"), env("HOME")) {
+        (Some(rest), Some(home)) if !home.is_empty() => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
     }
 }
 
@@ -425,7 +466,11 @@ impl Parser<'_> {
     }
 
     fn run_config(&self, root: &toml::Table) -> Result<RunConfig, ConfigError> {
-        self.check_keys(root, "", &["name", "server", "providers", "models"])?;
+        self.check_keys(
+            root,
+            "",
+            &["name", "server", "providers", "models", "storage"],
+        )?;
         let name = self.string(root, "", "name")?.unwrap_or_default();
         let server = match root.get("server") {
             None => ServerConfig::default(),
@@ -484,12 +529,34 @@ impl Parser<'_> {
                 ));
             }
         }
+        let storage = match root.get("storage") {
+            None => StorageConfig::default_for(&name, self.env),
+            Some(toml::Value::Table(t)) => {
+                self.check_keys(t, "storage", &["db_path"])?;
+                match self
+                    .string(t, "storage", "db_path")?
+                    .filter(|p| !p.is_empty())
+                {
+                    Some(p) => StorageConfig {
+                        db_path: expand_home(&p, self.env),
+                    },
+                    None => StorageConfig::default_for(&name, self.env),
+                }
+            }
+            Some(other) => {
+                return Err(self.err(
+                    "storage",
+                    format!("expected a table, found {}", other.type_str()),
+                ));
+            }
+        };
         Ok(RunConfig {
             name,
             source: self.source.to_owned(),
             server,
             providers,
             models,
+            storage,
         })
     }
 

@@ -18,12 +18,16 @@
 //! - [`content`]: opt-in message content (`gen_ai.input.messages`, `gen_ai.output.messages`).
 //! - [`http_client`]: the provider client span and `traceparent` injection (reqwest middleware).
 //! - [`http_server`]: the HTTP server span and `http.server.*` metrics (tower layer).
+//! - [`mcp`]: MCP client spans and `mcp.client.operation.duration`.
+//! - [`agent`]: the `invoke_agent` span of a Responses API response and its `execute_tool` spans.
 //! - [`setup`]: SDK setup from the environment for the `stack` binary.
 
+pub mod agent;
 pub mod content;
 pub mod genai;
 pub mod http_client;
 pub mod http_server;
+pub mod mcp;
 pub mod semconv;
 pub mod setup;
 pub mod sink;

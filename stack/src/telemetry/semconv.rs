@@ -83,7 +83,46 @@ pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
 /// `url.full` (provider client spans; never carries credentials: the stack sends keys in headers).
 pub const URL_FULL: &str = "url.full";
 
+// --- Agent, tool and MCP attributes (semconv) -------------------------------------------------
+
+/// `gen_ai.tool.name`.
+pub const GEN_AI_TOOL_NAME: &str = "gen_ai.tool.name";
+/// `gen_ai.tool.call.id`.
+pub const GEN_AI_TOOL_CALL_ID: &str = "gen_ai.tool.call.id";
+/// `gen_ai.tool.type`: `function` (executed by the client) or `extension` (executed by the
+/// stack on the model's behalf, as MCP tools are).
+pub const GEN_AI_TOOL_TYPE: &str = "gen_ai.tool.type";
+/// `gen_ai.tool.call.arguments` (opt-in, with message content).
+pub const GEN_AI_TOOL_CALL_ARGUMENTS: &str = "gen_ai.tool.call.arguments";
+/// `gen_ai.tool.call.result` (opt-in, with message content).
+pub const GEN_AI_TOOL_CALL_RESULT: &str = "gen_ai.tool.call.result";
+/// `gen_ai.conversation.id`: the first response of a `previous_response_id` chain.
+pub const GEN_AI_CONVERSATION_ID: &str = "gen_ai.conversation.id";
+/// `mcp.method.name`.
+pub const MCP_METHOD_NAME: &str = "mcp.method.name";
+/// `mcp.session.id`.
+pub const MCP_SESSION_ID: &str = "mcp.session.id";
+/// `mcp.protocol.version`: the version the server negotiated.
+pub const MCP_PROTOCOL_VERSION: &str = "mcp.protocol.version";
+/// `jsonrpc.request.id`.
+pub const JSONRPC_REQUEST_ID: &str = "jsonrpc.request.id";
+/// `rpc.response.status_code`: the JSON-RPC error code of an error answer.
+pub const RPC_RESPONSE_STATUS_CODE: &str = "rpc.response.status_code";
+/// `network.transport`: `tcp` for streamable HTTP.
+pub const NETWORK_TRANSPORT: &str = "network.transport";
+/// `network.protocol.name`: `http`.
+pub const NETWORK_PROTOCOL_NAME: &str = "network.protocol.name";
+
 // --- Custom attributes (not in the semantic conventions) ------------------------------------
+
+/// Custom (Llama Stack's names, read by the seed's dashboards): the `server_label` of an MCP tool.
+pub const LLAMA_STACK_MCP_SERVER_LABEL: &str = "llama_stack.mcp.server_label";
+/// Custom: the `server_url` of an MCP tool.
+pub const LLAMA_STACK_MCP_SERVER_URL: &str = "llama_stack.mcp.server_url";
+/// Custom: the id of the `mcp_list_tools` output item a listing produced.
+pub const LLAMA_STACK_MCP_LIST_TOOLS_ID: &str = "llama_stack.mcp.list_tools_id";
+/// Custom: the stack's response id (`resp_...`) on the response span.
+pub const LLAMA_STACK_RESPONSE_ID: &str = "llama_stack.response.id";
 
 /// Custom: the stack's model id, `provider_id/provider_model_id`.
 pub const LLAMA_STACK_MODEL_ID: &str = "llama_stack.model_id";
@@ -103,6 +142,14 @@ pub const METRIC_CLIENT_TIME_TO_FIRST_CHUNK: &str = "gen_ai.client.operation.tim
 /// `gen_ai.server.time_to_first_token`: histogram, seconds (streams only; the stack is the model
 /// server of its own callers).
 pub const METRIC_SERVER_TIME_TO_FIRST_TOKEN: &str = "gen_ai.server.time_to_first_token";
+
+/// `mcp.client.operation.duration`: histogram, seconds.
+pub const METRIC_MCP_CLIENT_OPERATION_DURATION: &str = "mcp.client.operation.duration";
+
+/// Explicit bucket boundaries advised for `mcp.client.operation.duration`.
+pub const MCP_DURATION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
 
 /// Explicit bucket boundaries advised for `gen_ai.client.token.usage`.
 pub const TOKEN_USAGE_BUCKETS: [f64; 14] = [
@@ -129,5 +176,11 @@ pub const OPERATION_CHAT: &str = "chat";
 pub const OPERATION_TEXT_COMPLETION: &str = "text_completion";
 /// `gen_ai.operation.name` of embeddings.
 pub const OPERATION_EMBEDDINGS: &str = "embeddings";
+/// `gen_ai.operation.name` of an agent invocation (a whole Responses API response).
+pub const OPERATION_INVOKE_AGENT: &str = "invoke_agent";
+/// `gen_ai.operation.name` of a tool call.
+pub const OPERATION_EXECUTE_TOOL: &str = "execute_tool";
+/// `error.type` of an MCP tool result with `isError: true`.
+pub const ERROR_TYPE_TOOL_ERROR: &str = "tool_error";
 /// `error.type` when nothing more specific is known.
 pub const ERROR_TYPE_OTHER: &str = "_OTHER";
