@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Checks that the official OpenAI Python SDK works unchanged against `stack run starter`:
-# models, chat, streaming chat with usage, embeddings (float and base64).
+# models, chat, streaming chat with usage, embeddings (float and base64), and `responses.create`
+# plain, streamed and with an MCP tool (the seed traffic driver's two calls).
 #
-# By default the stack runs in replay mode from recordings/ (offline). To record:
-#   eval "$(scripts/providers/llamacpp.sh start)"
+# By default the stack runs in replay mode from recordings/ (offline: no model, no MCP server).
+# To record:
+#   eval "$(scripts/providers/llamacpp.sh start)"; eval "$(scripts/providers/mcp.sh start)"
 #   LLAMA_STACK_TEST_INFERENCE_MODE=record-if-missing scripts/check-openai-sdk.sh
 set -euo pipefail
 
@@ -23,4 +25,5 @@ LOG="$ROOT/target/sdk-check-server.log"
 start_stack "$ROOT/target/debug/stack" "$PORT" "$LOG"
 trap 'kill $STACK_PID 2>/dev/null || true; wait $STACK_PID 2>/dev/null || true' EXIT
 "$VENV/bin/python" "$ROOT/scripts/sdk/openai_client.py" "http://127.0.0.1:$PORT/v1" \
-  "${LLAMA_STACK_TEST_TEXT_MODEL:-llamacpp/smollm2-135m}" "${LLAMA_STACK_TEST_EMBEDDING_MODEL:-llamacpp/all-minilm-l6-v2}"
+  "${LLAMA_STACK_TEST_TEXT_MODEL:-llamacpp/qwen2.5-coder-0.5b}" "${LLAMA_STACK_TEST_EMBEDDING_MODEL:-llamacpp/all-minilm-l6-v2}" \
+  "${MCP_SERVER_URL:-http://127.0.0.1:8765/mcp}" "${MCP_REQUIRED_TOKEN:-ghp_llamastackrsTESTtoken0000000000000000}"

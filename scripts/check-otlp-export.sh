@@ -29,10 +29,10 @@ post() { # post TEST_ID BODY
   curl -fsS "http://127.0.0.1:$PORT/v1/chat/completions" -H 'content-type: application/json' \
     -H "X-LlamaStack-Provider-Data: $(tid "$1")" -d "$2" >/dev/null
 }
-post "inference/test_openai_chat_completion.rs::test_chat_completion_non_streaming[txt=llamacpp/smollm2-135m]" \
-  '{"model":"llamacpp/smollm2-135m","messages":[{"role":"user","content":"Which planet do humans live on? Answer in one word."}],"temperature":0,"max_tokens":16}'
-post "inference/test_openai_chat_completion.rs::test_chat_completion_streaming_usage[txt=llamacpp/smollm2-135m]" \
-  '{"model":"llamacpp/smollm2-135m","messages":[{"role":"user","content":"Say yes."}],"temperature":0,"max_tokens":8,"stream":true,"stream_options":{"include_usage":true}}'
+post "inference/test_openai_chat_completion.rs::test_chat_completion_non_streaming[txt=llamacpp/qwen2.5-coder-0.5b]" \
+  '{"model":"llamacpp/qwen2.5-coder-0.5b","messages":[{"role":"user","content":"Which planet do humans live on? Answer in one word."}],"temperature":0,"max_tokens":16}'
+post "inference/test_openai_chat_completion.rs::test_chat_completion_streaming_usage[txt=llamacpp/qwen2.5-coder-0.5b]" \
+  '{"model":"llamacpp/qwen2.5-coder-0.5b","messages":[{"role":"user","content":"Say yes."}],"temperature":0,"max_tokens":8,"stream":true,"stream_options":{"include_usage":true}}'
 sleep 2
 kill -TERM "$STACK_PID"; wait "$STACK_PID" 2>/dev/null || true   # graceful exit flushes the rest
 sleep 1
@@ -52,11 +52,11 @@ for line in open(sys.argv[1]):
         metrics.add(item["name"])
 print("spans received:", sorted(spans))
 print("metrics received:", sorted(metrics))
-chat = spans.get("chat smollm2-135m", {})
+chat = spans.get("chat qwen2.5-coder-0.5b", {})
 print("chat span attributes:", sorted(chat))
 need_metrics = {"gen_ai.client.token.usage", "gen_ai.client.operation.duration", "gen_ai.server.time_to_first_token", "http.server.request.duration"}
 need_attrs = {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.id", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"}
-missing = sorted((need_metrics - metrics) | (need_attrs - set(chat)) | ({"chat smollm2-135m", "POST /v1/chat/completions"} - set(spans)))
+missing = sorted((need_metrics - metrics) | (need_attrs - set(chat)) | ({"chat qwen2.5-coder-0.5b", "POST /v1/chat/completions"} - set(spans)))
 if missing:
     print("MISSING:", missing)
     sys.exit(1)

@@ -12,11 +12,11 @@ import sys
 import time
 import uuid
 
-PLAIN = ("inference/test_openai_chat_completion.rs::test_chat_completion_non_streaming[txt=llamacpp/smollm2-135m]",
-         {"model": "llamacpp/smollm2-135m", "messages": [{"role": "user", "content": "Which planet do humans live on? Answer in one word."}],
+PLAIN = ("inference/test_openai_chat_completion.rs::test_chat_completion_non_streaming[txt=llamacpp/qwen2.5-coder-0.5b]",
+         {"model": "llamacpp/qwen2.5-coder-0.5b", "messages": [{"role": "user", "content": "Which planet do humans live on? Answer in one word."}],
           "temperature": 0, "max_tokens": 16})
-STREAM = ("inference/test_openai_chat_completion.rs::test_chat_completion_streaming_usage[txt=llamacpp/smollm2-135m]",
-          {"model": "llamacpp/smollm2-135m", "messages": [{"role": "user", "content": "Say yes."}], "temperature": 0,
+STREAM = ("inference/test_openai_chat_completion.rs::test_chat_completion_streaming_usage[txt=llamacpp/qwen2.5-coder-0.5b]",
+          {"model": "llamacpp/qwen2.5-coder-0.5b", "messages": [{"role": "user", "content": "Say yes."}], "temperature": 0,
            "max_tokens": 8, "stream": True, "stream_options": {"include_usage": True}})
 
 

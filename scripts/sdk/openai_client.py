@@ -1,7 +1,8 @@
 """Drives a running stack with the official OpenAI Python SDK: models, chat, streaming chat,
-embeddings (float and the SDK's default base64). Exits non-zero on the first failed check.
+embeddings (float and the SDK's default base64), and the Responses API (plain, streamed, and the
+seed traffic driver's two calls with an MCP tool). Exits non-zero on the first failed check.
 
-Usage: python openai_client.py BASE_URL TEXT_MODEL EMBEDDING_MODEL
+Usage: python openai_client.py BASE_URL TEXT_MODEL EMBEDDING_MODEL MCP_SERVER_URL MCP_TOKEN
 Each call carries a Llama Stack test id (X-LlamaStack-Provider-Data) so a server in
 record/replay mode keys it like a test of the suite.
 """
@@ -25,7 +26,7 @@ def check(cond: bool, what: str) -> None:
 
 
 def main() -> None:
-    base_url, text_model, embedding_model = sys.argv[1:4]
+    base_url, text_model, embedding_model, mcp_url, mcp_token = sys.argv[1:6]
     models = client_for(base_url, "sdk/openai_client.py::models").models.list()
     ids = [m.id for m in models.data]
     check(text_model in ids and embedding_model in ids, f"models.list has {text_model} and {embedding_model}")
@@ -56,7 +57,40 @@ def main() -> None:
     check(len(floats.data) == 2 and len(floats.data[0].embedding) > 0, f"embeddings: dimension {len(floats.data[0].embedding)}")
     same = all(abs(a - b) < 1e-6 for a, b in zip(floats.data[0].embedding, default.data[0].embedding))
     check(same, "base64 embeddings decode to the float ones")
+    responses(base_url, text_model, mcp_url, mcp_token)
     print("openai SDK: all checks passed")
+
+
+def responses(base_url: str, text_model: str, mcp_url: str, mcp_token: str) -> None:
+    plain = client_for(base_url, "sdk/openai_client.py::responses").responses.create(
+        model=text_model, input="Say hello in one word.", temperature=0, max_output_tokens=8)
+    check(plain.status == "completed" and bool(plain.output_text), f"responses.create: {plain.output_text!r}")
+
+    events = list(client_for(base_url, "sdk/openai_client.py::responses_stream").responses.create(
+        model=text_model, input="Say hello in one word.", temperature=0, max_output_tokens=8, stream=True))
+    kinds = [e.type for e in events]
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    check(kinds[0] == "response.created" and kinds[-1] == "response.completed"
+          and [e.sequence_number for e in events] == list(range(len(events))),
+          f"responses.create(stream=True): {len(events)} typed events, numbered, created ... completed")
+    check(deltas == events[-1].response.output_text, f"streamed deltas make the output_text {deltas!r}")
+
+    # The seed traffic driver's two calls, with the local MCP server instead of GitHub's.
+    tool = {"type": "mcp", "server_label": "github", "server_url": mcp_url, "authorization": mcp_token,
+            "require_approval": "never"}
+    listing = client_for(base_url, "sdk/openai_client.py::responses_mcp_list_tools").responses.create(
+        model=text_model, input=[{"role": "user", "content": "What tools are available?"}], tools=[tool],
+        temperature=0, max_output_tokens=96)
+    lists = [o for o in listing.output if o.type == "mcp_list_tools"]
+    check(listing.status == "completed" and len(lists) == 1 and len(lists[0].tools) == 3,
+          f"responses.create with an mcp tool lists its tools: {[t.name for t in lists[0].tools] if lists else None}")
+    call = client_for(base_url, "sdk/openai_client.py::responses_mcp_call").responses.create(
+        model=text_model, input=[{"role": "user", "content": "How many repositories does the token have access to?"}],
+        tools=[tool], temperature=0, max_output_tokens=96)
+    calls = [o for o in call.output if o.type == "mcp_call"]
+    check(call.status == "completed" and any(c.name == "list_repositories" and c.output for c in calls),
+          f"responses.create calls the MCP tool: {[(c.name, c.error) for c in calls]}")
+    check(bool(call.output_text), f"and answers: {call.output_text!r}")
 
 
 if __name__ == "__main__":

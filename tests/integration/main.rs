@@ -8,6 +8,7 @@
 mod common;
 mod inference;
 mod models;
+mod responses;
 mod telemetry;
 
 use std::path::Path;
@@ -135,6 +136,49 @@ fn cases() -> Vec<TestCase> {
             [Text]
         )
         .run_alone(),
+        case!(
+            responses::test_basic::test_response_text_non_streaming,
+            [Text]
+        ),
+        case!(responses::test_basic::test_response_text_streaming, [Text]),
+        case!(
+            responses::test_basic::test_response_structured_output,
+            [Text]
+        ),
+        case!(
+            responses::test_basic::test_response_retrieve_list_delete,
+            [Text]
+        ),
+        case!(responses::test_basic::test_response_store_false, [Text]),
+        case!(responses::test_basic::test_response_bad_requests, [Text]),
+        case!(
+            responses::test_function_tools::test_function_call_round_trip,
+            [Text]
+        ),
+        case!(responses::test_mcp::test_mcp_list_tools, [Text]),
+        case!(responses::test_mcp::test_mcp_tool_call, [Text]),
+        case!(responses::test_mcp::test_mcp_tool_call_streaming, [Text]),
+        case!(responses::test_mcp::test_mcp_tool_error, [Text]),
+        case!(responses::test_mcp::test_mcp_allowed_tools, [Text]),
+        case!(responses::test_mcp::test_mcp_max_tool_calls, [Text]),
+        case!(
+            responses::test_mcp::test_mcp_chain_does_not_list_again,
+            [Text]
+        ),
+        case!(responses::test_mcp::test_mcp_approval, [Text]),
+        case!(responses::test_mcp::test_mcp_unreachable_server, [Text]),
+        case!(
+            responses::test_mcp::test_mcp_authorization_reaches_server_not_disk,
+            [Text]
+        ),
+        case!(
+            responses::test_responses_telemetry::test_response_mcp_spans,
+            [Text]
+        ),
+        case!(
+            responses::test_responses_telemetry::test_response_tool_error_span,
+            [Text]
+        ),
     ]
 }
 

@@ -234,7 +234,14 @@ pub struct Metadata {
 }
 
 /// Response headers worth keeping (everything else, e.g. dates and request ids, is dropped).
-pub const RESPONSE_HEADERS: &[&str] = &["content-type", "content-encoding", "openai-version"];
+/// `mcp-session-id` is the MCP session a server opens at `initialize`: a client sends it back on
+/// every later request of the session, so a replay without it would run session-less.
+pub const RESPONSE_HEADERS: &[&str] = &[
+    "content-type",
+    "content-encoding",
+    "openai-version",
+    "mcp-session-id",
+];
 /// Request headers worth keeping besides secret ones (which are kept as `<redacted>`).
 pub const REQUEST_HEADERS: &[&str] = &[
     "content-type",
@@ -242,4 +249,6 @@ pub const REQUEST_HEADERS: &[&str] = &[
     "openai-beta",
     "anthropic-version",
     "api-version",
+    "mcp-session-id",
+    "mcp-protocol-version",
 ];

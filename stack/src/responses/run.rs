@@ -386,6 +386,15 @@ impl<'a> Run<'a> {
         };
         match listed {
             Ok(tools) => {
+                // The item shows what the response may use: the allowed tools only.
+                let tools: Vec<Value> = tools
+                    .into_iter()
+                    .filter(|t| {
+                        t.get("name")
+                            .and_then(Value::as_str)
+                            .is_some_and(|n| tool.allows(n))
+                    })
+                    .collect();
                 let item = items::mcp_list_tools(&id, &label, &tools, None);
                 self.emitter.emit(
                     "response.mcp_list_tools.completed",

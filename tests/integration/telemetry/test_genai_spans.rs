@@ -42,7 +42,8 @@ fn int(span: &CapturedSpan, key: &str) -> Result<i64> {
         .with_context(|| format!("{} has no integer {key}: {:?}", span.name, span.attributes))
 }
 
-fn text<'a>(span: &'a CapturedSpan, key: &str) -> Result<&'a str> {
+/// The string attribute `key` of `span`, or an error naming the span and its attributes.
+pub fn text<'a>(span: &'a CapturedSpan, key: &str) -> Result<&'a str> {
     span.str_attr(key)
         .with_context(|| format!("{} has no string {key}: {:?}", span.name, span.attributes))
 }
