@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Checks that `stack run starter` delivers its GenAI spans and metrics over OTLP/HTTP to a real,
-# independent receiver: oteltap (PyPI), which prints every span and metric it receives as NDJSON.
+# independent receiver: oteltap (PyPI), which prints every span and metric it receives as NDJSON:
+# chat (plain and streamed), and a Responses API call with an MCP tool (invoke_agent, execute_tool,
+# MCP client spans, mcp.client.operation.duration).
 # The stack runs in replay mode from recordings/ (offline): requests carry the test id of a
 # recorded suite test.
 set -euo pipefail
@@ -33,6 +35,11 @@ post "inference/test_openai_chat_completion.rs::test_chat_completion_non_streami
   '{"model":"llamacpp/qwen2.5-coder-0.5b","messages":[{"role":"user","content":"Which planet do humans live on? Answer in one word."}],"temperature":0,"max_tokens":16}'
 post "inference/test_openai_chat_completion.rs::test_chat_completion_streaming_usage[txt=llamacpp/qwen2.5-coder-0.5b]" \
   '{"model":"llamacpp/qwen2.5-coder-0.5b","messages":[{"role":"user","content":"Say yes."}],"temperature":0,"max_tokens":8,"stream":true,"stream_options":{"include_usage":true}}'
+curl -fsS "http://127.0.0.1:$PORT/v1/responses" -H 'content-type: application/json' \
+  -H "X-LlamaStack-Provider-Data: $(tid "responses/test_mcp.rs::test_mcp_tool_call[txt=llamacpp/qwen2.5-coder-0.5b]")" \
+  -d '{"model":"llamacpp/qwen2.5-coder-0.5b","input":"What is the weather in Paris?","temperature":0,"max_output_tokens":96,
+       "tools":[{"type":"mcp","server_label":"github","server_url":"http://127.0.0.1:8765/mcp","require_approval":"never",
+                 "authorization":"ghp_llamastackrsTESTtoken0000000000000000"}]}' >/dev/null
 sleep 2
 kill -TERM "$STACK_PID"; wait "$STACK_PID" 2>/dev/null || true   # graceful exit flushes the rest
 sleep 1
@@ -56,7 +63,19 @@ chat = spans.get("chat qwen2.5-coder-0.5b", {})
 print("chat span attributes:", sorted(chat))
 need_metrics = {"gen_ai.client.token.usage", "gen_ai.client.operation.duration", "gen_ai.server.time_to_first_token", "http.server.request.duration"}
 need_attrs = {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.id", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"}
-missing = sorted((need_metrics - metrics) | (need_attrs - set(chat)) | ({"chat qwen2.5-coder-0.5b", "POST /v1/chat/completions"} - set(spans)))
+need_metrics.add("mcp.client.operation.duration")
+need_spans = {"chat qwen2.5-coder-0.5b", "POST /v1/chat/completions", "POST /v1/responses", "invoke_agent",
+              "execute_tool get_weather", "initialize", "tools/list"}
+tool = spans.get("execute_tool get_weather", {})
+listing = spans.get("tools/list", {})
+print("execute_tool span attributes:", sorted(tool))
+print("tools/list span attributes:", sorted(listing))
+need_tool = {"gen_ai.tool.name", "gen_ai.tool.call.id", "gen_ai.tool.type", "mcp.method.name", "mcp.session.id",
+             "jsonrpc.request.id", "llama_stack.mcp.server_label", "llama_stack.mcp.server_url"}
+need_listing = {"mcp.method.name", "mcp.session.id", "mcp.protocol.version", "llama_stack.mcp.list_tools_id",
+                "server.address", "server.port", "network.transport"}
+missing = sorted((need_metrics - metrics) | (need_attrs - set(chat)) | (need_spans - set(spans))
+                 | (need_tool - set(tool)) | (need_listing - set(listing)))
 if missing:
     print("MISSING:", missing)
     sys.exit(1)

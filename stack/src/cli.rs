@@ -7,7 +7,7 @@
 //!
 //! `<distribution-or-config>` is a run-config file (TOML) or the name of a built-in distribution
 //! (`starter`). The server listens on 127.0.0.1:8321 unless the config or the flags say otherwise,
-//! logs to stderr (`RUST_LOG` sets the level, default `info`), and shuts down gracefully on SIGINT
+//! logs to stderr (`RUST_LOG` sets the level, default `info`, `warn` for the MCP SDK), and shuts down gracefully on SIGINT
 //! or SIGTERM. OpenTelemetry export is configured by the standard `OTEL_*` variables
 //! ([`crate::telemetry::setup`]); nothing is exported unless an OTLP endpoint is set, and the
 //! last spans and metrics are flushed (within a bounded time) on exit.
@@ -66,7 +66,9 @@ async fn async_main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            // rmcp logs every session's start and end at info (with the server's whole
+            // capabilities): warnings are what a stack operator needs from it.
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn")),
         )
         .init();
     let result = match Cli::parse().command {

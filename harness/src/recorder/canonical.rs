@@ -104,7 +104,10 @@ impl CanonicalBody {
 }
 
 /// Everything the key of a request depends on, except the occurrence index.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// The key texts are computed from the fields when first asked for and the body's part is kept:
+/// change no field after asking for a key.
+#[derive(Clone, Debug)]
 pub struct CanonicalRequest {
     /// Uppercase HTTP method.
     pub method: String,
@@ -118,6 +121,20 @@ pub struct CanonicalRequest {
     pub test_id: Option<String>,
     /// The provider label the service attached, if any.
     pub provider: Option<String>,
+    /// The RFC 8785 text of the tagged body, serialized once for both the key and the base key
+    /// (it is most of the work of a key: bodies carry whole conversations).
+    body_text: std::sync::OnceLock<String>,
+}
+
+impl PartialEq for CanonicalRequest {
+    fn eq(&self, other: &Self) -> bool {
+        self.method == other.method
+            && self.path == other.path
+            && self.query == other.query
+            && self.body == other.body
+            && self.test_id == other.test_id
+            && self.provider == other.provider
+    }
 }
 
 /// The body as it enters the key: tagged by kind, so a text body never hashes like a JSON string
@@ -141,6 +158,9 @@ impl<'a> KeyBody<'a> {
     }
 }
 
+/// The key form as one serializable value: what [`CanonicalRequest::form_text`] assembles by
+/// hand (a test checks that both give the same text).
+#[cfg(test)]
 #[derive(Serialize)]
 struct KeyForm<'a> {
     body: Option<KeyBody<'a>>,
@@ -179,6 +199,7 @@ impl CanonicalRequest {
             query,
             test_id: test_id.map(str::to_owned),
             provider: None,
+            body_text: std::sync::OnceLock::new(),
         }
     }
 
@@ -199,18 +220,34 @@ impl CanonicalRequest {
         hex::encode(Sha256::digest(self.form_text(None).as_bytes()))
     }
 
+    /// The RFC 8785 text of `{"body": ..., "method": ..., ["occurrence": ...,] "path": ...,
+    /// "provider": ..., "query": ..., "test_id": ...}`: the members in JCS order (sorted names),
+    /// each value in its JCS form. Assembled from parts so that the body is serialized once.
     fn form_text(&self, occurrence: Option<u32>) -> String {
-        let form = KeyForm {
-            body: KeyBody::of(&self.body),
-            method: &self.method,
-            occurrence,
-            path: &self.path,
-            provider: self.provider.as_deref(),
-            query: &self.query,
-            test_id: self.test_id.as_deref(),
-        };
         // JCS only fails on non-finite floats, which serde_json::Value cannot hold.
-        serde_jcs::to_string(&form).unwrap_or_default()
+        fn jcs<T: Serialize + ?Sized>(value: &T) -> String {
+            serde_jcs::to_string(value).unwrap_or_default()
+        }
+        let body = self.body_text.get_or_init(|| jcs(&KeyBody::of(&self.body)));
+        let mut text = String::with_capacity(body.len() + 160);
+        text.push_str("{\"body\":");
+        text.push_str(body);
+        text.push_str(",\"method\":");
+        text.push_str(&jcs(self.method.as_str()));
+        if let Some(n) = occurrence {
+            text.push_str(",\"occurrence\":");
+            text.push_str(&n.to_string());
+        }
+        text.push_str(",\"path\":");
+        text.push_str(&jcs(self.path.as_str()));
+        text.push_str(",\"provider\":");
+        text.push_str(&jcs(&self.provider));
+        text.push_str(",\"query\":");
+        text.push_str(&jcs(&self.query));
+        text.push_str(",\"test_id\":");
+        text.push_str(&jcs(&self.test_id));
+        text.push('}');
+        text
     }
 
     /// The request key: hex SHA-256 of [`CanonicalRequest::key_text`].
@@ -236,6 +273,40 @@ mod tests {
 
     /// Golden hashes: if one of these changes, every recording's key changes. Bump the format
     /// version and document the change instead of editing the expected values.
+    #[test]
+    fn the_assembled_key_text_is_the_jcs_form() {
+        let url = url::Url::parse("http://h/v1/x?b=2&a=\u{e9}&a=1").unwrap();
+        let bodies: [Option<&[u8]>; 4] = [
+            Some(br#"{"z":1,"a":[1.0,"\u00e9",{"y":null,"b":true}],"\ud83d\ude00":2}"#),
+            Some(b"plain text"),
+            Some(&[0xff, 0x00]),
+            None,
+        ];
+        for body in bodies {
+            for provider in [None, Some("mcp/github")] {
+                for test_id in [None, Some("t \"quoted\"")] {
+                    let r = CanonicalRequest::new("post", &url, body, test_id, &Rules::none())
+                        .with_provider(provider);
+                    for occurrence in [None, Some(0), Some(7)] {
+                        let form = KeyForm {
+                            body: KeyBody::of(&r.body),
+                            method: &r.method,
+                            occurrence,
+                            path: &r.path,
+                            provider: r.provider.as_deref(),
+                            query: &r.query,
+                            test_id: r.test_id.as_deref(),
+                        };
+                        assert_eq!(
+                            r.form_text(occurrence),
+                            serde_jcs::to_string(&form).unwrap()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn golden_hashes() {
         let r = req(

@@ -129,7 +129,10 @@ fn message_text(item: &Value) -> String {
 /// The chat messages for a conversation: `instructions` as a system message first, then every
 /// item in order. Calls become assistant `tool_calls` (consecutive calls share one message) and
 /// their outputs `tool` messages; `mcp_list_tools` and approval items say nothing to the model.
-pub fn to_messages(instructions: Option<&str>, items: &[Value]) -> Vec<Value> {
+pub fn to_messages<'a>(
+    instructions: Option<&str>,
+    items: impl IntoIterator<Item = &'a Value>,
+) -> Vec<Value> {
     let mut messages: Vec<Value> = Vec::new();
     if let Some(text) = instructions {
         messages.push(json!({"role": "system", "content": text}));

@@ -544,9 +544,10 @@ impl<'a> Run<'a> {
 
     /// The chat-completions request of the next turn.
     fn chat_request(&self, tools_on: bool) -> Value {
-        let mut items = self.conversation.clone();
-        items.extend(self.output.iter().cloned());
-        let messages = items::to_messages(self.req.instructions.as_deref(), &items);
+        let messages = items::to_messages(
+            self.req.instructions.as_deref(),
+            self.conversation.iter().chain(&self.output),
+        );
         let mut body = json!({"model": self.req.model, "messages": messages});
         if tools_on && !self.offered.is_empty() {
             body["tools"] = Value::from(self.offered.clone());

@@ -99,8 +99,12 @@ impl ResponseStore {
             std::fs::create_dir_all(dir).map_err(|e| open_err(Box::new(e)))?;
         }
         let conn = Connection::open(path).map_err(|e| open_err(Box::new(e)))?;
+        // WAL with synchronous=NORMAL: a commit is atomic and the database never corrupts; only
+        // the last commits before a power loss (not a process crash) can be lost, and a commit
+        // costs no fsync (0.5 ms a response here).
         conn.busy_timeout(Duration::from_secs(10))
             .and_then(|()| conn.pragma_update(None, "journal_mode", "WAL"))
+            .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
             .and_then(|()| conn.execute_batch(SCHEMA))
             .map_err(|e| open_err(Box::new(e)))?;
         Ok(Self {
@@ -144,8 +148,8 @@ impl ResponseStore {
                 model,
                 stored.conversation_id,
                 r.to_string(),
-                Value::from(stored.input_items.clone()).to_string(),
-                Value::from(stored.conversation.clone()).to_string(),
+                json_text(&stored.input_items),
+                json_text(&stored.conversation),
             ],
         )
         .map_err(|e| self.query_err(e))?;
@@ -272,6 +276,12 @@ impl ResponseStore {
             }),
         }
     }
+}
+
+/// A list of items as JSON text (serialized in place, not cloned into a `Value` first).
+fn json_text(items: &[Value]) -> String {
+    // Serializing a `Value` cannot fail (its map keys are strings).
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
 }
 
 #[cfg(test)]
