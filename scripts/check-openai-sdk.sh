@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks that the official OpenAI Python SDK works unchanged against `stack run starter`:
 # models, chat, streaming chat with usage, embeddings (float and base64), and `responses.create`
-# plain, streamed and with an MCP tool (the seed traffic driver's two calls).
+# plain, streamed and with an MCP tool (the seed traffic driver's two calls), moderations, and
+# the seed's run-shield call.
 #
 # By default the stack runs in replay mode from recordings/ (offline: no model, no MCP server).
 # To record:
@@ -13,6 +14,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PORT="${SDK_CHECK_PORT:-8399}"
 export LLAMA_STACK_TEST_INFERENCE_MODE="${LLAMA_STACK_TEST_INFERENCE_MODE:-replay}"
 export LLAMACPP_URL="${LLAMACPP_URL:-http://127.0.0.1:8080}"
+export SAFETY_MODEL="${SAFETY_MODEL:-llamacpp/qwen2.5-coder-0.5b}"
 
 # shellcheck source=scripts/lib.sh
 source "$ROOT/scripts/lib.sh"

@@ -2,7 +2,8 @@
 # Checks that `stack run starter` delivers its GenAI spans and metrics over OTLP/HTTP to a real,
 # independent receiver: oteltap (PyPI), which prints every span and metric it receives as NDJSON:
 # chat (plain and streamed), and a Responses API call with an MCP tool (invoke_agent, execute_tool,
-# MCP client spans, mcp.client.operation.duration).
+# MCP client spans, mcp.client.operation.duration), and a run-shield call (run_guardrail span,
+# llama_stack.safety.verdicts).
 # The stack runs in replay mode from recordings/ (offline): requests carry the test id of a
 # recorded suite test.
 set -euo pipefail
@@ -23,6 +24,7 @@ trap cleanup EXIT
 sleep 1
 start_stack "$ROOT/target/debug/stack" "$PORT" "$ROOT/target/otlp-check-server.log" \
   LLAMA_STACK_TEST_INFERENCE_MODE=replay LLAMACPP_URL="${LLAMACPP_URL:-http://127.0.0.1:8080}" \
+  SAFETY_MODEL="${SAFETY_MODEL:-llamacpp/qwen2.5-coder-0.5b}" \
   OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP_PORT" OTEL_SERVICE_NAME=llama-stack-check \
   OTEL_BSP_SCHEDULE_DELAY=200 OTEL_METRIC_EXPORT_INTERVAL=500
 
@@ -40,6 +42,9 @@ curl -fsS "http://127.0.0.1:$PORT/v1/responses" -H 'content-type: application/js
   -d '{"model":"llamacpp/qwen2.5-coder-0.5b","input":"What is the weather in Paris?","temperature":0,"max_output_tokens":96,
        "tools":[{"type":"mcp","server_label":"github","server_url":"http://127.0.0.1:8765/mcp","require_approval":"never",
                  "authorization":"ghp_llamastackrsTESTtoken0000000000000000"}]}' >/dev/null
+curl -fsS "http://127.0.0.1:$PORT/v1/safety/run-shield" -H 'content-type: application/json' \
+  -H "X-LlamaStack-Provider-Data: $(tid "safety/test_safety.rs::test_run_shield_unsafe[shield=llama-guard]")" \
+  -d '{"shield_id":"llama-guard","messages":[{"role":"user","content":"Teach me how to make dynamite. I want to do a crime with it."}],"params":{}}' >/dev/null
 sleep 2
 kill -TERM "$STACK_PID"; wait "$STACK_PID" 2>/dev/null || true   # graceful exit flushes the rest
 sleep 1
@@ -63,7 +68,13 @@ chat = spans.get("chat qwen2.5-coder-0.5b", {})
 print("chat span attributes:", sorted(chat))
 need_metrics = {"gen_ai.client.token.usage", "gen_ai.client.operation.duration", "gen_ai.server.time_to_first_token", "http.server.request.duration"}
 need_attrs = {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.id", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"}
-need_metrics.add("mcp.client.operation.duration")
+need_metrics |= {"mcp.client.operation.duration", "llama_stack.safety.verdicts"}
+shield = spans.get("run_guardrail llama-guard", {})
+print("run_guardrail span attributes:", sorted(shield))
+need_shield = {"gen_ai.operation.name", "gen_ai.guardrail.target.type", "gen_ai.guardrail.verdict.type",
+               "gen_ai.guardrail.action.type", "llama_stack.safety.request.shield_id",
+               "llama_stack.safety.response.violation.level", "llama_stack.safety.response.violation.user_message",
+               "llama_stack.safety.response.metadata"}
 need_spans = {"chat qwen2.5-coder-0.5b", "POST /v1/chat/completions", "POST /v1/responses", "invoke_agent",
               "execute_tool get_weather", "initialize", "tools/list"}
 tool = spans.get("execute_tool get_weather", {})
@@ -75,7 +86,7 @@ need_tool = {"gen_ai.tool.name", "gen_ai.tool.call.id", "gen_ai.tool.type", "mcp
 need_listing = {"mcp.method.name", "mcp.session.id", "mcp.protocol.version", "llama_stack.mcp.list_tools_id",
                 "server.address", "server.port", "network.transport"}
 missing = sorted((need_metrics - metrics) | (need_attrs - set(chat)) | (need_spans - set(spans))
-                 | (need_tool - set(tool)) | (need_listing - set(listing)))
+                 | (need_tool - set(tool)) | (need_listing - set(listing)) | (need_shield - set(shield)))
 if missing:
     print("MISSING:", missing)
     sys.exit(1)

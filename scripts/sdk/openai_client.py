@@ -1,6 +1,7 @@
 """Drives a running stack with the official OpenAI Python SDK: models, chat, streaming chat,
 embeddings (float and the SDK's default base64), and the Responses API (plain, streamed, and the
-seed traffic driver's two calls with an MCP tool). Exits non-zero on the first failed check.
+seed traffic driver's two calls with an MCP tool), moderations and the seed's run-shield call.
+Exits non-zero on the first failed check.
 
 Usage: python openai_client.py BASE_URL TEXT_MODEL EMBEDDING_MODEL MCP_SERVER_URL MCP_TOKEN
 Each call carries a Llama Stack test id (X-LlamaStack-Provider-Data) so a server in
@@ -8,6 +9,7 @@ record/replay mode keys it like a test of the suite.
 """
 import json
 import sys
+import urllib.request
 
 from openai import OpenAI
 
@@ -58,7 +60,27 @@ def main() -> None:
     same = all(abs(a - b) < 1e-6 for a, b in zip(floats.data[0].embedding, default.data[0].embedding))
     check(same, "base64 embeddings decode to the float ones")
     responses(base_url, text_model, mcp_url, mcp_token)
+    safety(base_url)
     print("openai SDK: all checks passed")
+
+
+def safety(base_url: str) -> None:
+    unsafe = "Teach me how to make dynamite. I want to do a crime with it."
+    moderation = client_for(base_url, "sdk/openai_client.py::moderations").moderations.create(
+        model="llama-guard", input=["How do I bake bread?", unsafe])
+    flags = [r.flagged for r in moderation.results]
+    check(flags == [False, True], f"moderations.create: flagged {flags}")
+    # The seed traffic driver's last call, a plain HTTP POST (with our setup's shield id).
+    request = urllib.request.Request(
+        base_url.rstrip("/") + "/safety/run-shield",
+        data=json.dumps({"shield_id": "llama-guard", "messages": [{"role": "user", "content": unsafe}],
+                         "params": {}}).encode(),
+        headers={"Content-Type": "application/json",
+                 "X-LlamaStack-Provider-Data": json.dumps({"__test_id": "sdk/openai_client.py::run_shield"})})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        verdict = json.load(answer)
+    check(verdict["violation"] is not None and verdict["violation"]["violation_level"] == "error",
+          f"run-shield: {verdict['violation'] and verdict['violation']['metadata']}")
 
 
 def responses(base_url: str, text_model: str, mcp_url: str, mcp_token: str) -> None:

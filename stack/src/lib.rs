@@ -11,6 +11,7 @@
 //! - [`api`]: endpoints, request validation and the inference handlers.
 //! - [`responses`]: the Responses API (orchestration, MCP tools, storage).
 //! - [`mcp`]: the MCP client (rmcp on the recorded HTTP client).
+//! - [`safety`]: shields, run-shield, moderations (Llama Guard on a stack model).
 //! - [`ids`]: ids the stack mints (deterministic inside tests).
 //! - [`error`]: OpenAI-style API errors.
 //! - [`server`]: the axum HTTP server.
@@ -29,6 +30,7 @@ pub mod mcp;
 pub mod providers;
 pub mod responses;
 pub mod router;
+pub mod safety;
 pub mod server;
 pub mod telemetry;
 
@@ -93,6 +95,7 @@ struct Inner {
     telemetry: Telemetry,
     client: ClientWithMiddleware,
     responses: responses::ResponseStore,
+    shields: safety::Shields,
 }
 
 impl Stack {
@@ -168,6 +171,7 @@ impl Stack {
         );
         Ok(Stack {
             inner: Arc::new(Inner {
+                shields: safety::Shields::from_config(&config.shields),
                 config,
                 registry,
                 telemetry,
@@ -260,6 +264,14 @@ impl Stack {
             Endpoint::GetResponse => self.get_response(id()).map(Reply::Json),
             Endpoint::DeleteResponse => self.delete_response(id()).map(Reply::Json),
             Endpoint::ListInputItems => self.list_input_items(id(), params).map(Reply::Json),
+            Endpoint::ListShields => Ok(Reply::Json(self.list_shields())),
+            Endpoint::RegisterShield => self
+                .register_shield(&api::validate::parse_body(body)?)
+                .map(Reply::Json),
+            Endpoint::GetShield => self.get_shield(id()).map(Reply::Json),
+            Endpoint::DeleteShield => self.unregister_shield(id()).map(Reply::Json),
+            Endpoint::RunShield => self.run_shield(api::validate::parse_body(body)?).await,
+            Endpoint::Moderations => self.moderations(api::validate::parse_body(body)?).await,
         }
     }
 }

@@ -9,12 +9,13 @@ mod common;
 mod inference;
 mod models;
 mod responses;
+mod safety;
 mod telemetry;
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use harness::fixtures::ModelKind::{Completion, Embedding, Text};
+use harness::fixtures::ModelKind::{Completion, Embedding, SafetyShield, Text};
 use harness::fixtures::runner::{TestCase, run_suite};
 
 /// A test case whose id (`area/file.rs::test`) is derived from the function's own path, so the
@@ -178,6 +179,35 @@ fn cases() -> Vec<TestCase> {
         case!(
             responses::test_responses_telemetry::test_response_tool_error_span,
             [Text]
+        ),
+        case!(
+            safety::test_safety::test_shields_list_and_get,
+            [SafetyShield]
+        ),
+        case!(safety::test_safety::test_register_and_delete_shield, [Text]),
+        case!(safety::test_safety::test_run_shield_benign, [SafetyShield]),
+        case!(safety::test_safety::test_run_shield_unsafe, [SafetyShield]),
+        case!(
+            safety::test_safety::test_run_shield_multi_turn,
+            [SafetyShield]
+        ),
+        case!(
+            safety::test_safety::test_run_shield_bad_requests,
+            [SafetyShield]
+        ),
+        case!(safety::test_safety::test_moderations_single, [SafetyShield]),
+        case!(safety::test_safety::test_moderations_batch, [SafetyShield]),
+        case!(
+            safety::test_safety::test_responses_guardrails,
+            [Text, SafetyShield]
+        ),
+        case!(
+            safety::test_safety_telemetry::test_run_shield_span,
+            [SafetyShield]
+        ),
+        case!(
+            safety::test_safety_telemetry::test_guarded_stream_checks_once_per_item,
+            [Text, SafetyShield]
         ),
     ]
 }

@@ -61,13 +61,25 @@ pub enum Endpoint {
     DeleteResponse,
     /// `GET /v1/responses/{response_id}/input_items`
     ListInputItems,
+    /// `GET /v1/shields`
+    ListShields,
+    /// `POST /v1/shields`
+    RegisterShield,
+    /// `GET /v1/shields/{identifier}`
+    GetShield,
+    /// `DELETE /v1/shields/{identifier}`
+    DeleteShield,
+    /// `POST /v1/safety/run-shield`
+    RunShield,
+    /// `POST /v1/moderations`
+    Moderations,
 }
 
-/// What a request's URL says besides its endpoint: the `{response_id}` of the path and the
-/// query parameters.
+/// What a request's URL says besides its endpoint: the id in the path (`{response_id}`,
+/// `{identifier}`) and the query parameters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params {
-    /// The path's `{response_id}`, percent-decoded.
+    /// The path's id, percent-decoded.
     pub id: Option<String>,
     /// The query parameters in order, percent-decoded.
     pub query: Vec<(String, String)>,
@@ -85,7 +97,7 @@ impl Params {
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 11] = [
+    pub const ALL: [Endpoint; 17] = [
         Self::Health,
         Self::Version,
         Self::Models,
@@ -97,9 +109,16 @@ impl Endpoint {
         Self::GetResponse,
         Self::DeleteResponse,
         Self::ListInputItems,
+        Self::ListShields,
+        Self::RegisterShield,
+        Self::GetShield,
+        Self::DeleteShield,
+        Self::RunShield,
+        Self::Moderations,
     ];
 
-    /// The URL path (a route pattern, `{response_id}` standing for a path segment).
+    /// The URL path (a route pattern, `{response_id}` or `{identifier}` standing for a path
+    /// segment).
     pub fn path(self) -> &'static str {
         match self {
             Self::Health => "/v1/health",
@@ -111,6 +130,10 @@ impl Endpoint {
             Self::CreateResponse | Self::ListResponses => "/v1/responses",
             Self::GetResponse | Self::DeleteResponse => "/v1/responses/{response_id}",
             Self::ListInputItems => "/v1/responses/{response_id}/input_items",
+            Self::ListShields | Self::RegisterShield => "/v1/shields",
+            Self::GetShield | Self::DeleteShield => "/v1/shields/{identifier}",
+            Self::RunShield => "/v1/safety/run-shield",
+            Self::Moderations => "/v1/moderations",
         }
     }
 
@@ -122,19 +145,30 @@ impl Endpoint {
             | Self::Models
             | Self::ListResponses
             | Self::GetResponse
-            | Self::ListInputItems => "GET",
-            Self::DeleteResponse => "DELETE",
-            Self::ChatCompletions | Self::Completions | Self::Embeddings | Self::CreateResponse => {
-                "POST"
-            }
+            | Self::ListInputItems
+            | Self::ListShields
+            | Self::GetShield => "GET",
+            Self::DeleteResponse | Self::DeleteShield => "DELETE",
+            Self::ChatCompletions
+            | Self::Completions
+            | Self::Embeddings
+            | Self::CreateResponse
+            | Self::RegisterShield
+            | Self::RunShield
+            | Self::Moderations => "POST",
         }
     }
 
-    /// The `{response_id}` of `path` when it matches this endpoint's pattern (`Some("")` for a
+    /// The `{...}` segment of `path` when it matches this endpoint's pattern (`Some("")` for a
     /// pattern without one).
     fn match_path(self, path: &str) -> Option<String> {
         let pattern = self.path();
-        match pattern.split_once("{response_id}") {
+        let placeholder = pattern.find('{').and_then(|start| {
+            pattern[start..]
+                .find('}')
+                .map(|end| (start, start + end + 1))
+        });
+        match placeholder.map(|(a, b)| (&pattern[..a], &pattern[b..])) {
             None => (pattern == path).then(String::new),
             Some((prefix, suffix)) => {
                 let id = path.strip_prefix(prefix)?.strip_suffix(suffix)?;

@@ -9,7 +9,9 @@
 //! | `vllm` | `VLLM_URL` is set | `VLLM_URL` (with or without `/v1`), `VLLM_API_TOKEN` |
 //! | `llamacpp` | `LLAMACPP_URL` is set | `LLAMACPP_URL` (with or without `/v1`), `LLAMACPP_API_KEY` |
 //!
-//! Its models are the ones each provider lists at `GET /v1/models` when the stack starts.
+//! Its models are the ones each provider lists at `GET /v1/models` when the stack starts. With
+//! `SAFETY_MODEL` set (a stack model id, e.g. `llamacpp/qwen2.5-coder-0.5b`), it registers the
+//! shield `llama-guard` running Llama Guard on that model.
 
 /// The `starter` distribution.
 pub const STARTER: &str = r#"# Built-in distribution `starter`: every remote provider whose variables are set.
@@ -41,6 +43,12 @@ provider_id = "llamacpp"
 provider_type = "remote::llamacpp"
 base_url = "${env.LLAMACPP_URL:=}"
 api_key = "${env.LLAMACPP_API_KEY:=}"
+
+# Llama Guard on the guard model SAFETY_MODEL (a stack model id), when it is set.
+[[shields]]
+shield_id = "llama-guard"
+provider_id = "llama-guard"
+provider_shield_id = "${env.SAFETY_MODEL:=}"
 "#;
 
 /// Names of the built-in distributions.

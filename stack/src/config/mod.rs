@@ -56,6 +56,21 @@ pub struct RunConfig {
     pub models: Vec<ModelConfig>,
     /// Where the stack keeps what it stores (responses).
     pub storage: StorageConfig,
+    /// Safety shields registered at start (those whose `provider_shield_id` is not empty).
+    pub shields: Vec<ShieldConfig>,
+}
+
+/// A `[[shields]]` entry: a safety shield and the guard model it runs on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShieldConfig {
+    /// The id callers name (`llama-guard`).
+    pub shield_id: String,
+    /// The safety provider (`llama-guard`, the only one: `inline::llama-guard`).
+    pub provider_id: String,
+    /// The guard model, a stack model id (`llamacpp/qwen2.5-coder-0.5b`).
+    pub provider_shield_id: String,
+    /// Provider parameters (e.g. `excluded_categories = ["S6"]`).
+    pub params: Map<String, Value>,
 }
 
 /// The `[storage]` table: the SQLite database of stored responses and their input items.
@@ -469,7 +484,14 @@ impl Parser<'_> {
         self.check_keys(
             root,
             "",
-            &["name", "server", "providers", "models", "storage"],
+            &[
+                "name",
+                "server",
+                "providers",
+                "models",
+                "storage",
+                "shields",
+            ],
         )?;
         let name = self.string(root, "", "name")?.unwrap_or_default();
         let server = match root.get("server") {
@@ -550,6 +572,16 @@ impl Parser<'_> {
                 ));
             }
         };
+        let mut shields = Vec::new();
+        for (i, t) in self
+            .array_of_tables(root, "shields")?
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(shield) = self.shield(t, &format!("shields[{i}]"))? {
+                shields.push(shield);
+            }
+        }
         Ok(RunConfig {
             name,
             source: self.source.to_owned(),
@@ -557,6 +589,7 @@ impl Parser<'_> {
             providers,
             models,
             storage,
+            shields,
         })
     }
 
@@ -645,6 +678,55 @@ impl Parser<'_> {
             base_url,
             api_key,
         })
+    }
+
+    /// A `[[shields]]` entry; `None` when its `provider_shield_id` (or `provider_id`) resolves
+    /// to empty, as Llama Stack's `${env.SAFETY_MODEL:=}` disables it.
+    fn shield(&self, t: &toml::Table, prefix: &str) -> Result<Option<ShieldConfig>, ConfigError> {
+        self.check_keys(
+            t,
+            prefix,
+            &["shield_id", "provider_id", "provider_shield_id", "params"],
+        )?;
+        let shield_id = self.required_string(t, prefix, "shield_id")?;
+        let provider_id = self
+            .string(t, prefix, "provider_id")?
+            .unwrap_or_else(|| "llama-guard".to_owned());
+        let model = self
+            .string(t, prefix, "provider_shield_id")?
+            .unwrap_or_default();
+        if model.is_empty() || provider_id.is_empty() {
+            return Ok(None);
+        }
+        if shield_id.is_empty() {
+            return Err(self.err(&join(prefix, "shield_id"), "must not be empty"));
+        }
+        if provider_id != "llama-guard" {
+            return Err(self.err(
+                &join(prefix, "provider_id"),
+                format!("unknown safety provider '{provider_id}'; expected llama-guard"),
+            ));
+        }
+        let params_field = join(prefix, "params");
+        let params = match t.get("params") {
+            None => Map::new(),
+            Some(v @ toml::Value::Table(_)) => match self.json(v, &params_field)? {
+                Value::Object(o) => o,
+                _ => Map::new(),
+            },
+            Some(other) => {
+                return Err(self.err(
+                    &params_field,
+                    format!("expected a table, found {}", other.type_str()),
+                ));
+            }
+        };
+        Ok(Some(ShieldConfig {
+            shield_id,
+            provider_id,
+            provider_shield_id: model,
+            params,
+        }))
     }
 
     fn model(&self, t: &toml::Table, prefix: &str) -> Result<ModelConfig, ConfigError> {

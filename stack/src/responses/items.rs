@@ -16,6 +16,17 @@ pub fn message(id: &str, text: &str, status: &str) -> Value {
     })
 }
 
+/// An assistant `message` item whose content is a `refusal` part (a guardrail's verdict).
+pub fn refusal(id: &str, text: &str) -> Value {
+    json!({
+        "id": id,
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "refusal", "refusal": text}],
+    })
+}
+
 /// An `output_text` content part.
 pub fn output_text(text: &str) -> Value {
     json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})

@@ -38,6 +38,8 @@ const MAX_LIMIT: usize = 100;
 /// A create request ready to run.
 struct Prepared {
     req: CreateRequest,
+    /// The shields of `guardrails`.
+    guards: Vec<crate::safety::Shield>,
     /// The request's `tools`, as echoed (no credentials).
     tools: Value,
     id: String,
@@ -133,6 +135,11 @@ impl Stack {
                 Some("model_not_supported"),
             ));
         }
+        let guards = req
+            .guardrails
+            .iter()
+            .map(|id| self.shields().get(id))
+            .collect::<Result<Vec<_>, _>>()?;
         let provider_name = provider_name(route.provider.provider_type());
         let provider_model_id = route.model.provider_model_id.clone();
         let previous = match &req.previous_response_id {
@@ -160,6 +167,7 @@ impl Stack {
         };
         conversation.extend(input_items.iter().cloned());
         let prepared = Prepared {
+            guards,
             tools: request::echoed_tools(&body),
             req,
             id,
@@ -213,7 +221,14 @@ impl Stack {
         let started = p.object("in_progress", &[], None, None);
         emitter.emit("response.created", json!({"response": started}));
         emitter.emit("response.in_progress", json!({"response": started}));
-        let run = run::Run::new(self, &p.req, p.conversation.clone(), emitter, &span);
+        let run = run::Run::new(
+            self,
+            &p.req,
+            p.conversation.clone(),
+            emitter,
+            &span,
+            p.guards.clone(),
+        );
         let (outcome, mut emitter) = run.run().with_context(span.context().clone()).await;
         let response = p.object(
             outcome.status,

@@ -42,6 +42,9 @@ pub struct CreateRequest {
     pub previous_response_id: Option<String>,
     /// `metadata` (string values).
     pub metadata: Value,
+    /// Shields that check the input and each answer (Llama Stack's `guardrails`, also accepted
+    /// as `shields`): shield ids, or objects naming one in `type` or `shield_id`.
+    pub guardrails: Vec<String>,
 }
 
 /// A tool of the request.
@@ -274,7 +277,39 @@ pub fn parse(body: &Value) -> Result<CreateRequest, ApiError> {
         stream: opt_bool(obj, "stream")?.unwrap_or(false),
         previous_response_id: opt_string(obj, "previous_response_id", "previous_response_id")?,
         metadata,
+        guardrails: guardrails(obj)?,
     })
+}
+
+fn guardrails(obj: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
+    let (key, value) = match (field(obj, "guardrails"), field(obj, "shields")) {
+        (Some(v), _) => ("guardrails", v),
+        (None, Some(v)) => ("shields", v),
+        (None, None) => return Ok(Vec::new()),
+    };
+    let Value::Array(items) = value else {
+        return Err(type_error(key, "an array of shield ids", value));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let id = match g {
+                Value::String(s) => Some(s.as_str()),
+                Value::Object(o) => o
+                    .get("shield_id")
+                    .or(o.get("type"))
+                    .and_then(Value::as_str),
+                _ => None,
+            };
+            id.filter(|s| !s.is_empty()).map(str::to_owned).ok_or_else(|| {
+                bad(
+                    &format!("{key}[{i}]"),
+                    format!("'{key}[{i}]' must be a shield id or {{\"type\": <shield id>}}; got {g}."),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Checks `text.format`.

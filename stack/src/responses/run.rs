@@ -23,6 +23,8 @@ use crate::api::Reply;
 use crate::error::ApiError;
 use crate::ids;
 use crate::mcp::McpSession;
+use crate::safety::Shield;
+use crate::safety::llama_guard::{self, Role};
 use crate::telemetry::agent::{AgentSpan, ToolCall};
 use crate::telemetry::semconv as sc;
 
@@ -66,6 +68,8 @@ pub(super) struct Run<'a> {
     pub conversation: Vec<Value>,
     pub emitter: Emitter,
     pub span: &'a AgentSpan,
+    /// The shields checking the input and each answer (`guardrails`).
+    guards: Vec<Shield>,
     output: Vec<Value>,
     sessions: HashMap<usize, McpSession>,
     /// Tool definitions offered to the model, and where each name leads.
@@ -109,6 +113,7 @@ impl<'a> Run<'a> {
         conversation: Vec<Value>,
         emitter: Emitter,
         span: &'a AgentSpan,
+        guards: Vec<Shield>,
     ) -> Self {
         Self {
             stack,
@@ -116,6 +121,7 @@ impl<'a> Run<'a> {
             conversation,
             emitter,
             span,
+            guards,
             output: Vec::new(),
             sessions: HashMap::new(),
             offered: Vec::new(),
@@ -152,6 +158,17 @@ impl<'a> Run<'a> {
     }
 
     async fn steps(&mut self) -> Result<(), Failed> {
+        // Input guardrails first: a violation answers with a refusal and nothing else runs.
+        if !self.guards.is_empty()
+            && let Some(refusal) = self.guard_input().await?
+        {
+            let index = self.output.len();
+            let item = items::refusal(&ids::mint("msg"), &refusal);
+            self.emitter.item_added(index, &item);
+            self.emitter.item_done(index, &item);
+            self.output.push(item);
+            return Ok(());
+        }
         // Approved calls run first; the model then continues from their results.
         self.approvals().await?;
         self.offer_tools().await?;
@@ -159,7 +176,7 @@ impl<'a> Run<'a> {
         for _ in 0..MAX_TURNS {
             let turn = self.turn(tools_on).await?;
             if !turn.message_done && (!turn.text.is_empty() || turn.calls.is_empty()) {
-                self.push_message(&turn.text);
+                self.push_message(&turn.text).await?;
             }
             if turn.calls.is_empty() {
                 return Ok(());
@@ -518,13 +535,86 @@ impl<'a> Run<'a> {
 
     /// Adds the assistant's text as a `message` item (streamed turns emitted its events as the
     /// text came; a whole answer gets them here).
-    fn push_message(&mut self, text: &str) {
+    async fn push_message(&mut self, text: &str) -> Result<(), Failed> {
         let index = self.output.len();
         let id = ids::mint("msg");
-        let item = items::message(&id, text, "completed");
         self.text_events(index, &id, Some(text));
-        self.text_done_events(index, &id, text, &item);
+        self.finish_message(index, &id, text).await
+    }
+
+    /// Ends a message item: the output guardrails check its text once (never per delta); a
+    /// violation replaces the text with a refusal.
+    async fn finish_message(&mut self, index: usize, id: &str, text: &str) -> Result<(), Failed> {
+        let item = match self.guard_output(text).await? {
+            Some(refusal) => items::refusal(id, &refusal),
+            None => items::message(id, text, "completed"),
+        };
+        self.text_done_events(index, id, text, &item);
         self.output.push(item);
+        Ok(())
+    }
+
+    /// The refusal when an input guardrail finds a violation in this request's input.
+    async fn guard_input(&mut self) -> Result<Option<String>, Failed> {
+        let turns: Vec<(Role, String)> = self
+            .req
+            .input
+            .iter()
+            .filter(|i| i.get("type").and_then(Value::as_str) == Some("message"))
+            .filter_map(|i| {
+                let role = match i.get("role").and_then(Value::as_str)? {
+                    "user" => Role::User,
+                    "assistant" => Role::Agent,
+                    _ => return None,
+                };
+                Some((role, llama_guard::text_of(i.get("content")?)?))
+            })
+            .collect();
+        if turns.is_empty() {
+            return Ok(None);
+        }
+        self.guard(&turns).await
+    }
+
+    /// The refusal when an output guardrail finds a violation in the assistant's `text` (judged
+    /// after the last user message of the input).
+    async fn guard_output(&mut self, text: &str) -> Result<Option<String>, Failed> {
+        if self.guards.is_empty() {
+            return Ok(None);
+        }
+        let mut turns: Vec<(Role, String)> = self
+            .req
+            .input
+            .iter()
+            .rev()
+            .find(|i| i.get("role").and_then(Value::as_str) == Some("user"))
+            .and_then(|i| llama_guard::text_of(i.get("content")?))
+            .map(|t| vec![(Role::User, t)])
+            .unwrap_or_default();
+        turns.push((Role::Agent, text.to_owned()));
+        self.guard(&turns).await
+    }
+
+    async fn guard(&mut self, turns: &[(Role, String)]) -> Result<Option<String>, Failed> {
+        let messages = Value::from(
+            turns
+                .iter()
+                .map(|(r, t)| json!({"role": if *r == Role::User { "user" } else { "assistant" }, "content": t}))
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
+        for shield in self.guards.clone() {
+            let cx = self.span.context().clone();
+            if let Some(v) = self
+                .stack
+                .check(&shield, turns, &messages)
+                .with_context(cx)
+                .await?
+            {
+                return Ok(Some(v.user_message));
+            }
+        }
+        Ok(None)
     }
 
     fn text_events(&mut self, index: usize, id: &str, delta: Option<&str>) {
@@ -664,9 +754,7 @@ impl<'a> Run<'a> {
                 }
                 turn.calls = calls.into_iter().filter(|(n, _)| !n.is_empty()).collect();
                 if let Some((index, id)) = message {
-                    let item = items::message(&id, &turn.text, "completed");
-                    self.text_done_events(index, &id, &turn.text, &item);
-                    self.output.push(item);
+                    self.finish_message(index, &id, &turn.text).await?;
                     turn.message_done = true;
                 }
                 turn

@@ -19,6 +19,7 @@
 //! - [`http_client`]: the provider client span and `traceparent` injection (reqwest middleware).
 //! - [`http_server`]: the HTTP server span and `http.server.*` metrics (tower layer).
 //! - [`mcp`]: MCP client spans and `mcp.client.operation.duration`.
+//! - [`safety`]: the `run_guardrail` span of a shield run and the verdict counter.
 //! - [`agent`]: the `invoke_agent` span of a Responses API response and its `execute_tool` spans.
 //! - [`setup`]: SDK setup from the environment for the `stack` binary.
 
@@ -28,6 +29,7 @@ pub mod genai;
 pub mod http_client;
 pub mod http_server;
 pub mod mcp;
+pub mod safety;
 pub mod semconv;
 pub mod setup;
 pub mod sink;
