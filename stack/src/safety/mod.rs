@@ -496,6 +496,134 @@ fn moderation_result(violation: Option<&Violation>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::{chat_reply, fake_provider, json_reply, stack_for};
+    use wiremock::matchers::{body_string_contains, method, path};
+    use wiremock::{Mock, ResponseTemplate};
+
+    /// A stack whose shield `guard` runs on a fake provider answering `answer` (HTTP `status`).
+    async fn guarded(status: u16, answer: Value) -> (Stack, wiremock::MockServer) {
+        let server = fake_provider().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .and(body_string_contains("UNSAFE CONTENT CATEGORIES"))
+            .respond_with(ResponseTemplate::new(status).set_body_json(answer))
+            .mount(&server)
+            .await;
+        let stack = stack_for(&server).await;
+        stack
+            .register_shield(
+                &json!({"shield_id": "guard", "provider_shield_id": "llamacpp/smollm2-135m"}),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        (stack, server)
+    }
+
+    #[tokio::test]
+    async fn an_output_guardrail_refuses_the_answer_after_one_check() {
+        let server = fake_provider().await;
+        let guard = |assessed: &'static str, verdict: &'static str| {
+            Mock::given(method("POST"))
+                .and(body_string_contains(assessed))
+                .respond_with(
+                    ResponseTemplate::new(200).set_body_json(chat_reply("smollm2-135m", verdict)),
+                )
+        };
+        guard("ONLY THE LAST User", "safe")
+            .expect(1)
+            .mount(&server)
+            .await;
+        guard("ONLY THE LAST Agent", "unsafe\nS9")
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(body_string_contains("Tell me about fireworks"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(chat_reply("smollm2-135m", "Mix these...")),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let stack = stack_for(&server).await;
+        stack
+            .register_shield(
+                &json!({"shield_id": "guard", "provider_shield_id": "llamacpp/smollm2-135m"}),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        let r = json_reply(
+            stack
+                .create_response(
+                    json!({"model": "llamacpp/smollm2-135m", "input": "Tell me about fireworks",
+                                        "guardrails": ["guard"]}),
+                )
+                .await,
+        );
+        assert_eq!(r["status"], "completed");
+        assert_eq!(
+            r["output"][0]["content"][0],
+            json!({"type": "refusal", "refusal": llama_guard::REFUSAL})
+        );
+        assert_eq!(r["output"].as_array().map(Vec::len), Some(1));
+    }
+
+    fn ask(text: &str) -> Value {
+        json!({"shield_id": "guard", "messages": [{"role": "user", "content": text}]})
+    }
+
+    #[tokio::test]
+    async fn an_unsafe_verdict_is_a_violation_and_a_flagged_moderation() {
+        let (stack, _server) = guarded(200, chat_reply("smollm2-135m", "unsafe\nS1,S10")).await;
+        let r = json_reply(stack.run_shield(ask("x")).await);
+        assert_eq!(r["violation"]["violation_level"], "error");
+        assert_eq!(r["violation"]["metadata"]["violation_type"], "S1,S10");
+        assert_eq!(
+            r["violation"]["metadata"]["categories"],
+            json!(["Violent Crimes", "Hate"])
+        );
+        let m = json_reply(
+            stack
+                .moderations(json!({"input": ["x", "y"], "model": "guard"}))
+                .await,
+        );
+        assert_eq!(m["results"].as_array().map(Vec::len), Some(2));
+        assert_eq!(m["results"][0]["categories"]["violence"], true);
+        assert_eq!(m["results"][0]["categories"]["hate"], true);
+        assert_eq!(m["results"][0]["categories"]["sexual"], false);
+        // The guard model's id works as the moderation model too.
+        let by_model = json_reply(
+            stack
+                .moderations(json!({"input": "x", "model": "llamacpp/smollm2-135m"}))
+                .await,
+        );
+        assert_eq!(by_model["results"][0]["flagged"], true);
+    }
+
+    #[tokio::test]
+    async fn a_guard_model_that_fails_passes_its_status_on_naming_the_shield() {
+        let (stack, _server) = guarded(
+            503,
+            json!({"error": {"message": "overloaded", "type": "server_error"}}),
+        )
+        .await;
+        let e = stack.run_shield(ask("x")).await.unwrap_err();
+        assert_eq!(e.status, 503, "{e}");
+        assert!(
+            e.message.contains("shield 'guard'") && e.message.contains("overloaded"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_verdict_is_an_error_quoting_it_never_safe() {
+        let (stack, _server) = guarded(200, chat_reply("smollm2-135m", "Sure! Here is how.")).await;
+        let e = stack.run_shield(ask("x")).await.unwrap_err();
+        assert_eq!(e.status, 502);
+        assert!(e.message.contains("Sure! Here is how."), "{}", e.message);
+        let e = stack.moderations(json!({"input": "x"})).await.unwrap_err();
+        assert_eq!(e.status, 502);
+    }
 
     #[test]
     fn run_shield_messages_are_checked_field_by_field() {
