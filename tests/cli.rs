@@ -37,40 +37,11 @@ async fn run_serves_until_sigterm() {
     )
     .expect("write config");
 
-    let mut child = stack_command()
-        .args(["run", config.to_str().expect("utf-8 path"), "--port", "0"])
-        .env("FAKE_URL", provider.uri())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn stack");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut base = None;
-    let mut seen = Vec::new();
-    while base.is_none() && Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            if let Some(rest) = line.split("stack listening on ").nth(1) {
-                base = rest.split_whitespace().next().map(str::to_owned);
-            }
-            seen.push(line);
-        }
-    }
-    let Some(base) = base else {
-        let _ = child.kill();
-        panic!(
-            "stack did not report its address; stderr so far:\n{}",
-            seen.join("\n")
-        );
-    };
+    let mut cmd = stack_command();
+    cmd.args(["run", config.to_str().expect("utf-8 path"), "--port", "0"])
+        .env("FAKE_URL", provider.uri());
+    let (mut child, found) = spawn_until(cmd, &["stack listening on "]);
+    let base = found[0].clone();
     assert!(base.starts_with("http://127.0.0.1:"), "{base}");
 
     let client = stack::StackClient::http(&base).expect("client");
@@ -98,6 +69,117 @@ async fn run_serves_until_sigterm() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Spawns `cmd` and reads its stderr until a line has each of `markers`; returns the child and,
+/// per marker, the first word after it. Panics (killing the child) after 20 s.
+fn spawn_until(mut cmd: Command, markers: &[&str]) -> (std::process::Child, Vec<String>) {
+    let mut child = cmd
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn stack");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    // Reads stderr to its end, also after the caller stopped listening: a closed pipe would make
+    // the stack's last log lines fail.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut found: Vec<Option<String>> = vec![None; markers.len()];
+    let mut seen = Vec::new();
+    while found.iter().any(Option::is_none) && Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            for (i, marker) in markers.iter().enumerate() {
+                if let Some(rest) = line.split(marker).nth(1) {
+                    found[i] = rest.split_whitespace().next().map(str::to_owned);
+                }
+            }
+            seen.push(line);
+        }
+    }
+    if found.iter().any(Option::is_none) {
+        let _ = child.kill();
+        panic!(
+            "stack did not report {markers:?}; stderr so far:\n{}",
+            seen.join("\n")
+        );
+    }
+    (child, found.into_iter().flatten().collect())
+}
+
+/// `OTEL_METRICS_EXPORTER=prometheus` serves the stack's metrics for Prometheus to scrape, under
+/// the Prometheus names the seed's dashboards query (`gen_ai_client_token_usage_sum`, ...).
+#[tokio::test]
+async fn prometheus_scrape_endpoint_serves_the_genai_metrics() {
+    let provider = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"object": "list", "data": [{"id": "m"}]})),
+        )
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hi"}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+        })))
+        .mount(&provider)
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("run.toml");
+    std::fs::write(
+        &config,
+        "[[providers]]\nprovider_id = \"fake\"\nprovider_type = \"remote::openai\"\nbase_url = \"${env.FAKE_URL}/v1\"\n",
+    )
+    .expect("write config");
+    let mut cmd = stack_command();
+    cmd.args(["run", config.to_str().expect("utf-8 path"), "--port", "0"])
+        .env("FAKE_URL", provider.uri())
+        .env("OTEL_METRICS_EXPORTER", "prometheus")
+        .env("OTEL_EXPORTER_PROMETHEUS_HOST", "127.0.0.1")
+        .env("OTEL_EXPORTER_PROMETHEUS_PORT", "0");
+    let (mut child, found) = spawn_until(
+        cmd,
+        &["stack listening on ", "Prometheus scrape endpoint on "],
+    );
+    let client = stack::StackClient::http(&found[0]).expect("client");
+    client
+        .chat_completion(json!({"model": "fake/m", "messages": [{"role": "user", "content": "x"}]}))
+        .await
+        .expect("chat");
+    let text = reqwest::get(&found[1])
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    let _ = child.kill();
+    let _ = child.wait();
+    for needle in [
+        "gen_ai_client_token_usage_sum{",
+        "gen_ai_token_type=\"input\"",
+        "gen_ai_client_operation_duration_seconds_bucket{",
+        "http_server_request_duration_seconds_count{",
+    ] {
+        assert!(text.contains(needle), "{needle} not in the scrape:\n{text}");
+    }
+    let input = text
+        .lines()
+        .find(|l| {
+            l.starts_with("gen_ai_client_token_usage_sum{")
+                && l.contains("gen_ai_token_type=\"input\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert_eq!(input, Some(5.0), "{text}");
 }
 
 #[test]

@@ -74,7 +74,19 @@ async fn async_main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Run { target, port, host } => match telemetry::init_from_env() {
             Ok(guard) => {
+                let scrape = match guard.prometheus() {
+                    Some((target, registry)) => {
+                        match serve_prometheus(target, registry.clone()).await {
+                            Ok(task) => Some(task),
+                            Err(e) => return fail(e),
+                        }
+                    }
+                    None => None,
+                };
                 let result = run(&target, port, host).await;
+                if let Some(task) = scrape {
+                    task.abort();
+                }
                 // Flushes the last spans and metrics, bounded (off the async runtime's threads).
                 guard.shutdown();
                 result
@@ -84,14 +96,65 @@ async fn async_main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(e),
     }
+}
+
+fn fail(e: anyhow::Error) -> ExitCode {
+    eprintln!("error: {e}");
+    for cause in e.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    ExitCode::FAILURE
+}
+
+/// Serves `GET /metrics` (Prometheus text format) from `registry` at the target's address, on a
+/// task of its own, until aborted.
+async fn serve_prometheus(
+    target: &telemetry::setup::PrometheusTarget,
+    registry: prometheus::Registry,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use axum::http::{StatusCode, header};
+    let listener = tokio::net::TcpListener::bind((target.host.as_str(), target.port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for Prometheus scrapes on {}:{} (OTEL_EXPORTER_PROMETHEUS_HOST/PORT)",
+                target.host, target.port
+            )
+        })?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = registry.clone();
+            async move {
+                match telemetry::setup::prometheus_text(&registry) {
+                    Ok(text) => (
+                        StatusCode::OK,
+                        [(
+                            header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        text,
+                    ),
+                    Err(e) => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                        format!("cannot encode the metrics: {e}"),
+                    ),
+                }
+            }
+        }),
+    );
+    tracing::info!("Prometheus scrape endpoint on http://{addr}/metrics");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!("the Prometheus scrape endpoint stopped: {e}");
+        }
+    }))
 }
 
 async fn run(target: &str, port: Option<u16>, host: Option<String>) -> anyhow::Result<()> {

@@ -10,7 +10,8 @@
 //! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `..._METRICS_ENDPOINT` | full URL for one signal |
 //! | `OTEL_EXPORTER_OTLP_PROTOCOL` (and `..._TRACES_PROTOCOL` / `..._METRICS_PROTOCOL`) | `http/protobuf` (default) or `http/json`; `grpc` is refused: not built in |
 //! | `OTEL_EXPORTER_OTLP_TIMEOUT` (and per signal) | export timeout in ms (default here 3000, shorter than the spec's 10 s) |
-//! | `OTEL_TRACES_EXPORTER` / `OTEL_METRICS_EXPORTER` | `none` turns a signal off; `otlp` turns it on even without an endpoint (then `http://localhost:4318`) |
+//! | `OTEL_TRACES_EXPORTER` / `OTEL_METRICS_EXPORTER` | comma-separated; `none` turns a signal off; `otlp` turns it on even without an endpoint (then `http://localhost:4318`); for metrics, `prometheus` serves a Prometheus scrape endpoint (and, named without `otlp`, exports no OTLP metrics) |
+//! | `OTEL_EXPORTER_PROMETHEUS_HOST`, `OTEL_EXPORTER_PROMETHEUS_PORT` | where the scrape endpoint listens: `http://HOST:PORT/metrics` (default `localhost:9464`, the spec's) |
 //! | `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | the resource (service name default `llama-stack`) |
 //! | `OTEL_BSP_*`, `OTEL_METRIC_EXPORT_INTERVAL` | read by the SDK's batch span processor and periodic reader |
 //! | `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_COMPRESSION` | read by the OTLP exporter |
@@ -53,6 +54,9 @@ pub enum SetupError {
         /// The variable that asked for it.
         var: String,
     },
+    /// The Prometheus scrape endpoint could not be set up.
+    #[error("cannot set up the Prometheus exporter: {0}")]
+    Prometheus(String),
     /// A protocol value that is not `http/protobuf`, `http/json` or `grpc`.
     #[error("{var}={value}: unknown OTLP protocol; use http/protobuf or http/json")]
     UnknownProtocol {
@@ -61,8 +65,8 @@ pub enum SetupError {
         /// Its value.
         value: String,
     },
-    /// An exporter value other than `otlp` or `none`.
-    #[error("{var}={value}: unsupported exporter; use otlp or none")]
+    /// An exporter value other than `otlp`, `none` (and for metrics `prometheus`).
+    #[error("{var}={value}: unsupported exporter; use otlp or none (for metrics also prometheus)")]
     UnknownExporter {
         /// The variable.
         var: String,
@@ -127,6 +131,17 @@ pub struct OtelConfig {
     pub traces: Option<ExportTarget>,
     /// Metric export, if any.
     pub metrics: Option<ExportTarget>,
+    /// The Prometheus scrape endpoint, if asked for (`OTEL_METRICS_EXPORTER=prometheus`).
+    pub prometheus: Option<PrometheusTarget>,
+}
+
+/// Where the Prometheus scrape endpoint listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrometheusTarget {
+    /// `OTEL_EXPORTER_PROMETHEUS_HOST` (default `localhost`).
+    pub host: String,
+    /// `OTEL_EXPORTER_PROMETHEUS_PORT` (default 9464).
+    pub port: u16,
 }
 
 struct Signal {
@@ -171,35 +186,74 @@ impl OtelConfig {
                 disabled: true,
                 traces: None,
                 metrics: None,
+                prometheus: None,
             });
         }
+        let prometheus = exporters(&METRICS, &get)?
+            .is_some_and(|names| names.iter().any(|n| n == "prometheus"))
+            .then(|| -> Result<PrometheusTarget, SetupError> {
+                let port = match get("OTEL_EXPORTER_PROMETHEUS_PORT") {
+                    None => 9464,
+                    Some(p) => p.parse::<u16>().map_err(|_| SetupError::UnknownExporter {
+                        var: "OTEL_EXPORTER_PROMETHEUS_PORT".into(),
+                        value: format!("{p} (not a port number)"),
+                    })?,
+                };
+                Ok(PrometheusTarget {
+                    host: get("OTEL_EXPORTER_PROMETHEUS_HOST")
+                        .unwrap_or_else(|| "localhost".into()),
+                    port,
+                })
+            })
+            .transpose()?;
         Ok(Self {
             disabled: false,
             traces: target(&TRACES, &get)?,
             metrics: target(&METRICS, &get)?,
+            prometheus,
         })
     }
 
     /// Whether anything is exported.
     pub fn exports(&self) -> bool {
-        self.traces.is_some() || self.metrics.is_some()
+        self.traces.is_some() || self.metrics.is_some() || self.prometheus.is_some()
     }
+}
+
+/// The exporters a signal's `OTEL_*_EXPORTER` names (lowercase), `None` when it is unset. Traces
+/// take `otlp` and `none`; metrics also `prometheus`.
+fn exporters(
+    signal: &Signal,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<Vec<String>>, SetupError> {
+    let Some(value) = get(signal.exporter_var) else {
+        return Ok(None);
+    };
+    let names: Vec<String> = value
+        .split(',')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    let known =
+        |n: &str| n == "otlp" || n == "none" || (n == "prometheus" && signal.path == METRICS.path);
+    if let Some(bad) = names.iter().find(|n| !known(n)) {
+        return Err(SetupError::UnknownExporter {
+            var: signal.exporter_var.to_owned(),
+            value: bad.clone(),
+        });
+    }
+    Ok(Some(names))
 }
 
 fn target(
     signal: &Signal,
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<Option<ExportTarget>, SetupError> {
-    let forced = match get(signal.exporter_var) {
+    let forced = match exporters(signal, get)? {
         None => false,
-        Some(v) if v.eq_ignore_ascii_case("none") => return Ok(None),
-        Some(v) if v.eq_ignore_ascii_case("otlp") => true,
-        Some(value) => {
-            return Err(SetupError::UnknownExporter {
-                var: signal.exporter_var.to_owned(),
-                value,
-            });
-        }
+        Some(names) if names.iter().any(|n| n == "otlp") => true,
+        // `none`, or only `prometheus`: no OTLP export for this signal.
+        Some(_) => return Ok(None),
     };
     let endpoint = match (get(signal.endpoint_var), get("OTEL_EXPORTER_OTLP_ENDPOINT")) {
         (Some(url), _) => url,
@@ -246,6 +300,7 @@ fn target(
 pub struct TelemetryGuard {
     tracer_provider: Option<SdkTracerProvider>,
     meter_provider: Option<SdkMeterProvider>,
+    prometheus: Option<(PrometheusTarget, prometheus::Registry)>,
 }
 
 impl TelemetryGuard {
@@ -275,8 +330,10 @@ impl TelemetryGuard {
             }
             None => None,
         };
-        let meter_provider = match &config.metrics {
-            Some(target) => {
+        let mut prometheus = None;
+        let meter_provider = if config.metrics.is_some() || config.prometheus.is_some() {
+            let mut builder = SdkMeterProvider::builder().with_resource(resource);
+            if let Some(target) = &config.metrics {
                 let exporter = target
                     .configure(opentelemetry_otlp::MetricExporter::builder().with_http())
                     .build()
@@ -284,19 +341,32 @@ impl TelemetryGuard {
                         signal: "metrics",
                         message: e.to_string(),
                     })?;
-                Some(
-                    SdkMeterProvider::builder()
-                        .with_reader(PeriodicReader::builder(exporter).build())
-                        .with_resource(resource)
-                        .build(),
-                )
+                builder = builder.with_reader(PeriodicReader::builder(exporter).build());
             }
-            None => None,
+            if let Some(target) = &config.prometheus {
+                let registry = prometheus::Registry::new();
+                let reader = opentelemetry_prometheus::exporter()
+                    .with_registry(registry.clone())
+                    .build()
+                    .map_err(|e| SetupError::Prometheus(e.to_string()))?;
+                builder = builder.with_reader(reader);
+                prometheus = Some((target.clone(), registry));
+            }
+            Some(builder.build())
+        } else {
+            None
         };
         Ok(Self {
             tracer_provider,
             meter_provider,
+            prometheus,
         })
+    }
+
+    /// Where the Prometheus scrape endpoint should listen and the registry it serves, when
+    /// `OTEL_METRICS_EXPORTER` names `prometheus` (the caller serves it: [`prometheus_text`]).
+    pub fn prometheus(&self) -> Option<(&PrometheusTarget, &prometheus::Registry)> {
+        self.prometheus.as_ref().map(|(t, r)| (t, r))
     }
 
     /// Whether spans are exported.
@@ -412,6 +482,16 @@ fn resource() -> Resource {
     }
 }
 
+/// The Prometheus text exposition of `registry` (what `GET /metrics` answers).
+pub fn prometheus_text(registry: &prometheus::Registry) -> Result<String, String> {
+    use prometheus::Encoder;
+    let mut buf = Vec::new();
+    prometheus::TextEncoder::new()
+        .encode(&registry.gather(), &mut buf)
+        .map_err(|e| e.to_string())?;
+    String::from_utf8(buf).map_err(|e| e.to_string())
+}
+
 /// Sets up telemetry for the `stack` binary from the environment: builds the providers
 /// ([`TelemetryGuard::build`]), installs them and the W3C trace-context propagator globally
 /// (nothing at all with `OTEL_SDK_DISABLED=true`). Keep the guard and call
@@ -465,11 +545,47 @@ mod tests {
             OtelConfig {
                 disabled: false,
                 traces: None,
-                metrics: None
+                metrics: None,
+                prometheus: None,
             }
         );
         let guard = TelemetryGuard::build(&c).unwrap_or_else(|e| panic!("{e}"));
         assert!(!guard.exports_traces() && !guard.exports_metrics());
+    }
+
+    #[test]
+    fn prometheus_is_a_metrics_exporter_beside_or_instead_of_otlp() {
+        let only =
+            config(&[("OTEL_METRICS_EXPORTER", "prometheus")]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(only.metrics, None);
+        assert_eq!(
+            only.prometheus,
+            Some(PrometheusTarget {
+                host: "localhost".into(),
+                port: 9464
+            })
+        );
+        let both = config(&[
+            ("OTEL_METRICS_EXPORTER", "otlp, prometheus"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            ("OTEL_EXPORTER_PROMETHEUS_HOST", "127.0.0.1"),
+            ("OTEL_EXPORTER_PROMETHEUS_PORT", "9999"),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(both.metrics.is_some() && both.traces.is_some());
+        assert_eq!(both.prometheus.as_ref().map(|p| p.port), Some(9999));
+        let guard = TelemetryGuard::build(&both).unwrap_or_else(|e| panic!("{e}"));
+        assert!(guard.exports_metrics() && guard.prometheus().is_some());
+        for bad in [
+            vec![("OTEL_TRACES_EXPORTER", "prometheus")],
+            vec![
+                ("OTEL_METRICS_EXPORTER", "prometheus"),
+                ("OTEL_EXPORTER_PROMETHEUS_PORT", "high"),
+            ],
+            vec![("OTEL_METRICS_EXPORTER", "otlp,zipkin")],
+        ] {
+            assert!(config(&bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
