@@ -723,3 +723,73 @@ async fn disabled_telemetry_emits_nothing_and_propagates_nothing() {
         "no trace context may leave a disabled stack"
     );
 }
+
+/// An MCP message carries its span's trace context in `params._meta` (MCP conventions); a
+/// `tools/call` under an `execute_tool` span decorates that span instead of making its own.
+#[tokio::test]
+async fn mcp_messages_carry_trace_context_in_meta_and_tool_calls_decorate_execute_tool() {
+    use super::mcp::Observer;
+    let local = Local::new(false);
+    let url = url::Url::parse("http://127.0.0.1:8765/mcp").unwrap();
+    let observer = Observer::new(local.telemetry.clone(), &url, Context::new(), vec![]);
+    let mut list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {"progressToken": 1}}});
+    let op = observer.begin(&list, Some("s1"));
+    op.inject_into(&mut list);
+    let traceparent = list["params"]["_meta"]["traceparent"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(traceparent.starts_with("00-"), "{list}");
+    assert_eq!(
+        list["params"]["_meta"]["progressToken"], 1,
+        "other _meta is kept"
+    );
+    op.finish_with(&json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": []}}));
+    let mut note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let op = observer.begin(&note, Some("s1"));
+    op.inject_into(&mut note);
+    assert!(note["params"]["_meta"]["traceparent"].is_string(), "{note}");
+    op.finish_accepted();
+    let mut reply = json!({"jsonrpc": "2.0", "id": 3, "result": {}});
+    observer.begin(&reply, None).inject_into(&mut reply);
+    assert!(
+        reply.get("params").is_none(),
+        "answers carry no trace context: {reply}"
+    );
+
+    let tracer = local.telemetry.tracer();
+    let tool_span = tracer.start("execute_tool get_weather");
+    let tool_cx = Context::new().with_span(tool_span);
+    observer.set_parent(tool_cx.clone(), true);
+    let call = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "get_weather"}});
+    observer
+        .begin(&call, Some("s1"))
+        .finish_with(&json!({"jsonrpc": "2.0", "id": 4, "result": {"isError": true, "content": [{"type": "text", "text": "boom"}]}}));
+    tool_cx.span().end();
+    let _ = local.tracer_provider.force_flush();
+    let spans = local.spans.get_finished_spans().unwrap();
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
+    assert!(!names.contains(&"tools/call get_weather"), "{names:?}");
+    let listing = spans
+        .iter()
+        .find(|s| s.name == "tools/list")
+        .expect("tools/list span");
+    assert_eq!(
+        format!("{:032x}", listing.span_context.trace_id()),
+        traceparent.split('-').nth(1).unwrap_or_default()
+    );
+    let tool = spans
+        .iter()
+        .find(|s| s.name == "execute_tool get_weather")
+        .expect("tool span");
+    let attr = |s: &SpanData, k: &str| {
+        s.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == k)
+            .map(|kv| kv.value.to_string())
+    };
+    assert_eq!(attr(tool, "mcp.method.name").as_deref(), Some("tools/call"));
+    assert_eq!(attr(tool, "mcp.session.id").as_deref(), Some("s1"));
+    assert_eq!(attr(tool, "jsonrpc.request.id").as_deref(), Some("4"));
+    assert_eq!(attr(tool, "error.type").as_deref(), Some("tool_error"));
+}
