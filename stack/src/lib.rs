@@ -260,10 +260,10 @@ impl Stack {
             Endpoint::CreateResponse => {
                 Box::pin(self.create_response(api::validate::parse_body(body)?)).await
             }
-            Endpoint::ListResponses => self.list_responses(params).map(Reply::Json),
-            Endpoint::GetResponse => self.get_response(id()).map(Reply::Json),
-            Endpoint::DeleteResponse => self.delete_response(id()).map(Reply::Json),
-            Endpoint::ListInputItems => self.list_input_items(id(), params).map(Reply::Json),
+            Endpoint::ListResponses => self.list_responses(params).await.map(Reply::Json),
+            Endpoint::GetResponse => self.get_response(id()).await.map(Reply::Json),
+            Endpoint::DeleteResponse => self.delete_response(id()).await.map(Reply::Json),
+            Endpoint::ListInputItems => self.list_input_items(id(), params).await.map(Reply::Json),
             Endpoint::ListShields => Ok(Reply::Json(self.list_shields())),
             Endpoint::RegisterShield => self
                 .register_shield(&api::validate::parse_body(body)?)

@@ -330,7 +330,8 @@ impl Rules {
     ///   the same (this one is built into the canonical form and cannot be switched off);
     /// - JSON-RPC 2.0 bodies (MCP): `id` is dropped (clients number their messages), so is
     ///   `params._meta` (progress tokens, trace context), and the `params.protocolVersion` a
-    ///   client offers at `initialize` is replaced by `<protocol-version>`, so an SDK upgrade
+    ///   client offers at `initialize` is replaced by `<protocol-version>` and its
+    ///   `params.clientInfo.version` by `<client-version>`, so upgrading the SDK or the client
     ///   does not orphan every recording. Session ids travel in headers, which are never keyed.
     pub fn llm_defaults() -> Self {
         let jsonrpc = |rule: Result<Rule, RecorderError>| {
@@ -345,6 +346,10 @@ impl Rules {
             jsonrpc(Rule::replace(
                 "$.params.protocolVersion",
                 Value::from("<protocol-version>"),
+            )),
+            jsonrpc(Rule::replace(
+                "$.params.clientInfo.version",
+                Value::from("<client-version>"),
             )),
         ];
         Rules {
@@ -496,6 +501,13 @@ mod tests {
             "params": {"protocolVersion": "2026-07-28", "capabilities": {}}});
         rules.apply("h", "/mcp", &mut init);
         assert_eq!(init["params"]["protocolVersion"], "<protocol-version>");
+        let mut hello = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"clientInfo": {"name": "c", "version": "1.2.3"}}});
+        rules.apply("h", "/mcp", &mut hello);
+        assert_eq!(
+            hello["params"]["clientInfo"],
+            json!({"name": "c", "version": "<client-version>"})
+        );
         // Not JSON-RPC: an `id` or `_meta` of an ordinary body is left alone.
         let mut plain = json!({"id": 7, "params": {"_meta": 1}});
         rules.apply("h", "/mcp", &mut plain);

@@ -99,6 +99,20 @@ pub enum McpError {
     },
 }
 
+impl McpError {
+    /// The `error.type` of the failure: the JSON-RPC error code of an error answer, else
+    /// `_OTHER`.
+    pub fn error_type(&self) -> String {
+        match self {
+            McpError::Request { source, .. } => match source.as_ref() {
+                rmcp::ServiceError::McpError(data) => data.code.0.to_string(),
+                _ => "_OTHER".to_owned(),
+            },
+            _ => "_OTHER".to_owned(),
+        }
+    }
+}
+
 /// What a tool call gave.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolOutcome {

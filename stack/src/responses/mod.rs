@@ -106,6 +106,30 @@ fn not_found(id: &str) -> ApiError {
     )
 }
 
+impl Stack {
+    /// Runs `f` on the responses store on a blocking thread: SQLite may wait (up to its busy
+    /// timeout) for another process's write, which must not stall an async worker.
+    async fn with_store<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ResponseStore) -> Result<T, StoreError> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || f(this.response_store()))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    500,
+                    "server_error",
+                    format!("the responses store task failed: {e}"),
+                    None,
+                    Some("storage_error"),
+                )
+            })?
+            .map_err(storage_error)
+    }
+}
+
 fn storage_error(e: StoreError) -> ApiError {
     tracing::error!("responses store: {e}");
     ApiError::new(
@@ -144,10 +168,10 @@ impl Stack {
         let provider_model_id = route.model.provider_model_id.clone();
         let previous = match &req.previous_response_id {
             Some(id) => {
+                let key = id.clone();
                 let stored = self
-                    .response_store()
-                    .get(id)
-                    .map_err(storage_error)?
+                    .with_store(move |s| s.get(&key))
+                    .await?
                     .ok_or_else(|| {
                         let mut e = not_found(id);
                         e.param = Some("previous_response_id".into());
@@ -239,12 +263,13 @@ impl Stack {
         let mut conversation = p.conversation;
         conversation.extend(outcome.output.iter().cloned());
         let stored = if p.req.store {
-            self.response_store().put(&StoredResponse {
+            let row = StoredResponse {
                 response: response.clone(),
                 input_items: p.input_items,
                 conversation,
                 conversation_id: p.conversation_id,
-            })
+            };
+            self.with_store(move |s| s.put(&row)).await
         } else {
             Ok(())
         };
@@ -271,7 +296,6 @@ impl Stack {
             "response.failed"
         };
         if let Err(e) = stored {
-            let e = storage_error(e);
             emitter.emit(
                 "error",
                 json!({"code": "storage_error", "message": e.message, "param": null}),
@@ -283,17 +307,18 @@ impl Stack {
     }
 
     /// `GET /v1/responses/{id}`.
-    pub fn get_response(&self, id: &str) -> Result<Value, ApiError> {
-        self.response_store()
-            .get(id)
-            .map_err(storage_error)?
+    pub async fn get_response(&self, id: &str) -> Result<Value, ApiError> {
+        let key = id.to_owned();
+        self.with_store(move |s| s.get(&key))
+            .await?
             .map(|s| s.response)
             .ok_or_else(|| not_found(id))
     }
 
     /// `DELETE /v1/responses/{id}`.
-    pub fn delete_response(&self, id: &str) -> Result<Value, ApiError> {
-        if self.response_store().delete(id).map_err(storage_error)? {
+    pub async fn delete_response(&self, id: &str) -> Result<Value, ApiError> {
+        let key = id.to_owned();
+        if self.with_store(move |s| s.delete(&key)).await? {
             Ok(json!({"id": id, "object": "response", "deleted": true}))
         } else {
             Err(not_found(id))
@@ -302,23 +327,24 @@ impl Stack {
 
     /// `GET /v1/responses`: stored responses, newest first by default (`after`, `limit`,
     /// `order`, `model`).
-    pub fn list_responses(&self, params: &Params) -> Result<Value, ApiError> {
+    pub async fn list_responses(&self, params: &Params) -> Result<Value, ApiError> {
         let (limit, order) = page(params, Order::Desc)?;
+        let after = params.query("after").map(str::to_owned);
+        let model = params.query("model").map(str::to_owned);
         let (data, has_more) = self
-            .response_store()
-            .list(params.query("after"), limit, order, params.query("model"))
-            .map_err(storage_error)?;
+            .with_store(move |s| s.list(after.as_deref(), limit, order, model.as_deref()))
+            .await?;
         Ok(list_object(data, has_more))
     }
 
     /// `GET /v1/responses/{id}/input_items`: the items of the response's `input` (`after`,
     /// `before`, `limit`, `order`; newest first by default, as OpenAI).
-    pub fn list_input_items(&self, id: &str, params: &Params) -> Result<Value, ApiError> {
+    pub async fn list_input_items(&self, id: &str, params: &Params) -> Result<Value, ApiError> {
         let (limit, order) = page(params, Order::Desc)?;
+        let key = id.to_owned();
         let stored = self
-            .response_store()
-            .get(id)
-            .map_err(storage_error)?
+            .with_store(move |s| s.get(&key))
+            .await?
             .ok_or_else(|| not_found(id))?;
         let mut all = stored.input_items;
         if order == Order::Desc {

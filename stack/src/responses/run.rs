@@ -8,7 +8,7 @@
 //! A failure after the response started (a provider error, an MCP server that cannot list its
 //! tools) gives status `failed` with an error object, never a bare 5xx.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use futures::StreamExt;
 use opentelemetry::KeyValue;
@@ -30,6 +30,8 @@ use crate::telemetry::semconv as sc;
 
 /// Most model turns in one response (Llama Stack's `max_infer_iters` default).
 pub const MAX_TURNS: usize = 10;
+/// Most tool calls read from one streamed turn (a provider's call index beyond it is ignored).
+pub const MAX_CALLS_PER_TURN: usize = 64;
 
 /// Where a tool name offered to the model leads.
 #[derive(Debug, Clone)]
@@ -71,7 +73,8 @@ pub(super) struct Run<'a> {
     /// The shields checking the input and each answer (`guardrails`).
     guards: Vec<Shield>,
     output: Vec<Value>,
-    sessions: HashMap<usize, McpSession>,
+    /// Open sessions by tool index (ordered, so sessions end in the same order every run).
+    sessions: BTreeMap<usize, McpSession>,
     /// Tool definitions offered to the model, and where each name leads.
     offered: Vec<Value>,
     routes: HashMap<String, Route>,
@@ -123,7 +126,7 @@ impl<'a> Run<'a> {
             span,
             guards,
             output: Vec::new(),
-            sessions: HashMap::new(),
+            sessions: BTreeMap::new(),
             offered: Vec::new(),
             routes: HashMap::new(),
             tool_calls_made: 0,
@@ -173,8 +176,12 @@ impl<'a> Run<'a> {
         self.approvals().await?;
         self.offer_tools().await?;
         let mut tools_on = true;
+        // A forced `tool_choice` ("required", a named tool) holds for the first turn only: once
+        // tools ran, the model must be free to answer.
+        let mut forced = true;
         for _ in 0..MAX_TURNS {
-            let turn = self.turn(tools_on).await?;
+            let turn = self.turn(tools_on, forced).await?;
+            forced = false;
             if !turn.message_done && (!turn.text.is_empty() || turn.calls.is_empty()) {
                 self.push_message(&turn.text).await?;
             }
@@ -213,7 +220,7 @@ impl<'a> Run<'a> {
                             tracing::info!(tool = %name, "max_tool_calls reached: the call is ignored and the next turn gets no tools");
                             tools_on = false;
                         } else {
-                            self.mcp_call(i, &name, &arguments).await;
+                            self.mcp_call(i, &name, &arguments, None).await;
                         }
                     }
                     None => {
@@ -224,6 +231,14 @@ impl<'a> Run<'a> {
             }
             if stop {
                 return Ok(());
+            }
+            if self
+                .req
+                .max_tool_calls
+                .is_some_and(|max| self.tool_calls_made >= max)
+            {
+                // No more calls may run: the next turn is offered no tools, so it answers.
+                tools_on = false;
             }
         }
         tracing::info!("the response reached {MAX_TURNS} model turns and ends there");
@@ -252,7 +267,7 @@ impl<'a> Run<'a> {
                 ))
             })
             .collect();
-        let answered: Vec<String> = self
+        let mut answered: Vec<String> = self
             .conversation
             .iter()
             .filter(|i| i.get("type").and_then(Value::as_str) == Some("mcp_call"))
@@ -299,10 +314,8 @@ impl<'a> Run<'a> {
             };
             let name = request["name"].as_str().unwrap_or_default().to_owned();
             let arguments = request["arguments"].as_str().unwrap_or("{}").to_owned();
-            self.mcp_call(i, &name, &arguments).await;
-            if let Some(last) = self.output.last_mut() {
-                last["approval_request_id"] = Value::from(request_id);
-            }
+            self.mcp_call(i, &name, &arguments, Some(&request_id)).await;
+            answered.push(request_id);
             ran = true;
         }
         Ok(ran)
@@ -440,16 +453,17 @@ impl<'a> Run<'a> {
         }
     }
 
-    async fn mcp_call(&mut self, i: usize, name: &str, arguments: &str) {
+    async fn mcp_call(&mut self, i: usize, name: &str, arguments: &str, approval: Option<&str>) {
         let label = self.mcp_tool(i).server.server_label.clone();
         let url = self.mcp_tool(i).server.server_url.to_string();
         let id = ids::mint("mcp");
         let index = self.output.len();
         self.tool_calls_made += 1;
-        self.emitter.item_added(
-            index,
-            &items::mcp_call(&id, &label, name, arguments, None, None, "in_progress"),
-        );
+        let mut added = items::mcp_call(&id, &label, name, arguments, None, None, "in_progress");
+        if let Some(request_id) = approval {
+            added["approval_request_id"] = Value::from(request_id);
+        }
+        self.emitter.item_added(index, &added);
         self.emitter.emit(
             "response.mcp_call.in_progress",
             json!({"item_id": id, "output_index": index}),
@@ -475,9 +489,9 @@ impl<'a> Run<'a> {
                     Ok(session) => match session.call_tool(name, args, tool_cx.clone()).await {
                         Ok(o) if o.is_error => Err((sc::ERROR_TYPE_TOOL_ERROR.to_owned(), o.text)),
                         Ok(o) => Ok(o.text),
-                        Err(e) => Err((sc::ERROR_TYPE_OTHER.to_owned(), e.to_string())),
+                        Err(e) => Err((e.error_type(), e.to_string())),
                     },
-                    Err(e) => Err((sc::ERROR_TYPE_OTHER.to_owned(), e.to_string())),
+                    Err(e) => Err((e.error_type(), e.to_string())),
                 },
                 _ => Err((
                     sc::ERROR_TYPE_OTHER.to_owned(),
@@ -510,6 +524,10 @@ impl<'a> Run<'a> {
                 items::mcp_call(&id, &label, name, arguments, None, Some(message), "failed")
             }
         };
+        let mut item = item;
+        if let Some(request_id) = approval {
+            item["approval_request_id"] = Value::from(request_id);
+        }
         self.emitter.item_done(index, &item);
         self.output.push(item);
     }
@@ -546,10 +564,24 @@ impl<'a> Run<'a> {
     /// violation replaces the text with a refusal.
     async fn finish_message(&mut self, index: usize, id: &str, text: &str) -> Result<(), Failed> {
         let item = match self.guard_output(text).await? {
-            Some(refusal) => items::refusal(id, &refusal),
-            None => items::message(id, text, "completed"),
+            Some(refusal) => {
+                // The text is not sent again: the part ends as a refusal.
+                let part = json!({"type": "refusal", "refusal": refusal});
+                self.emitter.emit("response.refusal.done", json!({"item_id": id, "output_index": index, "content_index": 0, "refusal": refusal}));
+                self.emitter.emit(
+                    "response.content_part.done",
+                    json!({"item_id": id, "output_index": index, "content_index": 0, "part": part}),
+                );
+                let item = items::refusal(id, &refusal);
+                self.emitter.item_done(index, &item);
+                item
+            }
+            None => {
+                let item = items::message(id, text, "completed");
+                self.text_done_events(index, id, text, &item);
+                item
+            }
         };
-        self.text_done_events(index, id, text, &item);
         self.output.push(item);
         Ok(())
     }
@@ -633,7 +665,7 @@ impl<'a> Run<'a> {
     }
 
     /// The chat-completions request of the next turn.
-    fn chat_request(&self, tools_on: bool) -> Value {
+    fn chat_request(&self, tools_on: bool, forced: bool) -> Value {
         let messages = items::to_messages(
             self.req.instructions.as_deref(),
             self.conversation.iter().chain(&self.output),
@@ -642,10 +674,12 @@ impl<'a> Run<'a> {
         if tools_on && !self.offered.is_empty() {
             body["tools"] = Value::from(self.offered.clone());
             body["tool_choice"] = match &self.req.tool_choice {
-                Value::Object(o) => match o.get("name").and_then(Value::as_str) {
+                Value::Object(o) if forced => match o.get("name").and_then(Value::as_str) {
                     Some(name) => json!({"type": "function", "function": {"name": name}}),
                     None => Value::from("auto"),
                 },
+                Value::String(c) if c == "required" && !forced => Value::from("auto"),
+                Value::Object(_) => Value::from("auto"),
                 other => other.clone(),
             };
             if !self.req.parallel_tool_calls {
@@ -690,8 +724,8 @@ impl<'a> Run<'a> {
 
     /// One model turn through the stack's chat completions, inside the response span. A
     /// streamed response streams the turn and passes its text on as `output_text.delta` events.
-    async fn turn(&mut self, tools_on: bool) -> Result<Turn, Failed> {
-        let body = self.chat_request(tools_on);
+    async fn turn(&mut self, tools_on: bool, forced: bool) -> Result<Turn, Failed> {
+        let body = self.chat_request(tools_on, forced);
         let cx = self.span.context().clone();
         let reply = self.stack.chat_completions(body).with_context(cx).await?;
         let turn = match reply {
@@ -707,7 +741,19 @@ impl<'a> Run<'a> {
                 let mut calls: Vec<(String, String)> = Vec::new();
                 let mut message: Option<(usize, String)> = None;
                 while let Some(chunk) = chunks.next().await {
-                    let chunk = chunk?;
+                    let chunk = match chunk {
+                        Ok(chunk) => chunk,
+                        Err(e) => {
+                            // The message item already announced ends, incomplete, before the
+                            // response fails.
+                            if let Some((index, id)) = &message {
+                                let item = items::message(id, &turn.text, "incomplete");
+                                self.emitter.item_done(*index, &item);
+                                self.output.push(item);
+                            }
+                            return Err(e.into());
+                        }
+                    };
                     read_usage(&chunk, &mut turn);
                     let Some(delta) = chunk.pointer("/choices/0/delta") else {
                         continue;
@@ -739,6 +785,12 @@ impl<'a> Run<'a> {
                             call.get("index")
                                 .and_then(Value::as_u64)
                                 .unwrap_or(calls.len() as u64) as usize;
+                        if index >= MAX_CALLS_PER_TURN {
+                            tracing::warn!(
+                                "a tool-call delta with index {index} is ignored (at most {MAX_CALLS_PER_TURN} calls a turn)"
+                            );
+                            continue;
+                        }
                         if calls.len() <= index {
                             calls.resize(index + 1, (String::new(), String::new()));
                         }

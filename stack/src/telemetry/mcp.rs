@@ -211,7 +211,8 @@ impl McpOp {
     }
 
     /// Puts the W3C trace context into the message's `params._meta`, as the MCP conventions
-    /// propose (requests and notifications only; nothing when no span is recording).
+    /// propose (requests and notifications with `params` only; nothing when no span is
+    /// recording).
     pub fn inject_into(&self, message: &mut Value) {
         if message.get("method").is_none() || !self.cx.span().span_context().is_valid() {
             return;
@@ -221,13 +222,9 @@ impl McpOp {
         if carrier.is_empty() {
             return;
         }
-        let Some(obj) = message.as_object_mut() else {
-            return;
-        };
-        let params = obj
-            .entry("params")
-            .or_insert_with(|| Value::Object(Default::default()));
-        let Some(params) = params.as_object_mut() else {
+        // Only into an existing `params` object: adding one would change the message's shape
+        // (and its recording key) depending on whether a span is recording.
+        let Some(params) = message.get_mut("params").and_then(Value::as_object_mut) else {
             return;
         };
         let meta = params
