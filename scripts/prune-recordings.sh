@@ -2,7 +2,8 @@
 # Lists (or, with --delete, removes) recordings whose test no longer exists.
 #
 # Known test ids: every trial of every suite in suites.toml (as the runner names them, with the
-# suites' default setups), plus the ids of scripts/sdk/openai_client.py. Exits 1 when orphans
+# suites' default setups), plus the ids of scripts/sdk/openai_client.py and
+# scripts/telemetry/driver.py. Exits 1 when orphans
 # exist and --delete is not given, so it can gate CI.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,4 +22,6 @@ for suite in $(sed -n 's/^\[suites\.\([A-Za-z0-9_-]*\)\]$/\1/p' suites.toml); do
     || { echo "prune-recordings.sh: cannot list suite $suite; nothing pruned" >&2; exit 1; }
 done
 grep -o '"sdk/openai_client.py::[a-z_]*"' scripts/sdk/openai_client.py | tr -d '"' >>"$known"
+# The telemetry test plan's traffic driver names its calls test_id("NAME").
+grep -o 'test_id("[a-z_]*")' scripts/telemetry/driver.py | sed 's/test_id("\(.*\)")/telemetry-plan\/driver.py::\1/' >>"$known"
 cargo run -q -p harness --bin recordings -- prune --known "$known" "$@"
