@@ -602,10 +602,12 @@ impl<'a> Run<'a> {
                 Some((role, llama_guard::text_of(i.get("content")?)?))
             })
             .collect();
-        if turns.is_empty() {
+        // The input is judged as input: up to its last user message (Llama Guard assesses the
+        // last turn it is shown).
+        let Some(last_user) = turns.iter().rposition(|(r, _)| *r == Role::User) else {
             return Ok(None);
-        }
-        self.guard(&turns).await
+        };
+        self.guard(&turns[..=last_user]).await
     }
 
     /// The refusal when an output guardrail finds a violation in the assistant's `text` (judged
