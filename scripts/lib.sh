@@ -28,3 +28,38 @@ start_stack() {
   echo "the stack did not answer /v1/health within 10 s (log: $log)" >&2
   return 1
 }
+
+# Background servers the provider scripts start, tracked by a PID file.
+
+# pidfile_running PID_FILE: prints the PID when that process is alive; fails otherwise.
+pidfile_running() {
+  [[ -f "$1" ]] || return 1
+  local pid
+  pid="$(cat "$1")"
+  kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+# pidfile_stop PID_FILE NAME: TERM, up to 10 s for it to exit, then KILL; removes the PID file.
+pidfile_stop() {
+  local pid
+  if pid="$(pidfile_running "$1")"; then
+    kill "$pid"
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+    echo "$2: stopped (pid $pid)" >&2
+  else
+    echo "$2: not running" >&2
+  fi
+  rm -f "$1"
+}
+
+# pidfile_status PID_FILE URL: "running (pid N) at URL", or "not running" and exit status 3.
+pidfile_status() {
+  local pid
+  if pid="$(pidfile_running "$1")"; then
+    echo "running (pid $pid) at $2"
+  else
+    echo "not running"
+    return 3
+  fi
+}

@@ -18,8 +18,8 @@ fn stack_command() -> Command {
     cmd
 }
 
-#[tokio::test]
-async fn run_serves_until_sigterm() {
+/// A provider listing the model `m`.
+async fn fake_provider() -> MockServer {
     let provider = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/v1/models"))
@@ -29,6 +29,12 @@ async fn run_serves_until_sigterm() {
         )
         .mount(&provider)
         .await;
+    provider
+}
+
+/// A run config (in a temporary directory, kept alive by the returned guard) with one provider
+/// `fake` at `${env.FAKE_URL}/v1`.
+fn fake_run_config() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("run.toml");
     std::fs::write(
@@ -36,6 +42,13 @@ async fn run_serves_until_sigterm() {
         "[[providers]]\nprovider_id = \"fake\"\nprovider_type = \"remote::openai\"\nbase_url = \"${env.FAKE_URL}/v1\"\n",
     )
     .expect("write config");
+    (dir, config)
+}
+
+#[tokio::test]
+async fn run_serves_until_sigterm() {
+    let provider = fake_provider().await;
+    let (_dir, config) = fake_run_config();
 
     let mut cmd = stack_command();
     cmd.args(["run", config.to_str().expect("utf-8 path"), "--port", "0"])
@@ -115,15 +128,7 @@ fn spawn_until(mut cmd: Command, markers: &[&str]) -> (std::process::Child, Vec<
 /// the Prometheus names the seed's dashboards query (`gen_ai_client_token_usage_sum`, ...).
 #[tokio::test]
 async fn prometheus_scrape_endpoint_serves_the_genai_metrics() {
-    let provider = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v1/models"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"object": "list", "data": [{"id": "m"}]})),
-        )
-        .mount(&provider)
-        .await;
+    let provider = fake_provider().await;
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -133,13 +138,7 @@ async fn prometheus_scrape_endpoint_serves_the_genai_metrics() {
         })))
         .mount(&provider)
         .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("run.toml");
-    std::fs::write(
-        &config,
-        "[[providers]]\nprovider_id = \"fake\"\nprovider_type = \"remote::openai\"\nbase_url = \"${env.FAKE_URL}/v1\"\n",
-    )
-    .expect("write config");
+    let (_dir, config) = fake_run_config();
     let mut cmd = stack_command();
     cmd.args(["run", config.to_str().expect("utf-8 path"), "--port", "0"])
         .env("FAKE_URL", provider.uri())

@@ -7,10 +7,9 @@ request is occurrence 0 of its test), and prints p50/p95/mean in milliseconds as
 """
 import http.client
 import json
-import statistics
 import sys
-import time
-import uuid
+
+from replay_client import post, summary
 
 PLAIN = ("inference/test_openai_chat_completion.rs::test_chat_completion_non_streaming[txt=llamacpp/qwen2.5-coder-0.5b]",
          {"model": "llamacpp/qwen2.5-coder-0.5b", "messages": [{"role": "user", "content": "Which planet do humans live on? Answer in one word."}],
@@ -21,16 +20,7 @@ STREAM = ("inference/test_openai_chat_completion.rs::test_chat_completion_stream
 
 
 def run(conn, test_id, body):
-    headers = {"content-type": "application/json",
-               "X-LlamaStack-Provider-Data": json.dumps({"__test_id": test_id, "__test_run": uuid.uuid4().hex})}
-    start = time.perf_counter()
-    conn.request("POST", "/v1/chat/completions", json.dumps(body), headers)
-    resp = conn.getresponse()
-    data = resp.read()
-    elapsed = (time.perf_counter() - start) * 1000
-    if resp.status != 200:
-        raise SystemExit(f"HTTP {resp.status}: {data[:300]!r}")
-    return elapsed
+    return post(conn, "/v1/chat/completions", test_id, body)[0]
 
 
 def main():
@@ -41,8 +31,7 @@ def main():
         run(conn, *STREAM)
     out = {}
     for label, (tid, body) in (("plain", PLAIN), ("stream", STREAM)):
-        times = sorted(run(conn, tid, body) for _ in range(n))
-        out[label] = {"p50": statistics.median(times), "p95": times[int(0.95 * (len(times) - 1))], "mean": statistics.fmean(times)}
+        out[label] = summary([run(conn, tid, body) for _ in range(n)])
     print(json.dumps(out))
 
 

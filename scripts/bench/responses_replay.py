@@ -8,10 +8,9 @@ over one keep-alive connection (stdlib only) and prints p50/p95/mean in millisec
 """
 import http.client
 import json
-import statistics
 import sys
-import time
-import uuid
+
+from replay_client import post, summary
 
 MODEL = "llamacpp/qwen2.5-coder-0.5b"
 CHAT = ("/v1/chat/completions",
@@ -26,15 +25,7 @@ MCP = ("/v1/responses",
 
 
 def run(conn, path, test_id, body):
-    headers = {"content-type": "application/json",
-               "X-LlamaStack-Provider-Data": json.dumps({"__test_id": test_id, "__test_run": uuid.uuid4().hex})}
-    start = time.perf_counter()
-    conn.request("POST", path, json.dumps(body), headers)
-    resp = conn.getresponse()
-    data = resp.read()
-    elapsed = (time.perf_counter() - start) * 1000
-    if resp.status != 200:
-        raise SystemExit(f"HTTP {resp.status}: {data[:300]!r}")
+    elapsed, data = post(conn, path, test_id, body)
     if path == "/v1/responses":
         r = json.loads(data)
         kinds = [i["type"] for i in r["output"]]
@@ -55,8 +46,7 @@ def main():
         times["mcp_response"].append(run(conn, *MCP))
     out = {}
     for label, t in times.items():
-        t.sort()
-        out[label] = {"p50": statistics.median(t), "p95": t[int(0.95 * (len(t) - 1))], "mean": statistics.fmean(t)}
+        out[label] = summary(t)
     out["ratio_p50"] = out["mcp_response"]["p50"] / out["chat"]["p50"]
     out["ratio_mean"] = out["mcp_response"]["mean"] / out["chat"]["mean"]
     for k in ("chat", "mcp_response"):

@@ -16,6 +16,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 CACHE="${LLAMACPP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llama-stack-rs/llamacpp}"
 PORT="${LLAMACPP_PORT:-8080}"
 RUN_DIR="$CACHE/run"
@@ -146,12 +148,7 @@ c = 4096
 INI
 }
 
-running_pid() {
-  [[ -f "$PID_FILE" ]] || return 1
-  local pid
-  pid="$(cat "$PID_FILE")"
-  kill -0 "$pid" 2>/dev/null && echo "$pid"
-}
+running_pid() { pidfile_running "$PID_FILE"; }
 
 healthy() { curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 || curl -fsS "http://127.0.0.1:$PORT/v1/models" >/dev/null 2>&1; }
 
@@ -182,26 +179,9 @@ start() {
   die "llama-server did not become ready within 60 s"
 }
 
-stop() {
-  if pid="$(running_pid)"; then
-    kill "$pid"
-    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -9 "$pid" 2>/dev/null || true
-    log "stopped (pid $pid)"
-  else
-    log "not running"
-  fi
-  rm -f "$PID_FILE"
-}
+stop() { pidfile_stop "$PID_FILE" llamacpp.sh; }
 
-status() {
-  if pid="$(running_pid)"; then
-    echo "running (pid $pid) at http://127.0.0.1:$PORT"
-  else
-    echo "not running"
-    return 3
-  fi
-}
+status() { pidfile_status "$PID_FILE" "http://127.0.0.1:$PORT"; }
 
 case "${1:-}" in
   start) start ;;

@@ -15,6 +15,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 CACHE="${MCP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llama-stack-rs/mcp}"
 PORT="${MCP_PORT:-8765}"
 RUN_DIR="$CACHE/run"
@@ -47,12 +49,7 @@ ensure_venv() {
   fi
 }
 
-running_pid() {
-  [[ -f "$PID_FILE" ]] || return 1
-  local pid
-  pid="$(cat "$PID_FILE")"
-  kill -0 "$pid" 2>/dev/null && echo "$pid"
-}
+running_pid() { pidfile_running "$PID_FILE"; }
 
 # any HTTP answer on /mcp (406 without the right Accept header, 401 when a token is required) means it serves
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL" 2>/dev/null || true; }
@@ -85,26 +82,9 @@ start() {
   die "the MCP server did not become ready within 30 s"
 }
 
-stop() {
-  if pid="$(running_pid)"; then
-    kill "$pid"
-    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -9 "$pid" 2>/dev/null || true
-    log "stopped (pid $pid)"
-  else
-    log "not running"
-  fi
-  rm -f "$PID_FILE"
-}
+stop() { pidfile_stop "$PID_FILE" mcp.sh; }
 
-status() {
-  if pid="$(running_pid)"; then
-    echo "running (pid $pid) at $URL"
-  else
-    echo "not running"
-    return 3
-  fi
-}
+status() { pidfile_status "$PID_FILE" "$URL"; }
 
 case "${1:-}" in
   start) start ;;

@@ -225,7 +225,12 @@ fn sse_response(chunks: ChunkStream) -> Response {
         };
         Some((Ok::<_, Infallible>(Bytes::from(bytes)), next))
     });
-    let mut response = Response::new(Body::from_stream(events));
+    event_stream_response(Body::from_stream(events))
+}
+
+/// A `text/event-stream` response (not cached) with this body.
+fn event_stream_response(body: Body) -> Response {
+    let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -251,14 +256,7 @@ fn event_response(events: ChunkStream) -> Response {
         };
         Ok::<_, Infallible>(Bytes::from(text))
     });
-    let mut response = Response::new(Body::from_stream(bytes));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
+    event_stream_response(Body::from_stream(bytes))
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

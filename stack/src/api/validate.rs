@@ -41,7 +41,8 @@ pub fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
     Ok(value)
 }
 
-fn object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
+/// The body as an object; anything else is a 400.
+pub(crate) fn object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
     body.as_object().ok_or_else(|| {
         ApiError::invalid_request(
             format!(
@@ -321,16 +322,17 @@ fn check_response_format(f: &Fields<'_>) -> Result<(), ApiError> {
     }
 }
 
-/// Field access with OpenAI-style errors.
-struct Fields<'a>(&'a Map<String, Value>);
+/// Field access with OpenAI-style errors (also used by the Responses API's request parser).
+pub(crate) struct Fields<'a>(pub(crate) &'a Map<String, Value>);
 
 impl Fields<'_> {
     /// A field, `null` counting as absent.
-    fn get(&self, key: &str) -> Option<&Value> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Value> {
         self.0.get(key).filter(|v| !v.is_null())
     }
 
-    fn model(&self) -> Result<String, ApiError> {
+    /// `model`: a non-empty string.
+    pub(crate) fn model(&self) -> Result<String, ApiError> {
         match self.get("model") {
             None => Err(missing("model")),
             Some(Value::String(s)) if s.trim().is_empty() => Err(ApiError::invalid_request(
@@ -352,7 +354,8 @@ impl Fields<'_> {
         }
     }
 
-    fn string(&self, key: &str) -> Result<Option<&str>, ApiError> {
+    /// An optional string.
+    pub(crate) fn string(&self, key: &str) -> Result<Option<&str>, ApiError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
@@ -360,7 +363,8 @@ impl Fields<'_> {
         }
     }
 
-    fn boolean(&self, key: &str) -> Result<Option<bool>, ApiError> {
+    /// An optional boolean.
+    pub(crate) fn boolean(&self, key: &str) -> Result<Option<bool>, ApiError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -375,7 +379,8 @@ impl Fields<'_> {
         }
     }
 
-    fn number(&self, key: &str, min: f64, max: f64) -> Result<(), ApiError> {
+    /// Checks an optional number in `min..=max`.
+    pub(crate) fn number(&self, key: &str, min: f64, max: f64) -> Result<(), ApiError> {
         let Some(v) = self.get(key) else {
             return Ok(());
         };
@@ -403,7 +408,8 @@ impl Fields<'_> {
         Ok(())
     }
 
-    fn integer(&self, key: &str, min: i64, max: Option<i64>) -> Result<(), ApiError> {
+    /// Checks an optional integer `>= min` (and `<= max`).
+    pub(crate) fn integer(&self, key: &str, min: i64, max: Option<i64>) -> Result<(), ApiError> {
         let Some(v) = self.get(key) else {
             return Ok(());
         };

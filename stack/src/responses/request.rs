@@ -6,6 +6,7 @@ use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 use url::Url;
 
+use crate::api::validate::{self, Fields};
 use crate::error::{ApiError, json_type_name};
 use crate::mcp::McpServer;
 
@@ -134,69 +135,32 @@ fn opt_string(
     }
 }
 
-fn opt_bool(obj: &Map<String, Value>, key: &str) -> Result<Option<bool>, ApiError> {
+/// An optional boolean of a nested object, named `param` in errors.
+fn opt_bool(obj: &Map<String, Value>, key: &str, param: &str) -> Result<Option<bool>, ApiError> {
     match field(obj, key) {
         None => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(other) => Err(type_error(key, "a boolean", other)),
+        Some(other) => Err(type_error(param, "a boolean", other)),
     }
 }
 
-fn opt_number(
-    obj: &Map<String, Value>,
-    key: &str,
-    min: f64,
-    max: f64,
-) -> Result<Option<f64>, ApiError> {
-    match field(obj, key) {
-        None => Ok(None),
-        Some(v) => match v.as_f64() {
-            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-            Some(n) => Err(bad(
-                key,
-                format!("'{key}' must be between {min} and {max}; got {n}."),
-            )),
-            None => Err(type_error(key, "a number", v)),
-        },
-    }
+/// An optional number in `min..=max`.
+fn number(f: &Fields<'_>, key: &str, min: f64, max: f64) -> Result<Option<f64>, ApiError> {
+    f.number(key, min, max)?;
+    Ok(f.get(key).and_then(Value::as_f64))
 }
 
-fn opt_count(obj: &Map<String, Value>, key: &str) -> Result<Option<u64>, ApiError> {
-    match field(obj, key) {
-        None => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(n) if n >= 1 => Ok(Some(n)),
-            _ => Err(bad(
-                key,
-                format!("'{key}' must be a positive integer; got {v}."),
-            )),
-        },
-    }
+/// An optional positive integer.
+fn count(f: &Fields<'_>, key: &str) -> Result<Option<u64>, ApiError> {
+    f.integer(key, 1, None)?;
+    Ok(f.get(key).and_then(Value::as_u64))
 }
 
 /// Parses and checks a create request.
 pub fn parse(body: &Value) -> Result<CreateRequest, ApiError> {
-    let obj = body.as_object().ok_or_else(|| {
-        ApiError::invalid_request(
-            format!(
-                "Invalid request body: expected a JSON object, but got {} instead.",
-                json_type_name(body)
-            ),
-            None,
-            Some("invalid_type"),
-        )
-    })?;
-    let model = match field(obj, "model") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(other) if !other.is_string() => return Err(type_error("model", "a string", other)),
-        _ => {
-            return Err(ApiError::invalid_request(
-                "Missing required parameter: 'model'.",
-                Some("model"),
-                Some("missing_required_parameter"),
-            ));
-        }
-    };
+    let obj = validate::object(body)?;
+    let f = Fields(obj);
+    let model = f.model()?;
     let input = match field(obj, "input") {
         None => {
             return Err(ApiError::invalid_request(
@@ -264,18 +228,18 @@ pub fn parse(body: &Value) -> Result<CreateRequest, ApiError> {
     Ok(CreateRequest {
         model,
         input,
-        instructions: opt_string(obj, "instructions", "instructions")?,
+        instructions: f.string("instructions")?.map(str::to_owned),
         tools,
         tool_choice,
-        parallel_tool_calls: opt_bool(obj, "parallel_tool_calls")?.unwrap_or(true),
-        max_tool_calls: opt_count(obj, "max_tool_calls")?,
-        max_output_tokens: opt_count(obj, "max_output_tokens")?,
-        temperature: opt_number(obj, "temperature", 0.0, 2.0)?,
-        top_p: opt_number(obj, "top_p", 0.0, 1.0)?,
+        parallel_tool_calls: f.boolean("parallel_tool_calls")?.unwrap_or(true),
+        max_tool_calls: count(&f, "max_tool_calls")?,
+        max_output_tokens: count(&f, "max_output_tokens")?,
+        temperature: number(&f, "temperature", 0.0, 2.0)?,
+        top_p: number(&f, "top_p", 0.0, 1.0)?,
         text,
-        store: opt_bool(obj, "store")?.unwrap_or(true),
-        stream: opt_bool(obj, "stream")?.unwrap_or(false),
-        previous_response_id: opt_string(obj, "previous_response_id", "previous_response_id")?,
+        store: f.boolean("store")?.unwrap_or(true),
+        stream: f.boolean("stream")?.unwrap_or(false),
+        previous_response_id: f.string("previous_response_id")?.map(str::to_owned),
         metadata,
         guardrails: guardrails(obj)?,
     })
@@ -496,7 +460,7 @@ fn tool(t: &Value, param: &str) -> Result<Tool, ApiError> {
             if let Some(d) = string("description")? {
                 definition["description"] = Value::from(d);
             }
-            if let Some(s) = opt_bool(obj, "strict")? {
+            if let Some(s) = opt_bool(obj, "strict", &format!("{param}.strict"))? {
                 definition["strict"] = Value::from(s);
             }
             Ok(Tool::Function { name, definition })

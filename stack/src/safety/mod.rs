@@ -507,6 +507,17 @@ mod tests {
     use wiremock::matchers::{body_string_contains, method, path};
     use wiremock::{Mock, ResponseTemplate};
 
+    /// A stack on `server` with the shield `guard` on its model `smollm2-135m`.
+    async fn stack_with_guard(server: &wiremock::MockServer) -> Stack {
+        let stack = stack_for(server).await;
+        stack
+            .register_shield(
+                &json!({"shield_id": "guard", "provider_shield_id": "llamacpp/smollm2-135m"}),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        stack
+    }
+
     /// A stack whose shield `guard` runs on a fake provider answering `answer` (HTTP `status`).
     async fn guarded(status: u16, answer: Value) -> (Stack, wiremock::MockServer) {
         let server = fake_provider().await;
@@ -516,12 +527,7 @@ mod tests {
             .respond_with(ResponseTemplate::new(status).set_body_json(answer))
             .mount(&server)
             .await;
-        let stack = stack_for(&server).await;
-        stack
-            .register_shield(
-                &json!({"shield_id": "guard", "provider_shield_id": "llamacpp/smollm2-135m"}),
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
+        let stack = stack_with_guard(&server).await;
         (stack, server)
     }
 
@@ -552,12 +558,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let stack = stack_for(&server).await;
-        stack
-            .register_shield(
-                &json!({"shield_id": "guard", "provider_shield_id": "llamacpp/smollm2-135m"}),
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
+        let stack = stack_with_guard(&server).await;
         let r = json_reply(
             stack
                 .create_response(

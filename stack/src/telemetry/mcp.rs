@@ -345,8 +345,7 @@ impl McpOp {
         }
         self.observer
             .telemetry
-            .instruments()
-            .mcp_operation_duration
+            .mcp_operation_duration()
             .record(self.started.elapsed().as_secs_f64(), &metric_attributes);
     }
 }

@@ -57,8 +57,6 @@ pub(crate) struct Instruments {
     pub client_time_to_first_chunk: Histogram<f64>,
     /// `gen_ai.server.time_to_first_token`.
     pub server_time_to_first_token: Histogram<f64>,
-    /// `mcp.client.operation.duration`.
-    pub mcp_operation_duration: Histogram<f64>,
 }
 
 impl Telemetry {
@@ -165,16 +163,23 @@ impl Telemetry {
                 .with_description("Time to generate first token for successful responses.")
                 .with_boundaries(semconv::SERVER_TIME_TO_FIRST_TOKEN_BUCKETS.to_vec())
                 .build(),
-            mcp_operation_duration: meter
-                .f64_histogram(semconv::METRIC_MCP_CLIENT_OPERATION_DURATION)
-                .with_unit("s")
-                .with_description(
-                    "The duration of the MCP request or notification as observed on the sender \
-                     from the time it was sent until the response or ack is received.",
-                )
-                .with_boundaries(semconv::MCP_DURATION_BUCKETS.to_vec())
-                .build(),
         }
+    }
+}
+
+impl Telemetry {
+    /// `mcp.client.operation.duration`, with the conventions' unit and bucket boundaries (built
+    /// alone: an MCP message needs none of the GenAI instruments).
+    pub(crate) fn mcp_operation_duration(&self) -> Histogram<f64> {
+        self.meter()
+            .f64_histogram(semconv::METRIC_MCP_CLIENT_OPERATION_DURATION)
+            .with_unit("s")
+            .with_description(
+                "The duration of the MCP request or notification as observed on the sender \
+                 from the time it was sent until the response or ack is received.",
+            )
+            .with_boundaries(semconv::MCP_DURATION_BUCKETS.to_vec())
+            .build()
     }
 }
 

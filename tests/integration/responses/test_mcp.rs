@@ -376,7 +376,9 @@ pub async fn test_mcp_authorization_reaches_server_not_disk(env: TestEnv) -> Res
             .is_some_and(|e| e.contains("401") || e.to_lowercase().contains("auth")),
         "{list}"
     );
-    let dir = harness::recorder::default_recordings_dir();
+    // Where the recorder writes: LLAMA_STACK_TEST_RECORDING_DIR, else the workspace's recordings/.
+    let dir = harness::recorder::RecorderConfig::from_env()?
+        .map_or_else(harness::recorder::default_recordings_dir, |c| c.dir);
     for token in [MCP_TOKEN, wrong] {
         let found = files_containing(&dir, token)?;
         ensure!(

@@ -256,8 +256,9 @@ pub async fn test_moderations_batch(env: TestEnv) -> Result<()> {
     let codes = results[1]["metadata"]["violation_type"]
         .as_str()
         .unwrap_or_default();
+    // `violence` is set exactly when Llama Guard named S1 (the recorded answer names it).
     ensure!(
-        !codes.split(',').any(|c| c == "S1") || results[1]["categories"]["violence"] == true,
+        codes.split(',').any(|c| c == "S1") == (results[1]["categories"]["violence"] == true),
         "{r}"
     );
     expect_bad_request(
