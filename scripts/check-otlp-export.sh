@@ -14,7 +14,7 @@ OUT="$ROOT/target/oteltap.ndjson"
 
 # shellcheck source=scripts/lib.sh
 source "$ROOT/scripts/lib.sh"
-VENV="$(python_tool oteltap-venv oteltap==1.0.0 oteltap)"
+VENV="$(python_tool oteltap-venv oteltap oteltap==1.0.0)"
 cd "$ROOT"
 cargo build -q --features replay --bin stack
 "$VENV/bin/python" -m oteltap --port "$OTLP_PORT" >"$OUT" 2>"$ROOT/target/oteltap.log" &

@@ -1,15 +1,24 @@
 # Shared helpers for the scripts in this folder; `source` it. Sets nothing at load time.
 
-# python_tool VENV_NAME SPEC IMPORT: a cached venv under ~/.cache/llama-stack-rs with the PyPI
-# package SPEC installed (checked by importing IMPORT); prints the venv's path.
+# python_tool VENV_NAME IMPORT PIP_ARGS...: a cached venv under ~/.cache/llama-stack-rs with
+# `pip install PIP_ARGS` done (checked by importing IMPORT); prints the venv's path.
 python_tool() {
-  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/llama-stack-rs/$1"
-  if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import $3" 2>/dev/null; then
-    echo "installing $2 into $venv" >&2
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/llama-stack-rs/$1" module="$2"
+  shift 2
+  if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import $module" 2>/dev/null; then
+    echo "installing $* into $venv" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet "$2"
+    "$venv/bin/pip" install --quiet "$@" >&2
   fi
   echo "$venv"
+}
+
+# pinned_venv NAME REQUIREMENTS IMPORT: python_tool for a pinned requirements file; the venv's
+# name carries the file's hash, so a changed pin set gets a fresh venv. Prints its path.
+pinned_venv() {
+  local hash
+  hash="$(sha256sum "$2" | cut -c1-12)"
+  python_tool "$1-$hash" "$3" -r "$2"
 }
 
 # start_stack BIN PORT LOG [VAR=VALUE...]: runs `BIN run starter --port PORT` with the given
