@@ -12,6 +12,7 @@
 //! - [`responses`]: the Responses API (orchestration, MCP tools, storage).
 //! - [`mcp`]: the MCP client (rmcp on the recorded HTTP client).
 //! - [`safety`]: shields, run-shield, moderations (Llama Guard on a stack model).
+//! - [`storage`]: the SQLite database (stored responses and chat completions).
 //! - [`ids`]: ids the stack mints (deterministic inside tests).
 //! - [`error`]: OpenAI-style API errors.
 //! - [`server`]: the axum HTTP server.
@@ -32,6 +33,7 @@ pub mod responses;
 pub mod router;
 pub mod safety;
 pub mod server;
+pub mod storage;
 pub mod telemetry;
 
 #[cfg(test)]
@@ -79,7 +81,7 @@ pub enum StackError {
     },
     /// The responses database could not be opened.
     #[error(transparent)]
-    Storage(#[from] responses::StoreError),
+    Storage(#[from] storage::StoreError),
 }
 
 /// A running stack: its config, providers and models. Cheap to clone (shared).
@@ -95,7 +97,11 @@ struct Inner {
     telemetry: Telemetry,
     client: ClientWithMiddleware,
     responses: responses::ResponseStore,
+    /// Stored chat completions; `None` when the run config turns them off.
+    chat_store: Option<Arc<storage::chat_completions::ChatCompletionStore>>,
     shields: safety::Shields,
+    /// Each enabled inference provider's health as model discovery found it.
+    health: std::collections::HashMap<String, api::providers::Health>,
 }
 
 impl Stack {
@@ -137,6 +143,13 @@ impl Stack {
         telemetry: Telemetry,
     ) -> Result<Stack, StackError> {
         let responses = responses::ResponseStore::open(&config.storage.db_path)?;
+        let chat_store = if config.storage.store_chat_completions {
+            Some(Arc::new(
+                storage::chat_completions::ChatCompletionStore::open(&config.storage.db_path)?,
+            ))
+        } else {
+            None
+        };
         let mut enabled = Vec::new();
         for provider_config in config.enabled_providers() {
             let Some(provider) = Provider::new(provider_config, client.clone()) else {
@@ -157,8 +170,10 @@ impl Stack {
         let discovered = futures::future::join_all(enabled.iter().map(discover)).await;
         let now = unix_now();
         let mut registry = ModelRegistry::new(enabled.clone());
-        for (provider, models) in enabled.iter().zip(discovered) {
+        let mut health = std::collections::HashMap::new();
+        for (provider, (models, found)) in enabled.iter().zip(discovered) {
             registry.add_discovered(provider.id(), &models, now);
+            health.insert(provider.id().to_owned(), found);
         }
         for model in &config.models {
             registry.register(model, now);
@@ -177,6 +192,8 @@ impl Stack {
                 telemetry,
                 client,
                 responses,
+                chat_store,
+                health,
             }),
         })
     }
@@ -247,10 +264,22 @@ impl Stack {
             Endpoint::Health => Ok(Reply::Json(self.health())),
             Endpoint::Version => Ok(Reply::Json(self.version())),
             Endpoint::Models => Ok(Reply::Json(self.models())),
+            Endpoint::GetModel => self
+                .inner
+                .registry
+                .retrieve(id())
+                .map(Reply::Json)
+                .map_err(ApiError::from),
+            Endpoint::ListProviders => Ok(Reply::Json(self.list_providers())),
+            Endpoint::GetProvider => self.get_provider(id()).map(Reply::Json),
             Endpoint::ChatCompletions => {
                 self.chat_completions(api::validate::parse_body(body)?)
                     .await
             }
+            Endpoint::ListChatCompletions => {
+                self.list_chat_completions(params).await.map(Reply::Json)
+            }
+            Endpoint::GetChatCompletion => self.get_chat_completion(id()).await.map(Reply::Json),
             Endpoint::Completions => self.completions(api::validate::parse_body(body)?).await,
             Endpoint::Embeddings => self
                 .embeddings(api::validate::parse_body(body)?)
@@ -276,8 +305,10 @@ impl Stack {
     }
 }
 
-/// Lists a provider's models; failures are logged and give no models.
-async fn discover(provider: &Provider) -> Vec<Value> {
+/// Lists a provider's models; failures are logged and give no models. Returns the models and
+/// the provider's health as discovery found it (`GET /v1/providers`).
+async fn discover(provider: &Provider) -> (Vec<Value>, api::providers::Health) {
+    use api::providers::Health;
     match tokio::time::timeout(DISCOVERY_TIMEOUT, provider.list_models()).await {
         Ok(Ok(models)) => {
             tracing::info!(
@@ -285,21 +316,29 @@ async fn discover(provider: &Provider) -> Vec<Value> {
                 count = models.len(),
                 "discovered models"
             );
-            models
+            (models, Health::Ok)
         }
         Ok(Err(e)) => {
             tracing::warn!(
                 provider = provider.id(),
                 "model discovery failed, using registered models only: {e}"
             );
-            Vec::new()
+            (
+                Vec::new(),
+                Health::Error(format!("model discovery failed: {e}")),
+            )
         }
         Err(_) => {
             tracing::warn!(
                 provider = provider.id(),
                 "model discovery timed out after {DISCOVERY_TIMEOUT:?}, using registered models only"
             );
-            Vec::new()
+            (
+                Vec::new(),
+                Health::Error(format!(
+                    "model discovery timed out after {DISCOVERY_TIMEOUT:?}"
+                )),
+            )
         }
     }
 }
@@ -421,7 +460,7 @@ mod tests {
             .collect();
         assert_eq!(ids, ["llamacpp/all-minilm-l6-v2", "llamacpp/extra"]);
         assert_eq!(
-            stack.models()["data"][0]["metadata"]["embedding_dimension"],
+            stack.models()["data"][0]["custom_metadata"]["embedding_dimension"],
             384
         );
     }

@@ -33,19 +33,82 @@ pub struct ModelEntry {
 }
 
 impl ModelEntry {
-    /// The entry as an OpenAI model object, with the stack's extra fields.
+    /// The entry as an OpenAI model object (`GET /v1/models`), with Llama Stack's
+    /// `custom_metadata`: `model_type`, `provider_id`, `provider_resource_id` (the provider's
+    /// model id) and the model's metadata (`embedding_dimension`, ...), as Llama Stack 0.7 lists
+    /// them (its clients read `model.custom_metadata`).
     pub fn to_openai(&self) -> Value {
+        let mut custom = self.metadata.clone();
+        custom.insert("model_type".into(), self.model_type.as_str().into());
+        custom.insert("provider_id".into(), self.provider_id.clone().into());
+        custom.insert(
+            "provider_resource_id".into(),
+            self.provider_model_id.clone().into(),
+        );
         json!({
             "id": self.id,
             "object": "model",
             "created": self.created,
             "owned_by": self.provider_id,
+            "custom_metadata": custom,
+        })
+    }
+
+    /// The entry as Llama Stack's model resource (`GET /v1/models/{model_id}`): `identifier`,
+    /// `provider_resource_id`, `provider_id`, `type`, `model_type`, `metadata`.
+    pub fn to_resource(&self) -> Value {
+        json!({
+            "identifier": self.id,
+            "provider_resource_id": self.provider_model_id,
             "provider_id": self.provider_id,
-            "provider_model_id": self.provider_model_id,
+            "type": "model",
             "model_type": self.model_type.as_str(),
             "metadata": self.metadata,
         })
     }
+
+    /// The length of this model's vectors, when known (an embedding model's
+    /// `embedding_dimension`).
+    pub fn embedding_dimension(&self) -> Option<u64> {
+        self.metadata
+            .get("embedding_dimension")
+            .and_then(Value::as_u64)
+    }
+}
+
+/// The vector length of well-known embedding models, by the provider's model id (any
+/// `org/` prefix, `:tag` or quantization suffix ignored), for providers whose model listing does
+/// not say (llama.cpp's router mode, Ollama, vLLM). Llama Stack keeps the same kind of table
+/// (`embedding_model_metadata`) in its provider adapters; `[[models]]` metadata overrides it.
+fn known_embedding_dimension(provider_model_id: &str) -> Option<u64> {
+    let name = provider_model_id
+        .rsplit('/')
+        .next()
+        .unwrap_or(provider_model_id)
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    const KNOWN: &[(&str, u64)] = &[
+        ("all-minilm-l6-v2", 384),
+        ("all-minilm", 384),
+        ("all-mpnet-base-v2", 768),
+        ("nomic-embed-text", 768),
+        ("nomic-embed-text-v1.5", 768),
+        ("mxbai-embed-large", 1024),
+        ("bge-small-en-v1.5", 384),
+        ("bge-base-en-v1.5", 768),
+        ("bge-large-en-v1.5", 1024),
+        ("bge-m3", 1024),
+        ("snowflake-arctic-embed", 1024),
+        ("text-embedding-3-small", 1536),
+        ("text-embedding-3-large", 3072),
+        ("text-embedding-ada-002", 1536),
+    ];
+    KNOWN
+        .iter()
+        .find(|(known, _)| name == *known || name.strip_suffix(".gguf") == Some(known))
+        .map(|(_, dim)| *dim)
 }
 
 /// The type of a listed model, from what the provider says about it: a `model_type` or `type`
@@ -158,7 +221,10 @@ impl ModelRegistry {
             let model_type = discovered_type(entry);
             let mut metadata = Map::new();
             if model_type == ModelType::Embedding
-                && let Some(dim) = entry.pointer("/meta/n_embd").and_then(Value::as_u64)
+                && let Some(dim) = entry
+                    .pointer("/meta/n_embd")
+                    .and_then(Value::as_u64)
+                    .or_else(|| known_embedding_dimension(provider_model_id))
             {
                 metadata.insert("embedding_dimension".into(), Value::from(dim));
             }
@@ -227,6 +293,12 @@ impl ModelRegistry {
             model: entry,
             provider,
         })
+    }
+
+    /// A model's Llama Stack resource (`GET /v1/models/{model_id}`); an unknown id is a 404
+    /// listing the known ones.
+    pub fn retrieve(&self, model: &str) -> Result<Value, RouterError> {
+        self.resolve(model).map(|route| route.model.to_resource())
     }
 
     /// The OpenAI model list: `{"object": "list", "data": [...]}`.
@@ -361,7 +433,43 @@ mod tests {
         assert_eq!(first["object"], "model");
         assert_eq!(first["created"], 7);
         assert_eq!(first["owned_by"], "llamacpp");
-        assert_eq!(list["data"][1]["model_type"], "embedding");
-        assert_eq!(list["data"][1]["metadata"]["embedding_dimension"], 384);
+        let custom = &list["data"][1]["custom_metadata"];
+        assert_eq!(custom["model_type"], "embedding");
+        assert_eq!(custom["embedding_dimension"], 384);
+        assert_eq!(custom["provider_id"], "llamacpp");
+        assert_eq!(custom["provider_resource_id"], "all-minilm-l6-v2");
+        assert_eq!(first["custom_metadata"]["model_type"], "llm");
+    }
+
+    #[test]
+    fn retrieve_is_llama_stacks_model_resource() {
+        let r = registry();
+        let m = r.retrieve("vllm/meta-llama/Llama-3.2-1B").unwrap();
+        assert_eq!(
+            m,
+            json!({"identifier": "vllm/meta-llama/Llama-3.2-1B", "provider_resource_id": "meta-llama/Llama-3.2-1B",
+                   "provider_id": "vllm", "type": "model", "model_type": "llm", "metadata": {}})
+        );
+        assert!(
+            r.retrieve("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("Available models")
+        );
+    }
+
+    #[test]
+    fn well_known_embedding_models_get_their_dimension() {
+        let mut r = ModelRegistry::new(vec![provider("ollama")]);
+        r.add_discovered(
+            "ollama",
+            &[
+                json!({"id": "nomic-embed-text:latest", "model_type": "embedding"}),
+                json!({"id": "mystery-embed", "model_type": "embedding"}),
+            ],
+            0,
+        );
+        assert_eq!(r.models()[0].embedding_dimension(), Some(768));
+        assert_eq!(r.models()[1].embedding_dimension(), None);
     }
 }

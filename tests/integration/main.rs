@@ -8,6 +8,7 @@
 mod common;
 mod inference;
 mod models;
+mod providers;
 mod responses;
 mod safety;
 mod telemetry;
@@ -78,6 +79,10 @@ fn cases() -> Vec<TestCase> {
             [Text]
         ),
         case!(
+            inference::test_openai_chat_completion::test_inference_store,
+            [Text]
+        ),
+        case!(
             inference::test_openai_chat_completion::test_chat_completion_malformed_body,
             [Text]
         ),
@@ -91,6 +96,10 @@ fn cases() -> Vec<TestCase> {
         ),
         case!(
             inference::test_openai_completion::test_completion_stop_sequence,
+            [Completion]
+        ),
+        case!(
+            inference::test_openai_completion::test_completion_logprobs,
             [Completion]
         ),
         case!(
@@ -109,8 +118,19 @@ fn cases() -> Vec<TestCase> {
             inference::test_openai_embeddings::test_embeddings_invalid_encoding_format,
             [Embedding]
         ),
+        case!(
+            inference::test_openai_embeddings::test_embeddings_dimensions_unsupported,
+            [Embedding]
+        ),
         case!(models::test_models::test_models_list, [Text, Embedding]),
         case!(models::test_models::test_health_and_version, []),
+        case!(
+            models::test_models::test_models_custom_metadata,
+            [Text, Embedding]
+        ),
+        case!(models::test_models::test_model_retrieve, [Text]),
+        case!(providers::test_providers::test_providers_list, [Text]),
+        case!(providers::test_providers::test_provider_inspect, [Text]),
         case!(
             telemetry::test_genai_spans::test_chat_completion_span,
             [Text]

@@ -8,13 +8,15 @@
 //! started once the request is valid and routed (a 400 or 404 answered by the stack itself makes
 //! no GenAI span); a stream's span ends with the stream.
 
+use std::collections::HashMap;
+
 use futures::StreamExt;
 use opentelemetry::trace::FutureExt as _;
 use serde_json::Value;
 
-use super::{ChunkStream, Reply, embeddings, validate};
+use super::{ChunkStream, Reply, completion_logprobs, embeddings, validate};
 use crate::Stack;
-use crate::config::ModelType;
+use crate::config::{ModelType, ProviderType};
 use crate::error::{ApiError, INVALID_REQUEST, PROVIDER_ERROR};
 use crate::providers::{DataStream, Provider, ProviderError};
 use crate::router::Route;
@@ -23,16 +25,52 @@ use crate::telemetry::{self, Failure, GenAiCall, Operation, Telemetry};
 
 impl Stack {
     /// `POST /v1/chat/completions` with a parsed body.
+    /// The answer is stored with its messages (Llama Stack's inference store) unless the run
+    /// config turns that off.
     pub async fn chat_completions(&self, body: Value) -> Result<Reply, ApiError> {
         let checked = validate::chat(&body)?;
-        self.generate(Operation::Chat, checked, body).await
+        let messages = match body.get("messages") {
+            Some(Value::Array(messages)) => messages.clone(),
+            _ => Vec::new(),
+        };
+        let reply = self.generate(Operation::Chat, checked, body).await?;
+        Ok(self.store_chat(reply, messages).await)
     }
 
-    /// `POST /v1/completions` with a parsed body.
+    /// `POST /v1/completions` with a parsed body. Chat-shaped `logprobs` from the provider are
+    /// answered in the completions shape ([`completion_logprobs`]).
     pub async fn completions(&self, body: Value) -> Result<Reply, ApiError> {
         let checked = validate::completion(&body)?;
-        self.generate(Operation::TextCompletion, checked, body)
-            .await
+        let wants_logprobs = body.get("logprobs").is_some_and(|l| !l.is_null());
+        let request = wants_logprobs.then(|| body.clone());
+        let reply = self
+            .generate(Operation::TextCompletion, checked, body)
+            .await?;
+        let Some(request) = request else {
+            return Ok(reply);
+        };
+        let mut offsets = HashMap::new();
+        Ok(match reply {
+            Reply::Json(mut answer) => {
+                completion_logprobs::translate(&mut answer, &mut offsets, &|i| {
+                    completion_logprobs::prompt_length(&request, i)
+                });
+                Reply::Json(answer)
+            }
+            Reply::Stream(chunks) => Reply::Stream(
+                chunks
+                    .map(move |item| {
+                        item.map(|mut chunk| {
+                            completion_logprobs::translate(&mut chunk, &mut offsets, &|i| {
+                                completion_logprobs::prompt_length(&request, i)
+                            });
+                            chunk
+                        })
+                    })
+                    .boxed(),
+            ),
+            other => other,
+        })
     }
 
     /// Chat or text completion of a validated `body`: routed (embedding models refused) and
@@ -72,6 +110,13 @@ impl Stack {
                 api,
             ));
         }
+        let dimensions = body.get("dimensions").and_then(Value::as_u64);
+        if let (Some(asked), Some(native)) = (dimensions, route.model.embedding_dimension())
+            && asked != native
+            && route.provider.provider_type() != ProviderType::OpenAi
+        {
+            return Err(dimensions_unsupported(&checked.model, asked, native));
+        }
         let mut request = with_model(body, &route.model.provider_model_id);
         if checked.base64 {
             set_field(&mut request, "encoding_format", Value::from("float"));
@@ -94,6 +139,15 @@ impl Stack {
             Err(e) => return Err(provider_failed(call, e, None)),
         };
         let summary = ResponseSummary::from_answer(Operation::Embeddings, &response, false);
+        // A provider that ignores `dimensions` (llama.cpp does) answers full-size vectors:
+        // silently wrong for the caller, so a 400 instead.
+        if let Some(asked) = dimensions
+            && let Some(got) = vector_length_other_than(&response, asked)
+        {
+            let e = dimensions_unsupported(&checked.model, asked, got);
+            call.finish(&summary, Some(&Failure::from_api_error(&e)), None);
+            return Err(e);
+        }
         set_model(&mut response, &checked.model);
         if checked.base64
             && let Err(m) = embeddings::to_base64(&mut response)
@@ -114,6 +168,33 @@ fn api_of(operation: Operation) -> (&'static str, &'static str) {
         Operation::TextCompletion => ("completions", "completions"),
         Operation::Embeddings => ("embeddings", "embeddings"),
     }
+}
+
+/// `dimensions` asked of a model whose vectors have another length it cannot change.
+fn dimensions_unsupported(model: &str, asked: u64, native: u64) -> ApiError {
+    ApiError::new(
+        400,
+        INVALID_REQUEST,
+        format!(
+            "Model '{model}' does not support 'dimensions': its embeddings have {native} \
+             dimensions and its provider cannot shorten them (asked for {asked}). Omit \
+             'dimensions', or use a model that supports it (e.g. OpenAI's text-embedding-3)."
+        ),
+        Some("dimensions"),
+        Some("unsupported_parameter"),
+    )
+}
+
+/// The length of the first float embedding in `answer` whose length is not `asked`.
+fn vector_length_other_than(answer: &Value, asked: u64) -> Option<u64> {
+    answer
+        .get("data")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.get("embedding").and_then(Value::as_array))
+        .map(|v| v.len() as u64)
+        .find(|&len| len != asked)
 }
 
 fn wrong_type(model: &str, what: &str, api: &str) -> ApiError {
@@ -433,6 +514,57 @@ mod tests {
         assert_eq!(
             (e.status, e.message.as_str(), e.error_type.as_str()),
             (500, "context overflow", "server_error")
+        );
+    }
+
+    #[tokio::test]
+    async fn dimensions_a_model_cannot_give_are_a_400_not_full_size_vectors() {
+        let server = fake_provider().await;
+        let reply = json!({"model": "smollm2-135m", "object": "list",
+                           "data": [{"embedding": [1.0, 2.0, 3.0], "index": 0, "object": "embedding"}]});
+        Mock::given(method("POST"))
+            .and(path("/v1/embeddings"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(reply))
+            .mount(&server)
+            .await;
+        let stack = stack_for(&server).await;
+        // Known dimension (registered 384): refused before any provider call.
+        let known = stack
+            .embeddings(
+                json!({"model": "llamacpp/all-minilm-l6-v2", "input": "a", "dimensions": 128}),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (known.status, known.param.as_deref()),
+            (400, Some("dimensions"))
+        );
+        assert!(
+            known.message.contains("384") && known.message.contains("128"),
+            "{}",
+            known.message
+        );
+        let sent = server.received_requests().await.unwrap_or_default();
+        assert!(!sent.iter().any(|r| r.url.path() == "/v1/embeddings"));
+        // Unknown dimension: the provider ignored it, the answer says so.
+        let ignored = stack
+            .embeddings(json!({"model": "llamacpp/smollm2-135m", "input": "a", "dimensions": 2}))
+            .await
+            .unwrap_err();
+        assert_eq!(ignored.status, 400);
+        assert!(
+            ignored.message.contains("have 3 dimensions"),
+            "{}",
+            ignored.message
+        );
+        // What the model gives anyway is fine.
+        let same = stack
+            .embeddings(json!({"model": "llamacpp/smollm2-135m", "input": "a", "dimensions": 3}))
+            .await
+            .unwrap();
+        assert_eq!(
+            same["data"][0]["embedding"].as_array().map(Vec::len),
+            Some(3)
         );
     }
 

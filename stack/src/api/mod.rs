@@ -2,8 +2,12 @@
 //! The HTTP server and the in-process client both call [`crate::Stack::handle`], so both give the
 //! same answers, errors included.
 
+pub mod completion_logprobs;
 pub mod embeddings;
 pub mod inference;
+pub mod listing;
+pub mod providers;
+pub mod stored_chat;
 pub mod validate;
 
 use futures::stream::BoxStream;
@@ -45,8 +49,19 @@ pub enum Endpoint {
     Version,
     /// `GET /v1/models`
     Models,
+    /// `GET /v1/models/{model_id}` (Llama Stack's model resource; the id may contain `/`)
+    GetModel,
+    /// `GET /v1/providers`
+    ListProviders,
+    /// `GET /v1/providers/{provider_id}`
+    GetProvider,
     /// `POST /v1/chat/completions`
     ChatCompletions,
+    /// `GET /v1/chat/completions` (Llama Stack's stored chat completions: `after`, `limit`,
+    /// `order`, `model`)
+    ListChatCompletions,
+    /// `GET /v1/chat/completions/{completion_id}`
+    GetChatCompletion,
     /// `POST /v1/completions`
     Completions,
     /// `POST /v1/embeddings`
@@ -97,11 +112,16 @@ impl Params {
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 17] = [
+    pub const ALL: [Endpoint; 22] = [
         Self::Health,
         Self::Version,
         Self::Models,
+        Self::GetModel,
+        Self::ListProviders,
+        Self::GetProvider,
         Self::ChatCompletions,
+        Self::ListChatCompletions,
+        Self::GetChatCompletion,
         Self::Completions,
         Self::Embeddings,
         Self::CreateResponse,
@@ -117,14 +137,18 @@ impl Endpoint {
         Self::Moderations,
     ];
 
-    /// The URL path (a route pattern, `{response_id}` or `{identifier}` standing for a path
-    /// segment).
+    /// The URL path (a route pattern, in axum's syntax: `{response_id}` stands for one path
+    /// segment, `{*model_id}` for the rest of the path, slashes included).
     pub fn path(self) -> &'static str {
         match self {
             Self::Health => "/v1/health",
             Self::Version => "/v1/version",
             Self::Models => "/v1/models",
-            Self::ChatCompletions => "/v1/chat/completions",
+            Self::GetModel => "/v1/models/{*model_id}",
+            Self::ListProviders => "/v1/providers",
+            Self::GetProvider => "/v1/providers/{provider_id}",
+            Self::ChatCompletions | Self::ListChatCompletions => "/v1/chat/completions",
+            Self::GetChatCompletion => "/v1/chat/completions/{completion_id}",
             Self::Completions => "/v1/completions",
             Self::Embeddings => "/v1/embeddings",
             Self::CreateResponse | Self::ListResponses => "/v1/responses",
@@ -143,6 +167,11 @@ impl Endpoint {
             Self::Health
             | Self::Version
             | Self::Models
+            | Self::GetModel
+            | Self::ListProviders
+            | Self::GetProvider
+            | Self::ListChatCompletions
+            | Self::GetChatCompletion
             | Self::ListResponses
             | Self::GetResponse
             | Self::ListInputItems
@@ -172,7 +201,8 @@ impl Endpoint {
             None => (pattern == path).then(String::new),
             Some((prefix, suffix)) => {
                 let id = path.strip_prefix(prefix)?.strip_suffix(suffix)?;
-                (!id.is_empty() && !id.contains('/')).then(|| {
+                let rest_of_path = pattern[prefix.len()..].starts_with("{*");
+                (!id.is_empty() && (rest_of_path || !id.contains('/'))).then(|| {
                     url::form_urlencoded::parse(format!("x={id}").replace('+', "%2B").as_bytes())
                         .next()
                         .map(|(_, v)| v.into_owned())
@@ -263,6 +293,27 @@ mod tests {
         assert_eq!(
             Endpoint::route("GET", "/v1/nothing").unwrap_err().status,
             404
+        );
+        // Model ids contain `/`: raw or percent-encoded (as the Stainless clients send them).
+        for path in [
+            "/v1/models/llamacpp/qwen2.5-coder-0.5b",
+            "/v1/models/llamacpp%2Fqwen2.5-coder-0.5b",
+        ] {
+            let (e, p) = Endpoint::route("GET", path).unwrap();
+            assert_eq!(e, Endpoint::GetModel);
+            assert_eq!(p.id.as_deref(), Some("llamacpp/qwen2.5-coder-0.5b"));
+        }
+        assert_eq!(
+            Endpoint::route("GET", "/v1/chat/completions?limit=2")
+                .unwrap()
+                .0,
+            Endpoint::ListChatCompletions
+        );
+        assert_eq!(
+            Endpoint::route("GET", "/v1/chat/completions/chatcmpl-1")
+                .unwrap()
+                .0,
+            Endpoint::GetChatCompletion
         );
     }
 }

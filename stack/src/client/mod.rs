@@ -180,6 +180,48 @@ impl StackClient {
         self.json(Endpoint::Models, None).await
     }
 
+    /// `GET /v1/models/{model_id}`: Llama Stack's model resource.
+    pub async fn model(&self, model_id: &str) -> Result<Value, ClientError> {
+        self.call(
+            "GET",
+            &format!("/v1/models/{}", encode_segment(model_id)),
+            None,
+        )
+        .await
+    }
+
+    /// `GET /v1/providers`.
+    pub async fn providers(&self) -> Result<Value, ClientError> {
+        self.call("GET", "/v1/providers", None).await
+    }
+
+    /// `GET /v1/providers/{provider_id}`.
+    pub async fn provider(&self, provider_id: &str) -> Result<Value, ClientError> {
+        self.call(
+            "GET",
+            &format!("/v1/providers/{}", encode_segment(provider_id)),
+            None,
+        )
+        .await
+    }
+
+    /// `GET /v1/chat/completions?{query}`: stored chat completions (e.g. `limit=2&order=asc`).
+    pub async fn list_chat_completions(&self, query: &str) -> Result<Value, ClientError> {
+        self.call("GET", &with_query("/v1/chat/completions", query), None)
+            .await
+    }
+
+    /// `GET /v1/chat/completions/{completion_id}`: a stored chat completion with its
+    /// `input_messages`.
+    pub async fn get_chat_completion(&self, completion_id: &str) -> Result<Value, ClientError> {
+        self.call(
+            "GET",
+            &format!("/v1/chat/completions/{}", encode_segment(completion_id)),
+            None,
+        )
+        .await
+    }
+
     /// `POST /v1/chat/completions`, non-streaming.
     pub async fn chat_completion(&self, body: Value) -> Result<Value, ClientError> {
         self.json(Endpoint::ChatCompletions, Some(body)).await

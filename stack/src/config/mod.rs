@@ -73,11 +73,15 @@ pub struct ShieldConfig {
     pub params: Map<String, Value>,
 }
 
-/// The `[storage]` table: the SQLite database of stored responses and their input items.
+/// The `[storage]` table: the SQLite database of stored responses (and their input items) and
+/// of stored chat completions (Llama Stack's inference store).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageConfig {
     /// The database file (created with its directory when missing).
     pub db_path: PathBuf,
+    /// Whether every chat completion is stored, for `GET /v1/chat/completions` (default: yes,
+    /// as in Llama Stack).
+    pub store_chat_completions: bool,
 }
 
 impl StorageConfig {
@@ -96,6 +100,7 @@ impl StorageConfig {
         };
         Self {
             db_path: dir.join("sql_store.db"),
+            store_chat_completions: true,
         }
     }
 }
@@ -158,6 +163,15 @@ impl ProviderType {
             Self::Ollama => "remote::ollama",
             Self::Vllm => "remote::vllm",
             Self::LlamaCpp => "remote::llamacpp",
+        }
+    }
+
+    /// The name Llama Stack gives this provider type (`GET /v1/providers`): the config spelling,
+    /// except llama.cpp, which Llama Stack calls `remote::llama-cpp-server`.
+    pub fn llama_stack_name(self) -> &'static str {
+        match self {
+            Self::LlamaCpp => "remote::llama-cpp-server",
+            other => other.as_str(),
         }
     }
 
@@ -462,6 +476,29 @@ impl Parser<'_> {
             .ok_or_else(|| self.err(&join(prefix, key), "missing required field"))
     }
 
+    /// A boolean, written as one or as a string (`"${env.X:=true}"`) that substitutes to
+    /// `true` or `false`.
+    fn boolean(&self, value: &toml::Value, field: &str) -> Result<bool, ConfigError> {
+        match value {
+            toml::Value::Boolean(b) => Ok(*b),
+            toml::Value::String(raw) => {
+                let text =
+                    subst::substitute(raw, self.env).map_err(|e| self.err(field, e.to_string()))?;
+                match text.trim() {
+                    "true" => Ok(true),
+                    "false" => Ok(false),
+                    other => {
+                        Err(self.err(field, format!("expected true or false, found '{other}'")))
+                    }
+                }
+            }
+            other => Err(self.err(
+                field,
+                format!("expected true or false, found {}", other.type_str()),
+            )),
+        }
+    }
+
     /// An integer field that may also be written as a (substituted) string.
     fn integer(&self, value: &toml::Value, field: &str) -> Result<i64, ConfigError> {
         match value {
@@ -554,16 +591,22 @@ impl Parser<'_> {
         let storage = match root.get("storage") {
             None => StorageConfig::default_for(&name, self.env),
             Some(toml::Value::Table(t)) => {
-                self.check_keys(t, "storage", &["db_path"])?;
-                match self
+                self.check_keys(t, "storage", &["db_path", "store_chat_completions"])?;
+                let mut storage = match self
                     .string(t, "storage", "db_path")?
                     .filter(|p| !p.is_empty())
                 {
                     Some(p) => StorageConfig {
                         db_path: expand_home(&p, self.env),
+                        store_chat_completions: true,
                     },
                     None => StorageConfig::default_for(&name, self.env),
+                };
+                if let Some(v) = t.get("store_chat_completions") {
+                    storage.store_chat_completions =
+                        self.boolean(v, "storage.store_chat_completions")?;
                 }
+                storage
             }
             Some(other) => {
                 return Err(self.err(

@@ -20,6 +20,7 @@ use opentelemetry::trace::FutureExt as _;
 use serde_json::{Value, json};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
+use crate::api::listing::{blocking, list_object, page};
 use crate::api::{Params, Reply};
 use crate::config::ModelType;
 use crate::context::Captured;
@@ -30,10 +31,6 @@ use crate::{Stack, ids};
 use events::Emitter;
 use request::CreateRequest;
 pub use store::{Order, ResponseStore, StoreError, StoredResponse};
-
-/// Default and largest page of a listing.
-const DEFAULT_LIMIT: usize = 20;
-const MAX_LIMIT: usize = 100;
 
 /// A create request ready to run.
 struct Prepared {
@@ -107,38 +104,15 @@ fn not_found(id: &str) -> ApiError {
 }
 
 impl Stack {
-    /// Runs `f` on the responses store on a blocking thread: SQLite may wait (up to its busy
-    /// timeout) for another process's write, which must not stall an async worker.
+    /// Runs `f` on the responses store on a blocking thread (see [`crate::api::listing::blocking`]).
     async fn with_store<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&ResponseStore) -> Result<T, StoreError> + Send + 'static,
     {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || f(this.response_store()))
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    500,
-                    "server_error",
-                    format!("the responses store task failed: {e}"),
-                    None,
-                    Some("storage_error"),
-                )
-            })?
-            .map_err(storage_error)
+        blocking("responses", move || f(this.response_store())).await
     }
-}
-
-fn storage_error(e: StoreError) -> ApiError {
-    tracing::error!("responses store: {e}");
-    ApiError::new(
-        500,
-        "server_error",
-        e.to_string(),
-        None,
-        Some("storage_error"),
-    )
 }
 
 impl Stack {
@@ -369,48 +343,4 @@ impl Stack {
             has_more,
         ))
     }
-}
-
-fn page(params: &Params, default_order: Order) -> Result<(usize, Order), ApiError> {
-    let limit = match params.query("limit") {
-        None => DEFAULT_LIMIT,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid_request(
-                    format!("'limit' must be an integer from 1 to {MAX_LIMIT}; got '{l}'."),
-                    Some("limit"),
-                    Some("invalid_value"),
-                )
-            })?,
-    };
-    let order = match params.query("order") {
-        None => default_order,
-        Some("asc") => Order::Asc,
-        Some("desc") => Order::Desc,
-        Some(o) => {
-            return Err(ApiError::invalid_request(
-                format!("'order' must be 'asc' or 'desc'; got '{o}'."),
-                Some("order"),
-                Some("invalid_value"),
-            ));
-        }
-    };
-    Ok((limit, order))
-}
-
-fn list_object(data: Vec<Value>, has_more: bool) -> Value {
-    let first = data
-        .first()
-        .and_then(|d| d.get("id"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    let last = data
-        .last()
-        .and_then(|d| d.get("id"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    json!({"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": has_more})
 }

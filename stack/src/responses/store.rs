@@ -8,43 +8,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-/// Why the store failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database could not be opened or created.
-    #[error("cannot open the responses database {path}: {source}")]
-    Open {
-        /// The file.
-        path: PathBuf,
-        /// What SQLite or the file system said.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// A query failed.
-    #[error("responses database {path}: {source}")]
-    Query {
-        /// The file.
-        path: PathBuf,
-        /// What SQLite said.
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// A stored value is not what was written.
-    #[error("responses database {path}: row '{id}' is damaged: {message}")]
-    Damaged {
-        /// The file.
-        path: PathBuf,
-        /// The row.
-        id: String,
-        /// What is wrong.
-        message: String,
-    },
-}
+use crate::storage::{self, PageQuery};
+pub use crate::storage::{Order, StoreError};
 
 /// One stored response.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,15 +26,6 @@ pub struct StoredResponse {
     pub conversation: Vec<Value>,
     /// The first response of its `previous_response_id` chain.
     pub conversation_id: String,
-}
-
-/// Sort order of a listing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
-    /// Oldest first.
-    Asc,
-    /// Newest first.
-    Desc,
 }
 
 /// The responses database.
@@ -91,25 +51,9 @@ CREATE INDEX IF NOT EXISTS responses_by_time ON responses (created_at, id);
 impl ResponseStore {
     /// Opens (creating when missing) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let open_err = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
-            path: path.to_owned(),
-            source: e,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| open_err(Box::new(e)))?;
-        }
-        let conn = Connection::open(path).map_err(|e| open_err(Box::new(e)))?;
-        // WAL with synchronous=NORMAL: a commit is atomic and the database never corrupts; only
-        // the last commits before a power loss (not a process crash) can be lost, and a commit
-        // costs no fsync (0.5 ms a response here).
-        conn.busy_timeout(Duration::from_secs(10))
-            .and_then(|()| conn.pragma_update(None, "journal_mode", "WAL"))
-            .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
-            .and_then(|()| conn.execute_batch(SCHEMA))
-            .map_err(|e| open_err(Box::new(e)))?;
         Ok(Self {
             path: path.to_owned(),
-            conn: Mutex::new(conn),
+            conn: Mutex::new(storage::open(path, SCHEMA)?),
         })
     }
 
@@ -203,67 +147,20 @@ impl ResponseStore {
         order: Order,
         model: Option<&str>,
     ) -> Result<(Vec<Value>, bool), StoreError> {
-        let cursor = match after {
-            Some(id) => {
-                let found = self
-                    .conn()
-                    .query_row(
-                        "SELECT created_at FROM responses WHERE id = ?1",
-                        params![id],
-                        |row| row.get::<_, i64>(0),
-                    )
-                    .optional()
-                    .map_err(|e| self.query_err(e))?;
-                match found {
-                    Some(t) => Some((t, id.to_owned())),
-                    None => return Ok((Vec::new(), false)),
-                }
-            }
-            None => None,
+        let query = PageQuery {
+            table: "responses",
+            time_column: "created_at",
+            json_column: "response",
+            after,
+            limit,
+            order,
+            model,
         };
-        let (cmp, dir) = match order {
-            Order::Asc => (">", "ASC"),
-            Order::Desc => ("<", "DESC"),
-        };
-        let sql = format!(
-            "SELECT id, response FROM responses
-             WHERE (?1 IS NULL OR model = ?1)
-               AND (?2 IS NULL OR (created_at, id) {cmp} (?2, ?3))
-             ORDER BY created_at {dir}, id {dir} LIMIT ?4"
-        );
-        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&sql).map_err(|e| self.query_err(e))?;
-        let rows = stmt
-            .query_map(
-                params![
-                    model,
-                    cursor.as_ref().map(|c| c.0),
-                    cursor.as_ref().map(|c| c.1.clone()),
-                    fetch
-                ],
-                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
-            )
-            .map_err(|e| self.query_err(e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.query_err(e))?;
-        drop(stmt);
-        drop(conn);
-        let has_more = rows.len() > limit;
-        let data = rows
-            .into_iter()
-            .take(limit)
-            .map(|(id, text)| self.parse(&id, &text))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((data, has_more))
+        storage::page_json(&self.conn(), &self.path, &query)
     }
 
     fn parse(&self, id: &str, text: &str) -> Result<Value, StoreError> {
-        serde_json::from_str(text).map_err(|e| StoreError::Damaged {
-            path: self.path.clone(),
-            id: id.to_owned(),
-            message: e.to_string(),
-        })
+        storage::parse(&self.path, id, text)
     }
 
     fn parse_list(&self, id: &str, text: &str) -> Result<Vec<Value>, StoreError> {
@@ -368,6 +265,6 @@ mod tests {
         let err = ResponseStore::open(&file.join("sub/db"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("cannot open the responses database"), "{err}");
+        assert!(err.contains("cannot open the stack database"), "{err}");
     }
 }

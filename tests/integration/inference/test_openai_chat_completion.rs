@@ -304,3 +304,80 @@ pub async fn test_chat_completion_malformed_body(env: TestEnv) -> Result<()> {
         "model",
     )
 }
+
+/// Llama Stack's inference store: a chat completion, plain or streamed, is stored with its input
+/// messages, retrievable by id and listed (newest first, filtered by model).
+pub async fn test_inference_store(env: TestEnv) -> Result<()> {
+    let c = client(&env).await?;
+    let plain_messages = user("Name one primary color. Answer in one word.");
+    let plain = c
+        .chat_completion(json!({"model": env.text_model(), "messages": plain_messages, "temperature": 0, "max_tokens": 8}))
+        .await?;
+    let streamed_messages = user("Name one ocean. Answer in one word.");
+    let mut stream = c.chat_completion_stream(json!({"model": env.text_model(), "messages": streamed_messages, "temperature": 0, "max_tokens": 8}));
+    let (mut streamed_id, mut streamed_text) = (String::new(), String::new());
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if let Some(id) = chunk["id"].as_str() {
+            streamed_id = id.to_owned();
+        }
+        streamed_text.push_str(
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .unwrap_or(""),
+        );
+    }
+    for (id, messages, text) in [
+        (
+            plain["id"].as_str().context("id")?,
+            &plain_messages,
+            content_of(&plain)?,
+        ),
+        (
+            streamed_id.as_str(),
+            &streamed_messages,
+            streamed_text.as_str(),
+        ),
+    ] {
+        let stored = c.get_chat_completion(id).await?;
+        ensure!(
+            stored["id"] == id && stored["object"] == "chat.completion",
+            "{stored}"
+        );
+        ensure!(
+            stored["model"] == env.text_model(),
+            "stored under the stack's model id: {stored}"
+        );
+        ensure!(
+            &stored["input_messages"] == messages,
+            "input messages of {stored}"
+        );
+        ensure!(
+            content_of(&stored)? == text,
+            "the stored answer is the one the caller got: {stored}"
+        );
+    }
+    let listed = c
+        .list_chat_completions(&format!("model={}&limit=100", env.text_model()))
+        .await?;
+    let ids: Vec<&str> = listed["data"]
+        .as_array()
+        .context("data")?
+        .iter()
+        .filter_map(|d| d["id"].as_str())
+        .collect();
+    for id in [
+        plain["id"].as_str().unwrap_or_default(),
+        streamed_id.as_str(),
+    ] {
+        ensure!(ids.contains(&id), "{id} is listed: {listed}");
+    }
+    ensure!(listed["object"] == "list", "{listed}");
+    let missing = c
+        .get_chat_completion("chatcmpl-does-not-exist")
+        .await
+        .err()
+        .context("404")?;
+    ensure!(missing.status() == Some(404), "{missing}");
+    Ok(())
+}

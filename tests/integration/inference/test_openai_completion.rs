@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result, ensure};
 use futures::StreamExt;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::{TestEnv, client};
 
@@ -57,5 +57,60 @@ pub async fn test_completion_stop_sequence(env: TestEnv) -> Result<()> {
         "finish_reason {}",
         r["choices"][0]["finish_reason"]
     );
+    Ok(())
+}
+
+/// `logprobs` come in the completions API's shape (`tokens`, `token_logprobs`, `top_logprobs`,
+/// `text_offset`), whatever shape the provider used: one entry a token, the tokens spelling the
+/// text, offsets counting on from the prompt's end, at most `logprobs` alternatives a position.
+pub async fn test_completion_logprobs(env: TestEnv) -> Result<()> {
+    let c = client(&env).await?;
+    let prompt = "The capital of France is";
+    let r = c.completion(json!({"model": env.completion_model(), "prompt": prompt, "temperature": 0, "max_tokens": 4, "logprobs": 2})).await?;
+    let choice = &r["choices"][0];
+    let lp = &choice["logprobs"];
+    let tokens: Vec<&str> = lp["tokens"]
+        .as_array()
+        .with_context(|| format!("tokens in {lp}"))?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    ensure!(!tokens.is_empty(), "tokens: {lp}");
+    for field in ["token_logprobs", "top_logprobs", "text_offset"] {
+        ensure!(
+            lp[field].as_array().map(Vec::len) == Some(tokens.len()),
+            "{field} has one entry a token: {lp}"
+        );
+    }
+    ensure!(
+        lp["token_logprobs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|l| l.as_f64().is_some_and(|l| l <= 0.0)),
+        "log probabilities are <= 0: {lp}"
+    );
+    ensure!(
+        lp["top_logprobs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|t| t.as_object().is_some_and(|o| !o.is_empty() && o.len() <= 2)),
+        "1 to 2 alternatives a position: {lp}"
+    );
+    ensure!(
+        tokens.concat() == choice["text"].as_str().unwrap_or_default(),
+        "the tokens spell the text: {r}"
+    );
+    let mut expected = prompt.chars().count() as u64;
+    for (offset, token) in lp["text_offset"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .zip(&tokens)
+    {
+        ensure!(offset.as_u64() == Some(expected), "text_offset: {lp}");
+        expected += token.chars().count() as u64;
+    }
     Ok(())
 }

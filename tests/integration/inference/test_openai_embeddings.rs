@@ -104,3 +104,25 @@ pub async fn test_embeddings_invalid_encoding_format(env: TestEnv) -> Result<()>
         "encoding_format",
     )
 }
+
+/// `dimensions` other than the model's own size, for a provider that cannot shorten vectors, is
+/// a 400 naming `dimensions` and both sizes (not full-size vectors that silently ignore it).
+pub async fn test_embeddings_dimensions_unsupported(env: TestEnv) -> Result<()> {
+    let c = client(&env).await?;
+    let native = env.embedding_dimension();
+    let asked = native / 2;
+    let err = c
+        .embeddings(json!({"model": env.embedding_model(), "input": "x", "dimensions": asked}))
+        .await
+        .err()
+        .context("dimensions the model cannot give must fail")?;
+    ensure!(err.status() == Some(400), "status of {err}");
+    let msg = err.message();
+    ensure!(
+        msg.contains("dimensions")
+            && msg.contains(&native.to_string())
+            && msg.contains(&asked.to_string()),
+        "the error names the field and both sizes: {msg}"
+    );
+    Ok(())
+}

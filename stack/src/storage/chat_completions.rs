@@ -1,0 +1,161 @@
+//! Stored chat completions, Llama Stack's inference store: every chat completion the stack
+//! answers (streamed ones assembled from their chunks) with the messages it answered, for
+//! `GET /v1/chat/completions` and `GET /v1/chat/completions/{completion_id}`. Unless the run
+//! config says `[storage] store_chat_completions = false`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Map, Value};
+
+use super::{Order, PageQuery, StoreError};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS chat_completions (
+    id TEXT PRIMARY KEY,
+    created INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    completion TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chat_completions_by_time ON chat_completions (created, id);
+";
+
+/// The chat completions table.
+#[derive(Debug)]
+pub struct ChatCompletionStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl ChatCompletionStore {
+    /// Opens (creating when missing) the table in the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            path: path.to_owned(),
+            conn: Mutex::new(super::open(path, SCHEMA)?),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn query_err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Query {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Stores (or replaces, by id) a chat completion object with the messages it answered, as
+    /// Llama Stack returns it: the completion's fields plus `input_messages`.
+    pub fn put(&self, completion: &Value, input_messages: &[Value]) -> Result<(), StoreError> {
+        let id = completion
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let created = completion
+            .get("created")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let model = completion
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let mut stored: Map<String, Value> = completion.as_object().cloned().unwrap_or_default();
+        stored.insert(
+            "input_messages".into(),
+            Value::from(input_messages.to_vec()),
+        );
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO chat_completions (id, created, model, completion)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![id, created, model, Value::Object(stored).to_string()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.query_err(e))
+    }
+
+    /// A stored chat completion (with its `input_messages`) by id.
+    pub fn get(&self, id: &str) -> Result<Option<Value>, StoreError> {
+        let text = self
+            .conn()
+            .query_row(
+                "SELECT completion FROM chat_completions WHERE id = ?1",
+                params![id],
+                |row| row.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(|e| self.query_err(e))?;
+        text.map(|t| super::parse(&self.path, id, &t)).transpose()
+    }
+
+    /// Up to `limit` stored completions in `order` of creation, after the completion `after`
+    /// (exclusive), of `model` when given; and whether more follow.
+    pub fn list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        order: Order,
+        model: Option<&str>,
+    ) -> Result<(Vec<Value>, bool), StoreError> {
+        let query = PageQuery {
+            table: "chat_completions",
+            time_column: "created",
+            json_column: "completion",
+            after,
+            limit,
+            order,
+            model,
+        };
+        super::page_json(&self.conn(), &self.path, &query)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn completions_are_stored_with_their_input_and_listed_in_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChatCompletionStore::open(&dir.path().join("s.db")).unwrap();
+        for (i, model) in ["a/m", "b/m", "a/m"].iter().enumerate() {
+            let completion = json!({"id": format!("c{i}"), "object": "chat.completion",
+                                    "created": 100 + i, "model": model, "choices": []});
+            store
+                .put(
+                    &completion,
+                    &[json!({"role": "user", "content": format!("q{i}")})],
+                )
+                .unwrap();
+        }
+        let got = store.get("c1").unwrap().unwrap();
+        assert_eq!(got["model"], "b/m");
+        assert_eq!(got["input_messages"][0]["content"], "q1");
+        assert!(store.get("nope").unwrap().is_none());
+        let ids = |(data, more): (Vec<Value>, bool)| {
+            (
+                data.iter()
+                    .map(|c| c["id"].as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>(),
+                more,
+            )
+        };
+        assert_eq!(
+            ids(store.list(None, 2, Order::Desc, None).unwrap()),
+            (vec!["c2".into(), "c1".into()], true)
+        );
+        assert_eq!(
+            ids(store.list(Some("c1"), 5, Order::Desc, None).unwrap()),
+            (vec!["c0".into()], false)
+        );
+        assert_eq!(
+            ids(store.list(None, 5, Order::Asc, Some("a/m")).unwrap()),
+            (vec!["c0".into(), "c2".into()], false)
+        );
+    }
+}
