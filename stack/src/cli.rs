@@ -162,6 +162,9 @@ async fn run(target: &str, port: Option<u16>, host: Option<String>) -> anyhow::R
     let host = host.unwrap_or_else(|| config.server.host.clone());
     let port = port.unwrap_or(config.server.port);
     tracing::info!(config = %config.source, "starting stack");
+    for warning in &config.warnings {
+        tracing::warn!(config = %config.source, "{warning}");
+    }
     let stack = Stack::from_config(config)
         .await
         .context("cannot start the stack")?;

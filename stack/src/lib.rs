@@ -271,6 +271,7 @@ impl Stack {
                 .map(Reply::Json)
                 .map_err(ApiError::from),
             Endpoint::ListProviders => Ok(Reply::Json(self.list_providers())),
+            Endpoint::ListRoutes => Ok(Reply::Json(self.list_routes(params))),
             Endpoint::GetProvider => self.get_provider(id()).map(Reply::Json),
             Endpoint::ChatCompletions => {
                 self.chat_completions(api::validate::parse_body(body)?)

@@ -53,6 +53,8 @@ pub enum Endpoint {
     GetModel,
     /// `GET /v1/providers`
     ListProviders,
+    /// `GET /v1/inspect/routes` (Llama Stack's route listing)
+    ListRoutes,
     /// `GET /v1/providers/{provider_id}`
     GetProvider,
     /// `POST /v1/chat/completions`
@@ -112,12 +114,13 @@ impl Params {
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 22] = [
+    pub const ALL: [Endpoint; 23] = [
         Self::Health,
         Self::Version,
         Self::Models,
         Self::GetModel,
         Self::ListProviders,
+        Self::ListRoutes,
         Self::GetProvider,
         Self::ChatCompletions,
         Self::ListChatCompletions,
@@ -146,6 +149,7 @@ impl Endpoint {
             Self::Models => "/v1/models",
             Self::GetModel => "/v1/models/{*model_id}",
             Self::ListProviders => "/v1/providers",
+            Self::ListRoutes => "/v1/inspect/routes",
             Self::GetProvider => "/v1/providers/{provider_id}",
             Self::ChatCompletions | Self::ListChatCompletions => "/v1/chat/completions",
             Self::GetChatCompletion => "/v1/chat/completions/{completion_id}",
@@ -169,6 +173,7 @@ impl Endpoint {
             | Self::Models
             | Self::GetModel
             | Self::ListProviders
+            | Self::ListRoutes
             | Self::GetProvider
             | Self::ListChatCompletions
             | Self::GetChatCompletion

@@ -70,6 +70,37 @@ impl Stack {
         ))
     }
 
+    /// `GET /v1/inspect/routes`: `{"data": [{"route", "method", "provider_types"}]}`, every
+    /// route the stack serves (all `v1`; `?api_filter=v1alpha|v1beta|deprecated` lists none).
+    /// The provider types are the inference providers' for inference routes, the built-in
+    /// safety provider's for safety routes.
+    pub fn list_routes(&self, params: &crate::api::Params) -> Value {
+        if params.query("api_filter").is_some_and(|f| f != "v1") {
+            return json!({"data": []});
+        }
+        let inference: Vec<&str> = self
+            .config()
+            .enabled_providers()
+            .map(|p| p.provider_type.llama_stack_name())
+            .collect();
+        let data: Vec<Value> = crate::api::Endpoint::ALL
+            .iter()
+            .map(|e| {
+                use crate::api::Endpoint as E;
+                let types: Vec<&str> = match e {
+                    E::ChatCompletions | E::Completions | E::Embeddings | E::Models | E::GetModel => {
+                        inference.clone()
+                    }
+                    E::RunShield | E::Moderations | E::ListShields | E::RegisterShield | E::GetShield
+                    | E::DeleteShield => vec![SAFETY_PROVIDER.1],
+                    _ => Vec::new(),
+                };
+                json!({"route": e.path().replace("{*", "{"), "method": e.method(), "provider_types": types})
+            })
+            .collect();
+        json!({"data": data})
+    }
+
     fn provider_infos(&self) -> Vec<Value> {
         let mut infos: Vec<Value> = self
             .config()
@@ -148,6 +179,18 @@ mod tests {
             (Some("safety"), Some("llama-guard"))
         );
         assert_eq!(stack.get_provider("down").unwrap(), data[1]);
+        let routes = stack.list_routes(&crate::api::Params::default());
+        let chat = routes["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["route"] == "/v1/chat/completions" && r["method"] == "POST")
+            .unwrap();
+        assert_eq!(
+            chat["provider_types"],
+            serde_json::json!(["remote::llama-cpp-server", "remote::vllm"])
+        );
+        assert!(routes.to_string().contains("/v1/models/{model_id}"));
         let missing = stack.get_provider("nope").unwrap_err();
         assert_eq!(missing.status, 404);
         assert!(

@@ -29,6 +29,7 @@
 //! `remote::llamacpp` the base URL is accepted with or without its trailing `/v1`.
 
 pub mod distributions;
+pub mod llama_stack_yaml;
 pub mod subst;
 
 use std::path::{Path, PathBuf};
@@ -58,6 +59,9 @@ pub struct RunConfig {
     pub storage: StorageConfig,
     /// Safety shields registered at start (those whose `provider_shield_id` is not empty).
     pub shields: Vec<ShieldConfig>,
+    /// What the config says that this stack does not use (a Llama Stack `run.yaml`'s other APIs,
+    /// provider types and keys), one line each; `stack run` logs them at start.
+    pub warnings: Vec<String>,
 }
 
 /// A `[[shields]]` entry: a safety shield and the guard model it runs on.
@@ -279,6 +283,14 @@ pub enum ConfigError {
         /// The parser's message, with line and column.
         message: String,
     },
+    /// The file is not valid YAML (a Llama Stack `run.yaml`).
+    #[error("run config {source_name} is not valid YAML: {message}")]
+    YamlSyntax {
+        /// Where the config came from.
+        source_name: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
     /// A field is missing or has a bad value.
     #[error("run config {source_name}: field `{field}`: {message}")]
     Field {
@@ -329,7 +341,10 @@ impl RunConfig {
                 env,
             );
         }
-        if target.ends_with(".toml") || target.contains(std::path::MAIN_SEPARATOR) {
+        if target.ends_with(".toml")
+            || llama_stack_yaml::is_yaml(path)
+            || target.contains(std::path::MAIN_SEPARATOR)
+        {
             // Looks like a path: report the read error rather than "unknown distribution".
             return Self::from_file_with_env(path, env);
         }
@@ -366,7 +381,12 @@ impl RunConfig {
             path: path.to_owned(),
             source,
         })?;
-        let mut config = Self::from_toml_str_with_env(&text, &path.display().to_string(), env)?;
+        let source = path.display().to_string();
+        let mut config = if llama_stack_yaml::is_yaml(path) {
+            Self::from_yaml_str_with_env(&text, &source, env)?
+        } else {
+            Self::from_toml_str_with_env(&text, &source, env)?
+        };
         if config.name.is_empty() {
             let unnamed_default = StorageConfig::default_for("", env);
             config.name = path
@@ -398,6 +418,19 @@ impl RunConfig {
                     message: e.to_string().trim_end().to_owned(),
                 })?;
         Parser { source, env }.run_config(&table)
+    }
+
+    /// Parses a Llama Stack `run.yaml` ([`llama_stack_yaml`]), substituting variables from
+    /// `env`; what the stack does not use is in [`RunConfig::warnings`].
+    pub fn from_yaml_str_with_env(
+        text: &str,
+        source: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<RunConfig, ConfigError> {
+        let translated = llama_stack_yaml::translate(text, source, env)?;
+        let mut config = Parser { source, env }.run_config(&translated.table)?;
+        config.warnings = translated.warnings;
+        Ok(config)
     }
 
     /// The enabled providers.
@@ -633,6 +666,7 @@ impl Parser<'_> {
             models,
             storage,
             shields,
+            warnings: Vec::new(),
         })
     }
 
