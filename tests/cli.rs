@@ -211,6 +211,43 @@ fn bad_targets_fail_clearly() {
     );
 }
 
+#[test]
+fn a_bad_ca_file_stops_the_stack_at_start_up() {
+    let (dir, config) = fake_run_config();
+    let ca_file = dir.path().join("not-a-ca.pem");
+    std::fs::write(&ca_file, "not a certificate\n").expect("write");
+    let mut child = stack_command()
+        .args(["run", config.to_str().expect("utf-8 path"), "--port", "0"])
+        .env("FAKE_URL", "http://127.0.0.1:9")
+        .env("SSL_CERT_FILE", &ca_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the stack did not stop at start-up with a bad SSL_CERT_FILE");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("read stderr");
+    assert!(
+        err.contains(&ca_file.display().to_string())
+            && err.contains("SSL_CERT_FILE")
+            && err.contains("holds no certificate"),
+        "{err}"
+    );
+}
+
 #[cfg(not(feature = "replay"))]
 #[test]
 fn inference_mode_needs_the_replay_feature() {

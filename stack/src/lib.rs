@@ -57,10 +57,6 @@ use telemetry::Telemetry;
 /// How long model discovery may take per provider at start.
 pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Whether this build can reach `https://` providers (the workspace builds reqwest without a
-/// TLS backend).
-const TLS_SUPPORTED: bool = false;
-
 /// Why a stack could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
@@ -71,14 +67,6 @@ pub enum StackError {
     /// `replay` feature).
     #[error(transparent)]
     Client(#[from] ClientSetupError),
-    /// A provider cannot be used by this build.
-    #[error("provider '{provider}': {message}")]
-    Provider {
-        /// Provider id.
-        provider: String,
-        /// What is wrong.
-        message: String,
-    },
     /// The responses database could not be opened.
     #[error(transparent)]
     Storage(#[from] storage::StoreError),
@@ -155,16 +143,6 @@ impl Stack {
             let Some(provider) = Provider::new(provider_config, client.clone()) else {
                 continue;
             };
-            if provider.base_url().scheme() == "https" && !TLS_SUPPORTED {
-                return Err(StackError::Provider {
-                    provider: provider.id().to_owned(),
-                    message: format!(
-                        "{} is an https URL, but this build has no TLS support (reqwest is built \
-                         without a TLS backend); use an http:// provider URL",
-                        provider.base_url()
-                    ),
-                });
-            }
             enabled.push(provider);
         }
         let discovered = futures::future::join_all(enabled.iter().map(discover)).await;

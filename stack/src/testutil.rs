@@ -88,10 +88,21 @@ pub async fn recorded_stack(
     dir: &std::path::Path,
     config: RunConfig,
 ) -> Stack {
+    recorded_stack_over(mode, dir, config, reqwest::Client::new()).await
+}
+
+/// [`recorded_stack`] over a given reqwest client (e.g. one trusting a test CA).
+#[cfg(feature = "replay")]
+pub async fn recorded_stack_over(
+    mode: harness::recorder::Mode,
+    dir: &std::path::Path,
+    config: RunConfig,
+    http: reqwest::Client,
+) -> Stack {
     use harness::recorder::{Recorder, RecorderConfig};
     let recorder_config = RecorderConfig::new(mode, dir).unwrap_or_else(|e| panic!("{e}"));
     let recorder = Recorder::new(recorder_config).unwrap_or_else(|e| panic!("{e}"));
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+    let client = reqwest_middleware::ClientBuilder::new(http)
         .with(recorder)
         .build();
     stack_with(config, client).await

@@ -1,9 +1,11 @@
 //! The HTTP client every provider call goes through, with the recorder installed when asked.
 
+use std::path::Path;
 use std::time::Duration;
 
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 
+use super::tls::{self, CaFileError};
 use crate::telemetry::{ClientSpanMiddleware, Telemetry};
 
 /// The variable that switches the harness recorder on (`record`, `replay`, `record-if-missing`, ...).
@@ -30,15 +32,26 @@ pub enum ClientSetupError {
     /// reqwest could not build a client.
     #[error("cannot build the provider HTTP client: {0}")]
     Http(String),
+    /// The extra CA file (`SSL_CERT_FILE`) cannot be used.
+    #[error(transparent)]
+    CaFile(#[from] CaFileError),
 }
 
-/// The plain reqwest client used for providers.
+/// The plain reqwest client used for providers: it trusts the system's CA store and the extra CA
+/// file named by `SSL_CERT_FILE`, if any (see [`super::tls`]).
 pub fn http_client() -> Result<reqwest::Client, ClientSetupError> {
-    reqwest::Client::builder()
+    http_client_with_ca(tls::ca_file_from_env().as_deref())
+}
+
+/// [`http_client`] trusting the CAs of `ca_file` (PEM) besides the system's store, instead of
+/// the file `SSL_CERT_FILE` names. A bad file is a [`ClientSetupError::CaFile`] naming it.
+pub fn http_client_with_ca(ca_file: Option<&Path>) -> Result<reqwest::Client, ClientSetupError> {
+    let builder = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
+        .read_timeout(READ_TIMEOUT);
+    tls::trust(builder, ca_file)?
         .build()
-        .map_err(|e| ClientSetupError::Http(e.to_string()))
+        .map_err(|e| ClientSetupError::Http(super::error::error_chain(&e)))
 }
 
 /// The provider client for this process: the client span middleware (an OpenTelemetry CLIENT

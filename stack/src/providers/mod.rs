@@ -4,6 +4,7 @@
 pub mod client;
 pub mod error;
 pub mod sse;
+pub mod tls;
 
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use reqwest_middleware::{ClientWithMiddleware, RequestBuilder};
@@ -11,7 +12,10 @@ use serde_json::Value;
 use url::Url;
 
 use crate::config::{ProviderConfig, ProviderType};
-pub use client::{ClientSetupError, INFERENCE_MODE_VAR, provider_client, provider_client_with};
+pub use client::{
+    ClientSetupError, INFERENCE_MODE_VAR, http_client, http_client_with_ca, provider_client,
+    provider_client_with,
+};
 pub use error::ProviderError;
 pub use sse::DataStream;
 
@@ -165,3 +169,5 @@ impl Provider {
 
 #[cfg(all(test, feature = "replay"))]
 mod recorded_tests;
+#[cfg(test)]
+mod tls_tests;
