@@ -6,6 +6,7 @@
 #   scripts/integration-tests.sh --stack-config server:starter     # same suite through `stack run starter`
 #   scripts/providers/llamacpp.sh start && \
 #     scripts/integration-tests.sh --inference-mode record-if-missing   # record what is missing
+#   scripts/integration-tests.sh --client all                      # the Python and TypeScript client suites
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,6 +44,15 @@ that the suite reads, so the same settings also work with plain `cargo test --fe
   --runner cargo|nextest  Test runner (default: cargo; nextest runs each test in its own process)
   --replay-timing T       instant (default) | recorded: pace replayed streams as recorded
                           (LLAMA_STACK_TEST_REPLAY_TIMING)
+  --client C              Instead of the Rust suite, run the client suite(s) C = python | typescript | all
+                          (tests/integration/client-python, client-typescript: llama-stack-client and the
+                          OpenAI SDK) against `stack run` started on a free port, replaying the recordings of
+                          the Rust tests they mirror (tests/integration/client-mirrors.json). Takes
+                          --stack-config (starter, run.toml, server:CONFIG[:PORT] or http://HOST:PORT),
+                          --setup, --pattern, --collect-only, --env, --inference-mode replay|live; the
+                          models come from the mirrored test ids. TS_CLIENT_PATH: a local
+                          llama-stack-client-typescript checkout or npm version to use instead of the locked
+                          one. Details: scripts/client-suites.sh --help
   -h, --help              This help
 
 Exit status: non-zero when a test fails. With a server stack config, the server log path is
@@ -58,6 +68,15 @@ need_value() { [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || die "$1 needs a value
 RUNNER=cargo
 PATTERN=""
 COLLECT_ONLY=0
+CLIENT=""
+# Flags that choose what the Rust suite runs, which --client does not take.
+RUST_ONLY_FLAGS=()
+for arg in "$@"; do
+  case "$arg" in
+    --text-model|--completion-model|--vision-model|--embedding-model|--embedding-dimension|--safety-shield|--judge-model|--rerank-model|--subdirs|--runner)
+      RUST_ONLY_FLAGS+=("$arg") ;;
+  esac
+done
 export LLAMA_STACK_TEST_STACK_CONFIG="${LLAMA_STACK_TEST_STACK_CONFIG:-starter}"
 export LLAMA_STACK_TEST_INFERENCE_MODE="${LLAMA_STACK_TEST_INFERENCE_MODE:-replay}"
 
@@ -90,11 +109,26 @@ while [[ $# -gt 0 ]]; do
     --runner)
       need_value "$@"; case "$2" in cargo|nextest) RUNNER="$2" ;; *) die "--runner must be cargo or nextest" ;; esac; shift 2 ;;
     --replay-timing) need_value "$@"; export LLAMA_STACK_TEST_REPLAY_TIMING="$2"; shift 2 ;;
+    --client)
+      need_value "$@"
+      case "$2" in python|typescript|all) CLIENT="$2" ;; *) die "--client must be python, typescript or all (got '$2')" ;; esac
+      shift 2 ;;
     *) die "unknown option '$1'" ;;
   esac
 done
 
 cd "$ROOT"
+
+if [[ -n "$CLIENT" ]]; then
+  # The client suites take their models from the Rust tests they mirror and run under their own
+  # runners: flags that choose what the Rust suite runs do not apply.
+  [[ ${#RUST_ONLY_FLAGS[@]} -eq 0 ]] || die "--client does not take ${RUST_ONLY_FLAGS[*]} (the client suites' models come from the Rust test ids in tests/integration/client-mirrors.json)"
+  args=(--client "$CLIENT" --stack-config "$LLAMA_STACK_TEST_STACK_CONFIG")
+  [[ -n "$PATTERN" ]] && args+=(--pattern "$PATTERN")
+  [[ $COLLECT_ONLY == 1 ]] && args+=(--collect-only)
+  exec "$ROOT/scripts/client-suites.sh" "${args[@]}"
+fi
+
 # The auto-started server (server:CONFIG) lives exactly as long as this script.
 export HARNESS_RUN_OWNER_PID=$$
 

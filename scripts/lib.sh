@@ -1,13 +1,14 @@
 # Shared helpers for the scripts in this folder; `source` it. Sets nothing at load time.
 
 # python_tool VENV_NAME IMPORT PIP_ARGS...: a cached venv under ~/.cache/llama-stack-rs with
-# `pip install PIP_ARGS` done (checked by importing IMPORT); prints the venv's path.
+# `pip install PIP_ARGS` done (checked by importing IMPORT); prints the venv's path. The venv is
+# made with $VENV_PYTHON when set (an interpreter; put its version in VENV_NAME), else python3.
 python_tool() {
   local venv="${XDG_CACHE_HOME:-$HOME/.cache}/llama-stack-rs/$1" module="$2"
   shift 2
   if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import $module" 2>/dev/null; then
     echo "installing $* into $venv" >&2
-    python3 -m venv "$venv"
+    "${VENV_PYTHON:-python3}" -m venv "$venv"
     "$venv/bin/pip" install --quiet "$@" >&2
   fi
   echo "$venv"
@@ -70,5 +71,17 @@ pidfile_status() {
   else
     echo "not running"
     return 3
+  fi
+}
+
+# pinned_node_modules DIR: `npm ci` in DIR (from its package-lock.json; no install scripts) unless
+# DIR/node_modules was installed from the same lock file, as a stamp with the lock's hash records.
+pinned_node_modules() {
+  local dir="$1" hash stamp="$1/node_modules/.package-lock.sha256"
+  hash="$(sha256sum "$dir/package-lock.json" | cut -c1-64)"
+  if [[ "$(cat "$stamp" 2>/dev/null)" != "$hash" ]]; then
+    echo "installing $dir/package-lock.json into $dir/node_modules" >&2
+    (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
+    echo "$hash" >"$stamp"
   fi
 }

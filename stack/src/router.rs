@@ -55,9 +55,15 @@ impl ModelEntry {
     }
 
     /// The entry as Llama Stack's model resource (`GET /v1/models/{model_id}`): `identifier`,
-    /// `provider_resource_id`, `provider_id`, `type`, `model_type`, `metadata`.
+    /// `provider_resource_id`, `provider_id`, `type`, `model_type`, `metadata`, with the OpenAI
+    /// model object's fields beside them (`id`, `object`, `created`, `owned_by`), so that the
+    /// OpenAI SDKs' `models.retrieve()` reads it as well as `llama-stack-client`.
     pub fn to_resource(&self) -> Value {
         json!({
+            "id": self.id,
+            "object": "model",
+            "created": self.created,
+            "owned_by": self.provider_id,
             "identifier": self.id,
             "provider_resource_id": self.provider_model_id,
             "provider_id": self.provider_id,
@@ -447,7 +453,8 @@ mod tests {
         let m = r.retrieve("vllm/meta-llama/Llama-3.2-1B").unwrap();
         assert_eq!(
             m,
-            json!({"identifier": "vllm/meta-llama/Llama-3.2-1B", "provider_resource_id": "meta-llama/Llama-3.2-1B",
+            json!({"id": "vllm/meta-llama/Llama-3.2-1B", "object": "model", "created": 100, "owned_by": "vllm",
+                   "identifier": "vllm/meta-llama/Llama-3.2-1B", "provider_resource_id": "meta-llama/Llama-3.2-1B",
                    "provider_id": "vllm", "type": "model", "model_type": "llm", "metadata": {}})
         );
         assert!(

@@ -80,6 +80,10 @@ pub async fn test_model_retrieve(env: TestEnv) -> Result<()> {
     let c = client(&env).await?;
     let m = c.model(env.text_model()).await?;
     ensure!(m["identifier"] == env.text_model(), "{m}");
+    ensure!(
+        m["id"] == env.text_model() && m["object"] == "model",
+        "the OpenAI fields too: {m}"
+    );
     ensure!(m["type"] == "model" && m["model_type"] == "llm", "{m}");
     ensure!(
         m["provider_id"].is_string() && m["provider_resource_id"].is_string(),
