@@ -1,7 +1,14 @@
 //! A replay miss that explains itself: what was asked, what is recorded nearby, how they
 //! differ, and the command that records it.
+//!
+//! Its cost is bounded whatever the body: the diffs run under a time budget
+//! ([`DIFF_BUDGET`], after which `similar` settles for a coarser diff) on at most
+//! [`MAX_DIFF_INPUT_LINES`] lines of each side, every shown line is cut at [`MAX_LINE_CHARS`]
+//! characters, and the whole message at [`MAX_MESSAGE_BYTES`]; each cut says what it left out.
+//! The recorder computes it on a blocking thread, off the async workers.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use super::canonical::CanonicalRequest;
 use super::store::Store;
@@ -55,6 +62,14 @@ pub struct ReplayMiss {
 impl std::error::Error for ReplayMiss {}
 
 const MAX_DIFF_LINES: usize = 40;
+/// Time all the diffs of one miss may take together.
+pub const DIFF_BUDGET: Duration = Duration::from_millis(40);
+/// Lines of each side a diff looks at.
+pub const MAX_DIFF_INPUT_LINES: usize = 2_000;
+/// Characters of one line shown.
+pub const MAX_LINE_CHARS: usize = 400;
+/// Bytes of the whole message (the error body and the log line).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 impl ReplayMiss {
     pub(crate) fn new(
@@ -66,6 +81,7 @@ impl ReplayMiss {
     ) -> ReplayMiss {
         let model = canonical.body.model().map(str::to_owned);
         let wanted = canonical.body.to_pretty();
+        let deadline = Instant::now() + DIFF_BUDGET;
         let rows = store
             .nearest(
                 &canonical.method,
@@ -94,14 +110,7 @@ impl ReplayMiss {
                 let body_diff = if recorded == wanted {
                     String::new()
                 } else {
-                    let (old, new) = (format!("{recorded}\n"), format!("{wanted}\n"));
-                    let diff = similar::TextDiff::from_lines(&old, &new);
-                    let text = diff
-                        .unified_diff()
-                        .context_radius(2)
-                        .header("recorded", "requested")
-                        .to_string();
-                    truncate_lines(&text, MAX_DIFF_LINES)
+                    bounded_diff(&recorded, &wanted, deadline)
                 };
                 NearRecording {
                     request_hash: row.request_hash,
@@ -149,15 +158,95 @@ fn record_command_for(template: &str, test_id: Option<&str>) -> String {
     }
 }
 
+impl ReplayMiss {
+    /// A miss without nearby recordings or a record command (when explaining it failed).
+    pub(crate) fn without_neighbours(
+        canonical: &CanonicalRequest,
+        request_hash: String,
+        occurrence: u32,
+    ) -> ReplayMiss {
+        ReplayMiss {
+            request_hash,
+            test_id: canonical.test_id.clone(),
+            occurrence,
+            method: canonical.method.clone(),
+            endpoint: canonical.path.clone(),
+            model: canonical.body.model().map(str::to_owned),
+            provider: canonical.provider.clone(),
+            canonical_body: truncate_lines(&canonical.body.to_pretty(), MAX_DIFF_LINES),
+            nearest: Vec::new(),
+            recordings_dir: String::new(),
+            record_command: String::new(),
+        }
+    }
+}
+
+/// A unified diff from `recorded` to `wanted`, within the budget: at most
+/// [`MAX_DIFF_INPUT_LINES`] lines of each side, computed until `deadline` (then coarser), shown
+/// in at most [`MAX_DIFF_LINES`] lines.
+fn bounded_diff(recorded: &str, wanted: &str, deadline: Instant) -> String {
+    let (old, old_total) = first_lines(recorded, MAX_DIFF_INPUT_LINES);
+    let (new, new_total) = first_lines(wanted, MAX_DIFF_INPUT_LINES);
+    let diff = similar::TextDiff::configure()
+        .deadline(deadline)
+        .diff_lines(old.as_str(), new.as_str());
+    let mut text = diff
+        .unified_diff()
+        .context_radius(2)
+        .header("recorded", "requested")
+        .to_string();
+    if old_total > MAX_DIFF_INPUT_LINES || new_total > MAX_DIFF_INPUT_LINES {
+        text.push_str(&format!(
+            "(diff of the first {MAX_DIFF_INPUT_LINES} lines only: the bodies have {old_total} \
+             and {new_total} lines)\n"
+        ));
+    }
+    truncate_lines(&text, MAX_DIFF_LINES)
+}
+
+/// The first `max` lines of `text` (newline-terminated) and how many lines it has.
+fn first_lines(text: &str, max: usize) -> (String, usize) {
+    let total = text.lines().count();
+    let mut out: String = text.lines().take(max).collect::<Vec<_>>().join("\n");
+    out.push('\n');
+    (out, total)
+}
+
+/// At most `max` lines, each cut at [`MAX_LINE_CHARS`] characters; what was cut is said.
 fn truncate_lines(text: &str, max: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    if lines.len() <= max {
-        return text.trim_end().to_owned();
+    let lines: Vec<String> = text.lines().take(max).map(cut_line).collect();
+    let total = text.lines().count();
+    let mut out = lines.join("\n");
+    if total > max {
+        out.push_str(&format!("\n... ({} more lines)", total - max));
+    }
+    out
+}
+
+fn cut_line(line: &str) -> String {
+    match line.char_indices().nth(MAX_LINE_CHARS) {
+        None => line.to_owned(),
+        Some((at, _)) => format!(
+            "{}... ({} more characters)",
+            &line[..at],
+            line[at..].chars().count()
+        ),
+    }
+}
+
+/// `text` cut at [`MAX_MESSAGE_BYTES`] (on a character boundary), saying so.
+fn cap_message(text: String) -> String {
+    if text.len() <= MAX_MESSAGE_BYTES {
+        return text;
+    }
+    let mut at = MAX_MESSAGE_BYTES;
+    while !text.is_char_boundary(at) {
+        at -= 1;
     }
     format!(
-        "{}\n... ({} more lines)",
-        lines[..max].join("\n"),
-        lines.len() - max
+        "{}\n... (message cut at {MAX_MESSAGE_BYTES} bytes of {})",
+        &text[..at],
+        text.len()
     )
 }
 
@@ -167,6 +256,15 @@ fn indent(text: &str) -> String {
 
 impl fmt::Display for ReplayMiss {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = String::new();
+        self.render(&mut text)?;
+        f.write_str(&cap_message(text))
+    }
+}
+
+impl ReplayMiss {
+    fn render(&self, f: &mut String) -> fmt::Result {
+        use std::fmt::Write as _;
         writeln!(
             f,
             "Recording not found for request hash {}",
@@ -236,5 +334,43 @@ impl fmt::Display for ReplayMiss {
         }
         writeln!(f, "To record it, run with a live provider:")?;
         write!(f, "    {}", self.record_command)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_diff_is_cut_and_says_what_it_left_out() {
+        let recorded: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+        let wanted = recorded.replace("line 10\n", "line ten\n");
+        let diff = bounded_diff(&recorded, &wanted, Instant::now() + DIFF_BUDGET);
+        assert!(
+            diff.contains("-line 10") && diff.contains("+line ten"),
+            "{diff}"
+        );
+        assert!(
+            diff.contains("first 2000 lines only: the bodies have 20000 and 20000 lines"),
+            "{diff}"
+        );
+        assert!(diff.lines().count() <= MAX_DIFF_LINES + 1, "{diff}");
+    }
+
+    #[test]
+    fn long_lines_and_long_messages_are_cut() {
+        let line = "x".repeat(10_000);
+        let cut = truncate_lines(&line, 5);
+        assert!(
+            cut.len() < 500 && cut.ends_with("(9600 more characters)"),
+            "{cut}"
+        );
+        let message = cap_message("é".repeat(MAX_MESSAGE_BYTES));
+        assert!(message.len() < MAX_MESSAGE_BYTES + 100, "{}", message.len());
+        assert!(
+            message.ends_with(&format!("of {})", 2 * MAX_MESSAGE_BYTES)),
+            "{}",
+            &message[message.len() - 80..]
+        );
     }
 }

@@ -396,6 +396,30 @@ fn record_failure(
         .map_err(reqwest_middleware::Error::middleware)
 }
 
+/// The [`ReplayMiss`] of a request, computed on a blocking thread when a tokio runtime runs
+/// (reading nearby recordings and diffing them must not hold an async worker, whatever the
+/// body's size; its time is bounded too, see [`miss`]).
+async fn explain_miss(
+    store: Arc<Store>,
+    canonical: CanonicalRequest,
+    hash: String,
+    occurrence: u32,
+    record_command: String,
+) -> ReplayMiss {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return ReplayMiss::new(&store, &canonical, hash, occurrence, &record_command);
+    }
+    let fallback = (canonical.clone(), hash.clone());
+    let explained = tokio::task::spawn_blocking(move || {
+        ReplayMiss::new(&store, &canonical, hash, occurrence, &record_command)
+    })
+    .await;
+    explained.unwrap_or_else(|e| {
+        tracing::error!("explaining a replay miss failed: {e}");
+        ReplayMiss::without_neighbours(&fallback.0, fallback.1, occurrence)
+    })
+}
+
 fn transport_kind(e: &reqwest::Error) -> &'static str {
     if e.is_timeout() {
         "timeout"
@@ -458,8 +482,14 @@ impl Middleware for Recorder {
             }
         }
         if !config.mode.may_call_provider() {
-            let miss =
-                ReplayMiss::new(&store, &canonical, hash, occurrence, &config.record_command);
+            let miss = explain_miss(
+                store,
+                canonical,
+                hash,
+                occurrence,
+                config.record_command.clone(),
+            )
+            .await;
             return Err(reqwest_middleware::Error::middleware(miss));
         }
         let draft = Draft::new(
