@@ -20,6 +20,20 @@ fn recorder(mode: Mode, dir: &Path) -> Recorder {
     Recorder::new(RecorderConfig::new(mode, dir).unwrap()).unwrap()
 }
 
+/// A recorder that stores transient failures too (`LLAMA_STACK_TEST_RECORD_ERRORS=1`), for the
+/// tests of error paths.
+fn recorder_of_errors(mode: Mode, dir: &Path) -> Recorder {
+    let mut config = RecorderConfig::new(mode, dir).unwrap();
+    config.record_errors = true;
+    Recorder::new(config).unwrap()
+}
+
+fn client_of_errors(mode: Mode, dir: &Path) -> ClientWithMiddleware {
+    ClientBuilder::new(reqwest::Client::new())
+        .with(recorder_of_errors(mode, dir))
+        .build()
+}
+
 fn client(mode: Mode, dir: &Path) -> ClientWithMiddleware {
     ClientBuilder::new(reqwest::Client::new())
         .with(recorder(mode, dir))
@@ -277,7 +291,7 @@ async fn provider_http_errors_and_connection_refusals_replay_as_the_same_error()
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    let rec = client(Mode::RecordIfMissing, dir.path());
+    let rec = client_of_errors(Mode::RecordIfMissing, dir.path());
     let (status, err) = TestContext::new("t")
         .scope(async {
             let r = post(&rec, &server.uri(), &chat("m", 0.0)).await.unwrap();
@@ -422,7 +436,7 @@ async fn streams_are_forwarded_as_they_arrive_and_replayed_with_their_boundaries
 }
 
 #[tokio::test]
-async fn a_stream_the_caller_drops_early_is_still_recorded() {
+async fn a_stream_the_caller_drops_early_is_read_to_its_end_and_recorded_whole() {
     let dir = tempfile::tempdir().unwrap();
     let base = raw_stream_server(
         vec![
@@ -443,16 +457,98 @@ async fn a_stream_the_caller_drops_early_is_still_recorded() {
             // dropped here, after one event
         })
         .await;
+    // The rest is read in the background; the recording appears when the stream ends.
+    let store = Store::open(dir.path()).unwrap();
+    for _ in 0..100 {
+        if !store.rows().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (events, end) = the_stream(dir.path());
-    assert_eq!(events.len(), 1);
-    assert!(matches!(end, StreamEnd::CallerStopped { .. }), "{end:?}");
-    // Replay gives the event, then says the recording ends there.
+    assert_eq!(events.len(), 3);
+    assert_eq!(end, StreamEnd::Complete);
+    // Replay gives every event, to a caller that reads them all.
     let c = client(Mode::Replay, dir.path());
     let (got, err) = TestContext::new("t")
         .scope(async { chunks(post(&c, &base, &stream_body()).await.unwrap()).await })
         .await;
-    assert_eq!(got, vec!["data: {\"a\":1}\n\n".to_owned()]);
-    assert!(err.unwrap().contains("stopped reading"));
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(err.is_none(), "{err:?}");
+}
+
+#[tokio::test]
+async fn transient_failures_are_not_recorded_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("overloaded"))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let broken =
+        raw_stream_server(vec!["data: {\"a\":1}\n\n"], Duration::from_millis(5), true).await;
+    // Twice in record-if-missing: nothing is stored, so the second run calls the provider again.
+    for _ in 0..2 {
+        let c = client(Mode::RecordIfMissing, dir.path());
+        TestContext::new("t")
+            .scope(async {
+                assert_eq!(
+                    post(&c, &server.uri(), &chat("m", 0.0))
+                        .await
+                        .unwrap()
+                        .status(),
+                    503
+                );
+                post(&c, &closed, &chat("other", 0.0)).await.unwrap_err();
+                let (_, err) = chunks(post(&c, &broken, &stream_body()).await.unwrap()).await;
+                assert!(err.is_some());
+            })
+            .await;
+    }
+    assert!(Store::open(dir.path()).unwrap().rows().unwrap().is_empty());
+    // Asked for, they are.
+    let c = client_of_errors(Mode::RecordIfMissing, dir.path());
+    TestContext::new("t")
+        .scope(async { post(&c, &closed, &chat("other", 0.0)).await.unwrap_err() })
+        .await;
+    assert_eq!(Store::open(dir.path()).unwrap().rows().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn record_mode_never_replaces_a_good_recording_with_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("down"))
+        .mount(&server)
+        .await;
+    for errors in [false, true] {
+        let c = if errors {
+            client_of_errors(Mode::Record, dir.path())
+        } else {
+            client(Mode::Record, dir.path())
+        };
+        TestContext::new("t")
+            .scope(post(&c, &server.uri(), &chat("m", 0.0)))
+            .await
+            .unwrap();
+    }
+    let c = client(Mode::Replay, dir.path());
+    let r = TestContext::new("t")
+        .scope(post(&c, &server.uri(), &chat("m", 0.0)))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the good recording is kept");
 }
 
 #[tokio::test]
@@ -464,7 +560,7 @@ async fn a_provider_error_mid_stream_replays_after_the_chunks_that_came_before_i
         true,
     )
     .await;
-    let c = client(Mode::RecordIfMissing, dir.path());
+    let c = client_of_errors(Mode::RecordIfMissing, dir.path());
     let (live_chunks, live_err) = TestContext::new("t")
         .scope(async { chunks(post(&c, &base, &stream_body()).await.unwrap()).await })
         .await;
@@ -798,7 +894,7 @@ async fn a_timeout_replays_as_a_timeout() {
         )
         .mount(&server)
         .await;
-    let rec = recorder(Mode::RecordIfMissing, dir.path());
+    let rec = recorder_of_errors(Mode::RecordIfMissing, dir.path());
     let http = reqwest::Client::builder()
         .timeout(Duration::from_millis(200))
         .build()

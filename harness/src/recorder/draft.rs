@@ -72,6 +72,16 @@ impl Draft {
         draft
     }
 
+    /// The request in a log line: method, path, key prefix and test.
+    pub(crate) fn describe(&self) -> String {
+        super::format::describe_request(
+            &self.request.method,
+            &self.request.path,
+            &self.hash,
+            self.test_id.as_deref(),
+        )
+    }
+
     /// Masks secret fields and scrubs secret values seen in the request.
     pub(crate) fn sanitize_text(&self, text: &str) -> String {
         let masked = redact::redact_json_text(text);

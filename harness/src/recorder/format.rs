@@ -252,3 +252,17 @@ pub const REQUEST_HEADERS: &[&str] = &[
     "mcp-session-id",
     "mcp-protocol-version",
 ];
+
+/// A request in a log line: method, path, key prefix and test id.
+pub(crate) fn describe_request(
+    method: &str,
+    path: &str,
+    hash: &str,
+    test_id: Option<&str>,
+) -> String {
+    format!(
+        "{method} {path} (key {}, test {})",
+        hash.get(..12).unwrap_or(hash),
+        test_id.unwrap_or("none")
+    )
+}

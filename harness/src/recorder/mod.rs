@@ -22,6 +22,7 @@ pub mod canonical;
 mod draft;
 mod error;
 pub mod format;
+pub mod keep;
 pub mod miss;
 pub mod mode;
 pub mod normalize;
@@ -118,6 +119,9 @@ pub struct RecorderConfig {
     pub record_command: String,
     /// Log every key's inputs.
     pub debug: bool,
+    /// Store transient failures (5xx, transport errors, broken streams) too
+    /// ([`keep::RECORD_ERRORS_ENV`]); by default they are not stored.
+    pub record_errors: bool,
 }
 
 impl RecorderConfig {
@@ -132,6 +136,7 @@ impl RecorderConfig {
             timing: ReplayTiming::Instant,
             record_command: DEFAULT_RECORD_COMMAND.to_owned(),
             debug: false,
+            record_errors: false,
         })
     }
 
@@ -157,15 +162,21 @@ impl RecorderConfig {
         {
             config.record_command = c;
         }
-        config.debug = matches!(
-            std::env::var(DEBUG_ENV)
-                .unwrap_or_default()
-                .to_ascii_lowercase()
-                .as_str(),
-            "1" | "true" | "yes"
-        );
+        config.debug = env_flag(DEBUG_ENV);
+        config.record_errors = env_flag(keep::RECORD_ERRORS_ENV);
         Ok(Some(config))
     }
+}
+
+/// Whether a yes/no variable says yes (`1`, `true`, `yes`, any case).
+fn env_flag(name: &str) -> bool {
+    matches!(
+        std::env::var(name)
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+            .as_str(),
+        "1" | "true" | "yes"
+    )
 }
 
 /// `recordings/` at the root of the Cargo workspace the current directory belongs to
@@ -379,9 +390,11 @@ fn response_builder(
     builder
 }
 
-/// Stores a request that got no response (refused, timed out, broken body) as the same error.
+/// Records a request that got no response (refused, timed out, broken body) as the same error,
+/// when the policy keeps failures ([`keep`]).
 fn record_failure(
     store: &Store,
+    policy: keep::KeepPolicy,
     draft: Draft,
     kind: &str,
     message: &str,
@@ -391,9 +404,7 @@ fn record_failure(
         error_kind: kind.to_owned(),
         message,
     });
-    store
-        .put(&rec)
-        .map_err(reqwest_middleware::Error::middleware)
+    keep::keep(store, policy, &rec).map_err(reqwest_middleware::Error::middleware)
 }
 
 /// The [`ReplayMiss`] of a request, computed on a blocking thread when a tokio runtime runs
@@ -500,6 +511,10 @@ impl Middleware for Recorder {
             req.headers(),
             body.as_deref(),
         );
+        let policy = keep::KeepPolicy {
+            mode: config.mode,
+            record_errors: config.record_errors,
+        };
         let started = Instant::now();
         let resp = match next.run(req, extensions).await {
             Ok(r) => r,
@@ -508,7 +523,7 @@ impl Middleware for Recorder {
                     reqwest_middleware::Error::Reqwest(re) => (transport_kind(re), error_chain(re)),
                     reqwest_middleware::Error::Middleware(me) => ("other", format!("{me:#}")),
                 };
-                record_failure(&store, draft, kind, &message)?;
+                record_failure(&store, policy, draft, kind, &message)?;
                 return Err(e);
             }
         };
@@ -526,6 +541,7 @@ impl Middleware for Recorder {
                 draft,
                 status,
                 headers,
+                policy,
             };
             let upstream = resp.bytes_stream().boxed();
             let recording = stream::RecordingStream::new(upstream, framing, started, sink);
@@ -538,7 +554,7 @@ impl Middleware for Recorder {
         let bytes = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => {
-                record_failure(&store, draft, transport_kind(&e), &error_chain(&e))?;
+                record_failure(&store, policy, draft, transport_kind(&e), &error_chain(&e))?;
                 return Err(reqwest_middleware::Error::Reqwest(e));
             }
         };
@@ -550,9 +566,7 @@ impl Middleware for Recorder {
             body: stored_body,
             t_ms,
         });
-        store
-            .put(&rec)
-            .map_err(reqwest_middleware::Error::middleware)?;
+        keep::keep(&store, policy, &rec).map_err(reqwest_middleware::Error::middleware)?;
         let out = builder
             .body(reqwest::Body::from(bytes))
             .map_err(reqwest_middleware::Error::middleware)?;

@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, Stream, StreamExt};
 
 use super::draft::Draft;
 use super::format::{RecordedResponse, StreamEnd, StreamEvent};
+use super::keep::{KeepPolicy, keep};
 use super::sse::{EventSplitter, Framing};
 use super::store::Store;
 
@@ -26,38 +27,33 @@ pub(crate) struct StreamSink {
     pub draft: Draft,
     pub status: u16,
     pub headers: BTreeMap<String, String>,
+    pub policy: KeepPolicy,
 }
 
-/// Forwards the provider's chunks unchanged and records them as events; the recording is written
-/// when the stream ends, fails, or is dropped by the caller (then marked `caller_stopped`).
-pub(crate) struct RecordingStream {
-    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+/// How long, and how many bytes, the rest of a stream the caller stopped reading is read for
+/// (to record it whole); past either, nothing is recorded.
+const DRAIN_TIME: Duration = Duration::from_secs(30);
+const DRAIN_BYTES: usize = 16 * 1024 * 1024;
+
+/// The events of a stream being recorded, and where they go at its end.
+struct Capture {
     splitter: Option<EventSplitter>,
     events: Vec<StreamEvent>,
     started: Instant,
     sink: Option<StreamSink>,
-    done: bool,
 }
 
 fn ms_since(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-impl RecordingStream {
-    pub(crate) fn new(
-        upstream: BoxStream<'static, reqwest::Result<Bytes>>,
-        framing: Framing,
-        started: Instant,
-        sink: StreamSink,
-    ) -> Self {
-        RecordingStream {
-            upstream,
-            splitter: Some(EventSplitter::new(framing)),
-            events: Vec::new(),
-            started,
-            sink: Some(sink),
-            done: false,
-        }
+impl Capture {
+    fn take_chunk(&mut self, chunk: &[u8]) {
+        let events = match self.splitter.as_mut() {
+            Some(s) => s.push(chunk),
+            None => Vec::new(),
+        };
+        self.take_events(events);
     }
 
     fn take_events(&mut self, raw: Vec<Vec<u8>>) {
@@ -84,6 +80,22 @@ impl RecordingStream {
         }
     }
 
+    /// The stream failed: records the error end (if the policy keeps failures) and gives the
+    /// sanitized message.
+    fn fail(&mut self, e: &dyn std::error::Error) -> String {
+        let message = self
+            .sink
+            .as_ref()
+            .map(|s| s.draft.sanitize_text(&super::error::error_chain(e)))
+            .unwrap_or_default();
+        let t_ms = ms_since(self.started);
+        self.finish(StreamEnd::Error {
+            t_ms,
+            message: message.clone(),
+        });
+        message
+    }
+
     fn finish(&mut self, end: StreamEnd) {
         if let Some(rest) = self.splitter.take().and_then(EventSplitter::finish) {
             self.take_events(vec![rest]);
@@ -96,8 +108,39 @@ impl RecordingStream {
             end,
         };
         let rec = sink.draft.into_recording(response);
-        if let Err(e) = sink.store.put(&rec) {
+        if let Err(e) = keep(&sink.store, sink.policy, &rec) {
             tracing::error!("could not store the recording of a stream: {e}");
+        }
+    }
+}
+
+/// Forwards the provider's chunks unchanged and records them as events; the recording is kept
+/// (see [`super::keep`]) when the stream ends or fails. When the caller stops reading first, the
+/// rest of the stream is read in the background, within [`DRAIN_TIME`] and [`DRAIN_BYTES`], and
+/// recorded whole, so that a replay can be read as far as any caller wants; past those bounds
+/// nothing is recorded. Either way the log says which.
+pub(crate) struct RecordingStream {
+    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    capture: Capture,
+    done: bool,
+}
+
+impl RecordingStream {
+    pub(crate) fn new(
+        upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+        framing: Framing,
+        started: Instant,
+        sink: StreamSink,
+    ) -> Self {
+        RecordingStream {
+            upstream,
+            capture: Capture {
+                splitter: Some(EventSplitter::new(framing)),
+                events: Vec::new(),
+                started,
+                sink: Some(sink),
+            },
+            done: false,
         }
     }
 }
@@ -112,31 +155,18 @@ impl Stream for RecordingStream {
         match self.upstream.poll_next_unpin(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(chunk))) => {
-                let events = match self.splitter.as_mut() {
-                    Some(s) => s.push(&chunk),
-                    None => Vec::new(),
-                };
-                self.take_events(events);
+                self.capture.take_chunk(&chunk);
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => {
-                let message = self
-                    .sink
-                    .as_ref()
-                    .map(|s| s.draft.sanitize_text(&super::error::error_chain(&e)))
-                    .unwrap_or_default();
-                let t_ms = ms_since(self.started);
-                self.finish(StreamEnd::Error {
-                    t_ms,
-                    message: message.clone(),
-                });
+                let message = self.capture.fail(&e);
                 self.done = true;
                 Poll::Ready(Some(Err(std::io::Error::other(ReplayedStreamError(
                     message,
                 )))))
             }
             Poll::Ready(None) => {
-                self.finish(StreamEnd::Complete);
+                self.capture.finish(StreamEnd::Complete);
                 self.done = true;
                 Poll::Ready(None)
             }
@@ -146,9 +176,81 @@ impl Stream for RecordingStream {
 
 impl Drop for RecordingStream {
     fn drop(&mut self) {
-        if self.sink.is_some() {
-            let t_ms = ms_since(self.started);
-            self.finish(StreamEnd::CallerStopped { t_ms });
+        if self.capture.sink.is_none() {
+            return;
+        }
+        let what = self
+            .capture
+            .sink
+            .as_ref()
+            .map(|s| s.draft.describe())
+            .unwrap_or_default();
+        let read = self.capture.events.len();
+        let upstream = std::mem::replace(&mut self.upstream, futures::stream::empty().boxed());
+        let capture = Capture {
+            splitter: self.capture.splitter.take(),
+            events: std::mem::take(&mut self.capture.events),
+            started: self.capture.started,
+            sink: self.capture.sink.take(),
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(drain(upstream, capture, what, read));
+            }
+            Err(_) => tracing::warn!(
+                target: "harness::recorder",
+                "{what}: the caller stopped reading after {read} events and no runtime is left to \
+                 read the rest; nothing recorded"
+            ),
+        }
+    }
+}
+
+/// Reads the rest of a stream whose caller stopped reading, and records it whole.
+async fn drain(
+    mut upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    mut capture: Capture,
+    what: String,
+    read: usize,
+) {
+    let deadline = tokio::time::Instant::now() + DRAIN_TIME;
+    let mut bytes = 0usize;
+    loop {
+        match tokio::time::timeout_at(deadline, upstream.next()).await {
+            Err(_) => {
+                tracing::warn!(
+                    target: "harness::recorder",
+                    "{what}: the caller stopped reading after {read} events and the stream did not \
+                     end within {DRAIN_TIME:?}; nothing recorded"
+                );
+                return;
+            }
+            Ok(Some(Ok(chunk))) => {
+                bytes += chunk.len();
+                if bytes > DRAIN_BYTES {
+                    tracing::warn!(
+                        target: "harness::recorder",
+                        "{what}: the caller stopped reading after {read} events and the rest of \
+                         the stream passed {DRAIN_BYTES} bytes; nothing recorded"
+                    );
+                    return;
+                }
+                capture.take_chunk(&chunk);
+            }
+            Ok(Some(Err(e))) => {
+                capture.fail(&e);
+                return;
+            }
+            Ok(None) => {
+                let total = capture.events.len();
+                capture.finish(StreamEnd::Complete);
+                tracing::info!(
+                    target: "harness::recorder",
+                    "{what}: the caller stopped reading after {read} events; the rest of the \
+                     stream was read and it is recorded whole ({total} events)"
+                );
+                return;
+            }
         }
     }
 }
