@@ -30,7 +30,12 @@ impl Draft {
         body: Option<&[u8]>,
     ) -> Draft {
         let body_json = body.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
-        let secrets = redact::secret_values(headers, REQUEST_HEADERS, url, body_json.as_ref());
+        let mut secrets = redact::secret_values(headers, REQUEST_HEADERS, url, body_json.as_ref());
+        if body_json.is_none()
+            && let Some(text) = body.and_then(|b| std::str::from_utf8(b).ok())
+        {
+            secrets.extend(redact::form_secrets(text));
+        }
         let mut kept = BTreeMap::new();
         for (name, value) in headers {
             let n = name.as_str();
@@ -61,14 +66,24 @@ impl Draft {
         };
         draft.request.body = Body::from_bytes(body.unwrap_or_default(), |t| draft.sanitize_text(t));
         // The canonical body already has secret fields masked; secret values seen elsewhere in
-        // the request (a bearer token pasted into a message) are scrubbed from it too.
-        let canonical_text = draft.request.canonical_body.to_string();
-        let scrubbed = draft.sanitize_text(&canonical_text);
-        if scrubbed != canonical_text
-            && let Ok(v) = serde_json::from_str(&scrubbed)
-        {
-            draft.request.canonical_body = v;
-        }
+        // the request (a bearer token pasted into a message) are scrubbed from it too. A text
+        // body is scrubbed as text; a JSON one as its serialization, kept only if it still
+        // parses (else only the fact that it was redacted is kept: it serves diagnostics only).
+        let scrubbed = match &draft.request.canonical_body {
+            serde_json::Value::Null => serde_json::Value::Null,
+            serde_json::Value::String(text) => serde_json::Value::String(draft.sanitize_text(text)),
+            other => {
+                let text = other.to_string();
+                let clean = draft.sanitize_text(&text);
+                if clean == text {
+                    other.clone()
+                } else {
+                    serde_json::from_str(&clean)
+                        .unwrap_or_else(|_| serde_json::Value::String(redact::REDACTED.into()))
+                }
+            }
+        };
+        draft.request.canonical_body = scrubbed;
         draft
     }
 
@@ -84,8 +99,7 @@ impl Draft {
 
     /// Masks secret fields and scrubs secret values seen in the request.
     pub(crate) fn sanitize_text(&self, text: &str) -> String {
-        let masked = redact::redact_json_text(text);
-        redact::scrub_values(&masked, &self.secrets).into_owned()
+        redact::sanitize(text, &self.secrets)
     }
 
     /// Keeps the allow-listed response headers.

@@ -1,5 +1,21 @@
 //! Secrets never reach disk: which headers, query parameters and JSON fields are secret, and how
 //! they are masked in what the recorder writes.
+//!
+//! Three nets, applied to every text the recorder writes ([`sanitize`]):
+//! - **by name**: the value of a secret-named field (string, number or boolean) is masked in
+//!   place ([`redact_json_text`]), keeping every other byte;
+//! - **by structure**: every JSON document in the text (a body, an SSE event's `data:`) is parsed
+//!   and every leaf under a secret-named key, at any depth and of any type (`"api_keys": [...]`,
+//!   `"credentials": {...}`), with key names compared after unescaping (`"secr\u0065t"`), is
+//!   scrubbed wherever it appears ([`secret_leaves`]); so are the secret fields of a form-encoded
+//!   body;
+//! - **by shape**: values that look like credentials wherever they are (JWTs, `sk-...` and
+//!   `gh*_...` keys, AWS and Google keys, bearer tokens; [`scrub_patterns`]), and URLs inside
+//!   any text (an error message quoting the request URL) lose their secret query values and user
+//!   info ([`redact_urls_in`]).
+//!
+//! Property names of a JSON Schema (keys directly under `properties`) are never secret names: a
+//! tool's `{"password": {"type": "string"}}` describes a field, it holds no password.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -12,6 +28,9 @@ pub const REDACTED: &str = "<redacted>";
 
 /// Endings of normalized names (lowercase, without `-` and `_`) that mark a secret.
 const SECRET_ENDINGS: &[&str] = &[
+    "auth",
+    "pwd",
+    "passphrase",
     "apikey",
     "token",
     "password",
@@ -49,8 +68,12 @@ pub fn is_secret_name(name: &str) -> bool {
     let n = normalized(name);
     n == "key"
         || n == "sig"
+        || n == "session"
         || n.ends_with("subscriptionkey")
-        || SECRET_ENDINGS.iter().any(|e| n.ends_with(e))
+        || SECRET_ENDINGS.iter().any(|e| {
+            // Plurals too (`api_keys`, `passwords`), but not of `token` (`max_tokens`).
+            n.ends_with(e) || (*e != "token" && n.strip_suffix('s').is_some_and(|m| m.ends_with(e)))
+        })
 }
 
 /// Whether a query parameter with this name holds a secret: the secret names, plus the ones only
@@ -76,13 +99,26 @@ pub fn is_secret_header(name: &str) -> bool {
     SECRET_HEADERS.contains(&lower.as_str()) || is_secret_name(&lower)
 }
 
-/// Replaces, in place, every value whose key names a secret.
+/// Replaces, in place, every value whose key names a secret: a scalar by [`REDACTED`]; an array
+/// or object (`"api_keys": [...]`, `"credentials": {...}`) by [`REDACTED`] whole, except under a
+/// JSON Schema's `properties` (property names are not secrets).
 pub fn redact_value(v: &mut Value) {
+    redact_value_in(v, false);
+}
+
+fn redact_value_in(v: &mut Value, schema_properties: bool) {
     match v {
         Value::Object(map) => {
             for (k, child) in map.iter_mut() {
+                let in_properties = k == "properties";
                 match child {
-                    Value::Object(_) | Value::Array(_) => redact_value(child),
+                    Value::Object(_) | Value::Array(_)
+                        if !schema_properties && is_secret_name(k) && normalized(k) != "token" =>
+                    {
+                        *child = Value::String(REDACTED.into())
+                    }
+                    Value::Object(_) | Value::Array(_) => redact_value_in(child, in_properties),
+                    _ if schema_properties => {}
                     Value::Null => {}
                     Value::String(text) if is_secret_field(k, text) => {
                         *child = Value::String(REDACTED.into())
@@ -94,9 +130,179 @@ pub fn redact_value(v: &mut Value) {
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(redact_value),
+        Value::Array(items) => items.iter_mut().for_each(|i| redact_value_in(i, false)),
         _ => {}
     }
+}
+
+/// Collects every scalar leaf (strings, and numbers of 6 or more digits) found under a
+/// secret-named key of `v`, at any depth; keys are compared as JSON decoding gave them (escapes
+/// resolved). A secret-named key with a scalar value counts as in [`is_secret_field`].
+pub fn secret_leaves(v: &Value, out: &mut Vec<String>) {
+    fn all_leaves(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Number(n) if n.to_string().len() >= 6 => out.push(n.to_string()),
+            Value::Array(items) => items.iter().for_each(|i| all_leaves(i, out)),
+            Value::Object(map) => map.values().for_each(|c| all_leaves(c, out)),
+            _ => {}
+        }
+    }
+    fn walk(v: &Value, schema_properties: bool, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                for (k, c) in map {
+                    let secret = !schema_properties
+                        && match c {
+                            Value::String(s) => is_secret_field(k, s),
+                            Value::Array(_) | Value::Object(_) => {
+                                is_secret_name(k) && normalized(k) != "token"
+                            }
+                            other => is_secret_field(k, &other.to_string()),
+                        };
+                    if secret {
+                        all_leaves(c, out);
+                    } else {
+                        walk(c, k == "properties", out);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| walk(i, false, out)),
+            _ => {}
+        }
+    }
+    walk(v, false, out);
+    out.retain(|s| s.len() >= 4 && s != REDACTED);
+}
+
+/// The JSON documents of a text: the whole text, or each SSE `data:` payload.
+fn json_documents(text: &str) -> Vec<Value> {
+    if let Ok(v) = serde_json::from_str::<Value>(text.trim()) {
+        return vec![v];
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .collect()
+}
+
+/// The secret values of a form-encoded text (`client_secret=...&grant_type=...`).
+pub fn form_secrets(text: &str) -> Vec<String> {
+    let t = text.trim();
+    if t.is_empty()
+        || !t.contains('=')
+        || t.contains(char::is_whitespace)
+        || t.starts_with(['{', '[', '"'])
+    {
+        return Vec::new();
+    }
+    url::form_urlencoded::parse(t.as_bytes())
+        .filter(|(k, v)| is_secret_field(k, v) && v.len() >= 4)
+        .flat_map(|(_, v)| {
+            let raw = v.into_owned();
+            let encoded: String = url::form_urlencoded::byte_serialize(raw.as_bytes()).collect();
+            [raw, encoded]
+        })
+        .collect()
+}
+
+/// Credentials recognisable by their shape, wherever they appear.
+static CREDENTIAL_SHAPES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    [
+        // JSON Web Tokens.
+        r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+        // OpenAI, Anthropic and similar `sk-` keys.
+        r"\bsk-[A-Za-z0-9_-]{16,}",
+        // GitHub tokens.
+        r"\bgh[pousr]_[A-Za-z0-9]{20,}",
+        r"\bgithub_pat_[A-Za-z0-9_]{20,}",
+        // AWS access key ids, Google API keys, Slack tokens.
+        r"\bAKIA[0-9A-Z]{16}\b",
+        r"\bAIza[0-9A-Za-z_-]{30,}",
+        r"\bxox[abpr]-[A-Za-z0-9-]{10,}",
+    ]
+    .iter()
+    .map(|p| Regex::new(p).unwrap_or_else(|e| panic!("static regex {p}: {e}")))
+    .collect()
+});
+
+/// `Bearer <token>` anywhere (an error echoing the header): the token part, when it looks like
+/// one (20 or more token characters with a digit; "bearer of bad news" is prose).
+static AUTH_SCHEME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b([Bb]earer)(\s+)([A-Za-z0-9._~+/-]{20,}=*)")
+        .unwrap_or_else(|e| panic!("static regex: {e}"))
+});
+
+/// Masks values shaped like credentials (JWTs, `sk-`, `ghp_`, `AKIA`, `AIza`, `xox?-` keys, the
+/// token of `Bearer ...`) wherever they are.
+pub fn scrub_patterns(text: &str) -> Cow<'_, str> {
+    let mut out = Cow::Borrowed(text);
+    for re in CREDENTIAL_SHAPES.iter() {
+        if re.is_match(&out) {
+            out = Cow::Owned(re.replace_all(&out, REDACTED).into_owned());
+        }
+    }
+    if AUTH_SCHEME.is_match(&out) {
+        out = Cow::Owned(
+            AUTH_SCHEME
+                .replace_all(&out, |c: &regex::Captures<'_>| {
+                    if !c[3].chars().any(|ch| ch.is_ascii_digit()) {
+                        c[0].to_owned()
+                    } else {
+                        format!("{}{}{REDACTED}", &c[1], &c[2])
+                    }
+                })
+                .into_owned(),
+        );
+    }
+    out
+}
+
+static URL_IN_TEXT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"https?://[^\s"'<>)\]]+"#).unwrap_or_else(|e| panic!("static regex: {e}"))
+});
+
+/// URLs inside a text (an error message quoting the request URL) without user info and with
+/// their secret query values masked ([`redact_url`]).
+pub fn redact_urls_in(text: &str) -> Cow<'_, str> {
+    if !text.contains("://") {
+        return Cow::Borrowed(text);
+    }
+    URL_IN_TEXT.replace_all(text, |c: &regex::Captures<'_>| {
+        match url::Url::parse(&c[0]) {
+            Ok(u) if u.query().is_some() || !u.username().is_empty() || u.password().is_some() => {
+                redact_url(&u)
+            }
+            _ => c[0].to_owned(),
+        }
+    })
+}
+
+/// Everything the recorder writes goes through this: secret fields masked by name
+/// ([`redact_json_text`]), secret leaves found by structure and the `known` secret values of the
+/// request scrubbed ([`scrub_values`]), credential shapes and URLs masked.
+pub fn sanitize(text: &str, known: &[String]) -> String {
+    let masked = redact_json_text(text);
+    let mut secrets: Vec<String> = Vec::new();
+    for doc in json_documents(&masked) {
+        secret_leaves(&doc, &mut secrets);
+    }
+    secrets.extend(form_secrets(&masked));
+    for s in secrets.clone() {
+        // As written inside a JSON string.
+        if let Ok(quoted) = serde_json::to_string(&s) {
+            let inner = quoted.trim_matches('"').to_owned();
+            if inner != s {
+                secrets.push(inner);
+            }
+        }
+    }
+    secrets.extend(known.iter().cloned());
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.dedup();
+    let scrubbed = scrub_values(&masked, &secrets);
+    let shaped = scrub_patterns(&scrubbed);
+    redact_urls_in(&shaped).into_owned()
 }
 
 static FIELD: LazyLock<Regex> = LazyLock::new(|| {
@@ -179,22 +385,8 @@ pub fn secret_values(
     if !url.password().unwrap_or("").is_empty() {
         out.push(url.password().unwrap_or("").to_owned());
     }
-    fn walk(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(map) => {
-                for (k, c) in map {
-                    match c {
-                        Value::String(s) if is_secret_field(k, s) => out.push(s.clone()),
-                        _ => walk(c, out),
-                    }
-                }
-            }
-            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
-            _ => {}
-        }
-    }
     if let Some(b) = body {
-        walk(b, &mut out);
+        secret_leaves(b, &mut out);
     }
     out.retain(|s| s != REDACTED);
     let encoded: Vec<String> = out
@@ -264,6 +456,75 @@ mod tests {
         }
         assert!(is_secret_header("Cookie") && is_secret_header("X-LlamaStack-Provider-Data"));
         assert!(!is_secret_header("content-type"));
+    }
+
+    #[test]
+    fn wider_names_plurals_and_structure() {
+        for n in [
+            "auth",
+            "pwd",
+            "db_pwd",
+            "passphrase",
+            "session",
+            "api_keys",
+            "passwords",
+            "credential",
+        ] {
+            assert!(is_secret_name(n), "{n}");
+        }
+        for n in [
+            "max_tokens",
+            "completion_tokens",
+            "tokens",
+            "author",
+            "session_id",
+            "keys",
+        ] {
+            assert!(!is_secret_name(n), "{n}");
+        }
+        let mut body = json!({"api_keys": ["sk-1", "sk-2"], "credentials": {"value": "v"},
+                              "tools": [{"parameters": {"properties": {"password": {"type": "string"}}}}]});
+        redact_value(&mut body);
+        assert_eq!(body["api_keys"], REDACTED);
+        assert_eq!(body["credentials"], REDACTED);
+        assert_eq!(
+            body["tools"][0]["parameters"]["properties"]["password"],
+            json!({"type": "string"}),
+            "a schema's property names are not secrets"
+        );
+        let mut leaves = Vec::new();
+        secret_leaves(
+            &serde_json::from_str(r#"{"secr\u0065t": "escaped-key-value", "x": {"api_keys": [{"v": "deep-secret"}]}}"#).unwrap(),
+            &mut leaves,
+        );
+        assert!(
+            leaves.contains(&"escaped-key-value".to_owned())
+                && leaves.contains(&"deep-secret".to_owned()),
+            "{leaves:?}"
+        );
+    }
+
+    #[test]
+    fn shapes_urls_and_forms_are_scrubbed_and_prose_is_not() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abcdefghijklmnop";
+        let text = format!(
+            "use {jwt} or sk-proj-abcdefghijklmnopqrstuv or Bearer abcdefghij0123456789xyz"
+        );
+        let out = scrub_patterns(&text);
+        assert!(
+            !out.contains("eyJzdWIi") && !out.contains("sk-proj") && !out.contains("0123456789xyz"),
+            "{out}"
+        );
+        let prose = "the bearer of these tokens was basic: token generation and a sk-learn model";
+        assert_eq!(scrub_patterns(prose), prose);
+        let msg = "error sending request for url (http://h:9/v1/models?api_key=abc%2Fdef&limit=2)";
+        let out = redact_urls_in(msg);
+        assert!(!out.contains("abc") && out.contains("limit=2"), "{out}");
+        assert_eq!(
+            form_secrets("grant_type=x&client_secret=s3cr3t-v"),
+            ["s3cr3t-v", "s3cr3t-v"]
+        );
+        assert!(form_secrets(r#"{"a": "b=c"}"#).is_empty());
     }
 
     #[test]

@@ -69,13 +69,35 @@ pub fn open(path: &Path, schema: &str) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|e| open_err(Box::new(e)))?;
     // WAL with synchronous=NORMAL: a commit is atomic and the database never corrupts; only the
     // last commits before a power loss (not a process crash) can be lost, and a commit costs no
-    // fsync (0.5 ms a response here).
-    conn.busy_timeout(Duration::from_secs(10))
-        .and_then(|()| conn.pragma_update(None, "journal_mode", "WAL"))
-        .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
-        .and_then(|()| conn.execute_batch(schema))
-        .map_err(|e| open_err(Box::new(e)))?;
-    Ok(conn)
+    // fsync (0.5 ms a response here). Switching the journal mode while another connection opens
+    // the same file can answer "database is locked" at once, busy timeout or not: retried for
+    // as long as the busy timeout.
+    let setup = || {
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .and_then(|()| conn.pragma_update(None, "journal_mode", "WAL"))
+            .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
+            .and_then(|()| conn.execute_batch(schema))
+    };
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match setup() {
+            Ok(()) => return Ok(conn),
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(open_err(Box::new(e))),
+        }
+    }
+}
+
+/// How long a store waits for another connection's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// One page of a keyset listing.
