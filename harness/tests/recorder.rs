@@ -939,3 +939,46 @@ async fn a_miss_outside_any_test_suggests_a_command_without_a_test_filter() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn killed_writers_leftovers_are_removed_at_open_and_blobs_are_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+        .mount(&server)
+        .await;
+    let c = client(Mode::RecordIfMissing, dir.path());
+    TestContext::new("t")
+        .scope(post(&c, &server.uri(), &chat("m", 0.0)))
+        .await
+        .unwrap();
+    let responses = dir.path().join("responses");
+    let stale = responses.join(".abc123.tmp");
+    let fresh = responses.join(".def456.tmp");
+    std::fs::write(&stale, "{\"half\": ").unwrap();
+    std::fs::write(&fresh, "{\"in flight\": ").unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.sync_report().stale_temp_files, 1);
+    assert!(
+        !stale.exists() && fresh.exists(),
+        "only the old leftover goes"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let blob = std::fs::read_dir(&responses)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .unwrap();
+        assert_eq!(blob.metadata().unwrap().permissions().mode() & 0o777, 0o644);
+    }
+}

@@ -112,6 +112,12 @@ fn open(dir: &PathBuf) -> Result<Store> {
             r.recreated, r.added, r.updated, r.removed
         );
     }
+    if r.stale_temp_files > 0 {
+        eprintln!(
+            "removed {} temporary file(s) left in responses/ by writers that were killed",
+            r.stale_temp_files
+        );
+    }
     Ok(store)
 }
 

@@ -8,6 +8,13 @@
 //! (temporary file and rename); the index runs in WAL mode with a busy timeout, and every write
 //! is one short `BEGIN IMMEDIATE` transaction, so several processes can record into one
 //! directory at once.
+//!
+//! Git-friendly: the index is a cache, never committed (the store writes a `.gitignore` into the
+//! recordings directory that says so, and rebuilds the index from the blobs when it is missing),
+//! so branches that each recorded merge without conflict; and re-recording an answer that did
+//! not change, ids, timestamps and timings aside ([`same_but_volatile`]), leaves its blob's bytes
+//! as they were. Housekeeping at open: temporary files left by killed writers are removed (and
+//! counted in the [`SyncReport`]); blobs are written readable by all (0644).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -26,6 +33,11 @@ pub const INDEX_FILE: &str = "index.sqlite";
 /// Name of the blob directory inside the recordings directory.
 pub const RESPONSES_DIR: &str = "responses";
 const LOCK_FILE: &str = ".index.lock";
+/// What the store keeps out of git, written to the recordings directory's `.gitignore`.
+pub const GITIGNORE: &str = "# Written by the harness recorder: the index is a cache rebuilt from the blobs.\n\
+index.sqlite\nindex.sqlite-wal\nindex.sqlite-shm\n.index.lock\nresponses/.*.tmp\n";
+/// Temporary blob files older than this are left over by a killed writer.
+const STALE_TMP_AGE: Duration = Duration::from_secs(600);
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 const SCHEMA: &str = "
@@ -84,6 +96,8 @@ pub struct SyncReport {
     pub removed: usize,
     /// Blobs that could not be parsed (left out of the index), with the reason.
     pub invalid: Vec<(PathBuf, String)>,
+    /// Temporary files left by writers that were killed (older than 10 minutes), removed.
+    pub stale_temp_files: usize,
 }
 
 /// The recordings directory.
@@ -135,7 +149,11 @@ impl Store {
         let index_path = dir.join(INDEX_FILE);
         // One process at a time checks and repairs the index; recording itself needs no lock.
         let lock = file_lock(&dir)?;
-        let mut report = SyncReport::default();
+        ensure_gitignore(&dir)?;
+        let mut report = SyncReport {
+            stale_temp_files: remove_stale_temp_files(&responses),
+            ..SyncReport::default()
+        };
         let conn = match open_connection(&index_path) {
             Ok(c) => c,
             Err(first) => {
@@ -210,6 +228,8 @@ impl Store {
     }
 
     /// Writes a recording (atomically replacing any previous one with the same key) and indexes it.
+    /// A recording that equals the stored one but for its volatile parts (ids, timestamps,
+    /// timings: [`same_but_volatile`]) is not written: the blob keeps its bytes.
     pub fn put(&self, rec: &Recording) -> Result<(), RecorderError> {
         let path = self.blob_path(&rec.request_hash);
         let mut text = serde_json::to_vec_pretty(rec).map_err(|e| RecorderError::BadRecording {
@@ -217,6 +237,11 @@ impl Store {
             reason: e.to_string(),
         })?;
         text.push(b'\n');
+        if let Ok(old) = std::fs::read(&path)
+            && same_but_volatile(&old, &text)
+        {
+            return Ok(());
+        }
         let mut tmp = tempfile::Builder::new()
             .prefix(".")
             .suffix(".tmp")
@@ -227,6 +252,7 @@ impl Store {
         tmp.as_file()
             .sync_data()
             .map_err(|e| RecorderError::io(tmp.path(), e))?;
+        set_readable(tmp.as_file()).map_err(|e| RecorderError::io(tmp.path(), e))?;
         // The index's write lock is held from before the rename until the row is committed, so
         // two processes replacing the same key leave the blob and the row of the same writer.
         let mut conn = self.conn();
@@ -416,6 +442,106 @@ impl Drop for Store {
             tracing::debug!("checkpoint of the recordings index failed: {e}");
         }
     }
+}
+
+/// Writes the recordings directory's `.gitignore` ([`GITIGNORE`]) unless one exists.
+fn ensure_gitignore(dir: &Path) -> Result<(), RecorderError> {
+    let path = dir.join(".gitignore");
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::write(&path, GITIGNORE).map_err(|e| RecorderError::io(&path, e))
+}
+
+/// Removes `responses/.*.tmp` files older than [`STALE_TMP_AGE`] (a writer killed between
+/// creating and renaming its blob); younger ones may be in flight. Returns how many.
+fn remove_stale_temp_files(responses: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(responses) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with('.') && name.ends_with(".tmp")) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE_TMP_AGE);
+        if old && std::fs::remove_file(entry.path()).is_ok() {
+            tracing::info!(
+                "removed {}, left by a writer that was killed",
+                entry.path().display()
+            );
+            removed += 1;
+        }
+    }
+    removed
+}
+
+#[cfg(unix)]
+fn set_readable(f: &File) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(std::fs::Permissions::from_mode(0o644))
+}
+
+#[cfg(not(unix))]
+fn set_readable(_: &File) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Keys whose values change between two recordings of the same answer: ids the provider mints,
+/// timestamps, timings, MCP session ids.
+const VOLATILE_KEYS: &[&str] = &[
+    "id",
+    "created",
+    "created_at",
+    "system_fingerprint",
+    "t_ms",
+    "recorded_at",
+    "harness_version",
+    "timings",
+    "mcp-session-id",
+];
+
+/// Whether two blob texts record the same exchange, their volatile parts
+/// ([`VOLATILE_KEYS`], at any depth, also inside stream events' `data:` JSON) aside.
+pub fn same_but_volatile(old: &[u8], new: &[u8]) -> bool {
+    fn mask(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, child) in map.iter_mut() {
+                    if VOLATILE_KEYS.contains(&k.as_str()) {
+                        *child = serde_json::Value::Null;
+                    } else {
+                        mask(child);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(mask),
+            serde_json::Value::String(s) => {
+                if let Some(data) = s.strip_prefix("data: ")
+                    && let Ok(mut inner) = serde_json::from_str::<serde_json::Value>(data.trim())
+                {
+                    mask(&mut inner);
+                    *s = format!("data: {inner}");
+                }
+            }
+            _ => {}
+        }
+    }
+    let (Ok(mut a), Ok(mut b)) = (
+        serde_json::from_slice::<serde_json::Value>(old),
+        serde_json::from_slice::<serde_json::Value>(new),
+    ) else {
+        return false;
+    };
+    mask(&mut a);
+    mask(&mut b);
+    a == b
 }
 
 fn read_blob<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, RecorderError> {
