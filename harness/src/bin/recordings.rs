@@ -7,7 +7,8 @@
 //! recordings verify                                     check blobs and index; repairs the index
 //! recordings reindex                                    rebuild index.sqlite from the blobs
 //! recordings prune --known FILE [--delete]              recordings of tests that no longer exist
-//! recordings compute-hash --method M --url U [--body JSON] [--test-id ID] [--occurrence N]
+//! recordings compute-hash --method M --url U [--body JSON] [--test-id ID] [--provider P] [--occurrence N]
+//! recordings rekey [--dry-run]                         move recordings to their keys under the current rules
 //! ```
 
 use std::collections::BTreeSet;
@@ -81,9 +82,22 @@ enum Command {
         /// Test id.
         #[arg(long)]
         test_id: Option<String>,
+        /// The provider label the service attaches (part of the key; the stack labels every
+        /// request with its provider id, e.g. `llamacpp`).
+        #[arg(long)]
+        provider: Option<String>,
         /// Occurrence index.
         #[arg(long, default_value_t = 0)]
         occurrence: u32,
+    },
+    /// Move recordings to their keys under the current normalization rules (after the rules
+    /// changed, e.g. when the rules that make requests of the same meaning hash the same were
+    /// added). A recording whose stored body does not reproduce its key under the previous rules
+    /// is left where it is and named.
+    Rekey {
+        /// Only say what would move.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -292,6 +306,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             url,
             body,
             test_id,
+            provider,
             occurrence,
         } => {
             let url = url::Url::parse(&url).with_context(|| format!("{url:?} is not a URL"))?;
@@ -302,7 +317,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 body.as_deref().map(str::as_bytes),
                 test_id.as_deref(),
                 &rules,
-            );
+            )
+            .with_provider(provider.as_deref());
             println!("key text: {}", c.key_text(occurrence));
             println!("hash:     {}", c.key(occurrence));
             let exists = dir
@@ -311,6 +327,57 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .exists();
             println!("recorded: {}", if exists { "yes" } else { "no" });
         }
+        Command::Rekey { dry_run } => return rekey(&dir, dry_run),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `recordings rekey`: each recording whose stored request reproduces its key under the
+/// previous rules and has another key under the current ones is written under the new key and
+/// its old blob removed.
+fn rekey(dir: &PathBuf, dry_run: bool) -> Result<ExitCode> {
+    let store = open(dir)?;
+    let (old_rules, new_rules) = (
+        Rules::for_recordings_dir_v1(dir)?,
+        Rules::for_recordings_dir(dir)?,
+    );
+    let (mut moved, mut stuck) = (0usize, 0usize);
+    for row in store.rows()? {
+        let Some(mut rec) = store.get(&row.request_hash)? else {
+            continue;
+        };
+        let test_id = rec.test_id.clone();
+        let key = |rules: &Rules| {
+            CanonicalRequest::from_recorded(&rec.request, test_id.as_deref(), rules)
+                .key(rec.occurrence)
+        };
+        let (old, new) = (key(&old_rules), key(&new_rules));
+        if new == rec.request_hash {
+            continue;
+        }
+        if old != rec.request_hash {
+            stuck += 1;
+            println!(
+                "kept   {} (its stored body does not reproduce its key: it held a value scrubbed as a secret; record it again)",
+                row.response_file
+            );
+            continue;
+        }
+        println!("rekey  {} -> {new}", row.response_file);
+        moved += 1;
+        if !dry_run {
+            let old_hash = std::mem::replace(&mut rec.request_hash, new.clone());
+            rec.request.canonical_body =
+                CanonicalRequest::from_recorded(&rec.request, test_id.as_deref(), &new_rules)
+                    .body
+                    .to_value();
+            store.put(&rec)?;
+            store.delete(&[old_hash])?;
+        }
+    }
+    println!(
+        "{moved} recording(s) {}, {stuck} kept",
+        if dry_run { "would move" } else { "moved" }
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -203,6 +203,43 @@ impl CanonicalRequest {
         }
     }
 
+    /// The canonical form of a recorded request under `rules`: its stored canonical body (already
+    /// normalized under the rules it was recorded with) normalized again, with its method, path,
+    /// query, provider and the given test id. `recordings rekey` compares its key with the
+    /// blob's to move recordings to the keys of new rules; a body holding a scrubbed secret
+    /// cannot reproduce its key, which the caller detects by checking the key under the old rules.
+    pub fn from_recorded(
+        request: &super::format::RecordedRequest,
+        test_id: Option<&str>,
+        rules: &Rules,
+    ) -> Self {
+        let body = match &request.canonical_body {
+            Value::Null => CanonicalBody::Empty,
+            Value::String(s) => CanonicalBody::Text(s.clone()),
+            Value::Object(o)
+                if o.len() == 1 && o.get("binary_sha256").is_some_and(Value::is_string) =>
+            {
+                CanonicalBody::Binary {
+                    sha256: o["binary_sha256"].as_str().unwrap_or_default().to_owned(),
+                }
+            }
+            other => {
+                let mut v = other.clone();
+                rules.apply("", &request.path, &mut v);
+                CanonicalBody::Json(v)
+            }
+        };
+        CanonicalRequest {
+            method: request.method.clone(),
+            path: request.path.clone(),
+            query: request.query.clone(),
+            body,
+            test_id: test_id.map(str::to_owned),
+            provider: request.provider.clone(),
+            body_text: std::sync::OnceLock::new(),
+        }
+    }
+
     /// The same request, labelled with the provider it is for.
     pub fn with_provider(mut self, provider: Option<&str>) -> Self {
         self.provider = provider.map(str::to_owned);

@@ -161,6 +161,14 @@ impl JsonPath {
 pub enum Action {
     /// Remove the value at the path.
     Drop(JsonPath),
+    /// Remove the value at the path when it equals this one (an explicit default:
+    /// `"stream": false`, `"encoding_format": "float"`).
+    DropIfEquals(JsonPath, Value),
+    /// Remove the `null` members of the object(s) at the path (`$` for the top level): a field
+    /// sent as `null` means the same as a field not sent.
+    DropNulls(JsonPath),
+    /// Make a string at the path a one-element list (`"input": "x"` means `["x"]`).
+    AsList(JsonPath),
     /// Replace the value at the path (when present) with a fixed value.
     Replace(JsonPath, Value),
     /// Rewrite every match of the regex in every string of the body.
@@ -185,6 +193,41 @@ impl Rule {
     pub fn drop(path: &str) -> Result<Self, RecorderError> {
         Ok(Rule {
             action: Action::Drop(JsonPath::parse(path)?),
+            endpoint: None,
+            host: None,
+            when: None,
+        })
+    }
+
+    /// A rule that drops the value at `path` when it equals `default` (an explicit default).
+    pub fn drop_if_equals(path: &str, default: Value) -> Result<Self, RecorderError> {
+        Ok(Rule {
+            action: Action::DropIfEquals(JsonPath::parse(path)?, default),
+            endpoint: None,
+            host: None,
+            when: None,
+        })
+    }
+
+    /// A rule that drops the `null` members of the object(s) at `path` (`$`: the top level).
+    pub fn drop_nulls(path: &str) -> Result<Self, RecorderError> {
+        let action = if path.trim() == "$" {
+            Action::DropNulls(JsonPath(Vec::new()))
+        } else {
+            Action::DropNulls(JsonPath::parse(path)?)
+        };
+        Ok(Rule {
+            action,
+            endpoint: None,
+            host: None,
+            when: None,
+        })
+    }
+
+    /// A rule that makes a string at `path` a one-element list.
+    pub fn as_list(path: &str) -> Result<Self, RecorderError> {
+        Ok(Rule {
+            action: Action::AsList(JsonPath::parse(path)?),
             endpoint: None,
             host: None,
             when: None,
@@ -248,6 +291,34 @@ impl Rule {
             Action::Drop(path) => path.apply(body, &|map, key| {
                 map.shift_remove(key);
             }),
+            Action::DropIfEquals(path, default) => path.apply(body, &|map, key| {
+                if map.get(key) == Some(default) {
+                    map.shift_remove(key);
+                }
+            }),
+            Action::DropNulls(path) => {
+                let strip = |v: &mut Value| {
+                    if let Value::Object(map) = v {
+                        map.retain(|_, child| !child.is_null());
+                    }
+                };
+                if path.0.is_empty() {
+                    strip(body);
+                } else {
+                    path.apply(body, &|map, key| {
+                        if let Some(v) = map.get_mut(key) {
+                            strip(v);
+                        }
+                    });
+                }
+            }
+            Action::AsList(path) => path.apply(body, &|map, key| {
+                if let Some(v) = map.get_mut(key)
+                    && v.is_string()
+                {
+                    *v = Value::Array(vec![v.take()]);
+                }
+            }),
             Action::Replace(path, with) => path.apply(body, &|map, key| {
                 if let Some(v) = map.get_mut(key) {
                     *v = with.clone();
@@ -306,6 +377,10 @@ struct WhenSpec {
 struct RuleSpec {
     when: Option<WhenSpec>,
     drop: Option<String>,
+    /// With `drop`: only when the value equals this.
+    equals: Option<toml::Value>,
+    drop_nulls: Option<String>,
+    as_list: Option<String>,
     replace: Option<String>,
     with: Option<toml::Value>,
     pattern: Option<String>,
@@ -332,8 +407,48 @@ impl Rules {
     ///   `params._meta` (progress tokens, trace context), and the `params.protocolVersion` a
     ///   client offers at `initialize` is replaced by `<protocol-version>` and its
     ///   `params.clientInfo.version` by `<client-version>`, so upgrading the SDK or the client
-    ///   does not orphan every recording. Session ids travel in headers, which are never keyed.
+    ///   does not orphan every recording. Session ids travel in headers, which are never keyed;
+    /// - requests that mean the same hash the same ([`Rules::same_meaning`]): on the OpenAI
+    ///   endpoints, top-level `null` members are dropped (`"stop": null`), so are explicit
+    ///   defaults (`"stream": false`; on embeddings `"encoding_format": "float"`, which the
+    ///   OpenAI SDKs send unasked), and an embeddings `input` string is a one-element list.
     pub fn llm_defaults() -> Self {
+        let mut rules = Self::llm_defaults_v1();
+        rules.rules.extend(Self::same_meaning().rules);
+        rules
+    }
+
+    /// The rules that make requests that mean the same hash the same (part of
+    /// [`Rules::llm_defaults`]).
+    pub fn same_meaning() -> Self {
+        let openai = [
+            "/chat/completions",
+            "/completions",
+            "/embeddings",
+            "/responses",
+        ];
+        let mut rules = Vec::new();
+        for endpoint in openai {
+            rules.push(Rule::drop_nulls("$").map(|r| r.on_endpoint(endpoint)));
+            rules.push(
+                Rule::drop_if_equals("$.stream", Value::Bool(false))
+                    .map(|r| r.on_endpoint(endpoint)),
+            );
+        }
+        rules.push(
+            Rule::drop_if_equals("$.encoding_format", Value::from("float"))
+                .map(|r| r.on_endpoint("/embeddings")),
+        );
+        rules.push(Rule::as_list("$.input").map(|r| r.on_endpoint("/embeddings")));
+        Rules {
+            rules: rules.into_iter().filter_map(Result::ok).collect(),
+        }
+    }
+
+    /// The built-in rules as they were before [`Rules::same_meaning`] joined them: what
+    /// `recordings rekey` checks a blob's key against before giving it its key under the current
+    /// rules.
+    pub fn llm_defaults_v1() -> Self {
         let jsonrpc = |rule: Result<Rule, RecorderError>| {
             rule.and_then(|r| r.when_equals("$.jsonrpc", Value::from("2.0")))
         };
@@ -365,12 +480,20 @@ impl Rules {
 
     /// Parses a `normalization.toml` file's text (see the module docs).
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, RecorderError> {
+        Self::from_toml_on(text, origin, Rules::llm_defaults)
+    }
+
+    fn from_toml_on(
+        text: &str,
+        origin: &str,
+        defaults: fn() -> Rules,
+    ) -> Result<Self, RecorderError> {
         let file: RulesFile = toml::from_str(text).map_err(|e| RecorderError::InvalidRule {
             rule: origin.to_owned(),
             reason: e.to_string(),
         })?;
         let mut rules = if file.defaults {
-            Rules::llm_defaults()
+            defaults()
         } else {
             Rules::none()
         };
@@ -380,8 +503,39 @@ impl Rules {
                 rule: where_.clone(),
                 reason: reason.into(),
             };
+            let single = [
+                spec.drop.is_some(),
+                spec.replace.is_some(),
+                spec.pattern.is_some(),
+                spec.drop_nulls.is_some(),
+                spec.as_list.is_some(),
+            ]
+            .iter()
+            .filter(|x| **x)
+            .count()
+                == 1;
+            if !single {
+                return Err(bad(
+                    "write exactly one of `drop`, `replace`, `pattern`, `drop_nulls` or `as_list`",
+                ));
+            }
+            if spec.equals.is_some() && spec.drop.is_none() {
+                return Err(bad("`equals` goes with `drop`"));
+            }
             let mut rule = match (&spec.drop, &spec.replace, &spec.pattern) {
-                (Some(p), None, None) => Rule::drop(p)?,
+                (Some(p), None, None) => match &spec.equals {
+                    Some(equals) => Rule::drop_if_equals(
+                        p,
+                        serde_json::to_value(equals).map_err(|e| bad(&e.to_string()))?,
+                    )?,
+                    None => Rule::drop(p)?,
+                },
+                _ if spec.drop_nulls.is_some() => {
+                    Rule::drop_nulls(spec.drop_nulls.as_deref().unwrap_or("$"))?
+                }
+                _ if spec.as_list.is_some() => {
+                    Rule::as_list(spec.as_list.as_deref().unwrap_or(""))?
+                }
                 (None, Some(p), None) => {
                     let with = spec
                         .with
@@ -397,7 +551,11 @@ impl Rules {
                         .ok_or_else(|| bad("`pattern` needs `replacement`"))?;
                     Rule::pattern(p, r)?
                 }
-                _ => return Err(bad("write exactly one of `drop`, `replace` or `pattern`")),
+                _ => {
+                    return Err(bad(
+                        "write exactly one of `drop`, `replace`, `pattern`, `drop_nulls` or `as_list`",
+                    ));
+                }
             };
             rule.endpoint = spec.endpoint;
             rule.host = spec.host;
@@ -412,10 +570,19 @@ impl Rules {
 
     /// The defaults plus the rules of `<dir>/normalization.toml` when that file exists.
     pub fn for_recordings_dir(dir: &Path) -> Result<Self, RecorderError> {
+        Self::for_dir_on(dir, Rules::llm_defaults)
+    }
+
+    /// [`Rules::for_recordings_dir`] with the version-1 defaults ([`Rules::llm_defaults_v1`]).
+    pub fn for_recordings_dir_v1(dir: &Path) -> Result<Self, RecorderError> {
+        Self::for_dir_on(dir, Rules::llm_defaults_v1)
+    }
+
+    fn for_dir_on(dir: &Path, defaults: fn() -> Rules) -> Result<Self, RecorderError> {
         let path = dir.join("normalization.toml");
         match std::fs::read_to_string(&path) {
-            Ok(text) => Rules::from_toml(&text, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Rules::llm_defaults()),
+            Ok(text) => Rules::from_toml_on(&text, &path.display().to_string(), defaults),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(defaults()),
             Err(e) => Err(RecorderError::io(path, e)),
         }
     }
@@ -549,5 +716,104 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("invalid normalization rule"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod same_meaning_tests {
+    use super::*;
+    use crate::recorder::CanonicalRequest;
+
+    fn key(path: &str, body: &str) -> String {
+        let url = url::Url::parse(&format!("http://127.0.0.1:8080{path}")).unwrap();
+        CanonicalRequest::new(
+            "POST",
+            &url,
+            Some(body.as_bytes()),
+            Some("t"),
+            &Rules::llm_defaults(),
+        )
+        .key(0)
+    }
+
+    /// One logical request as curl, the OpenAI Python SDK and the stack's own client send it:
+    /// one key.
+    #[test]
+    fn golden_bodies_of_one_request_hash_the_same() {
+        let embeddings = [
+            // curl -d '{"model": ..., "input": "x"}'
+            r#"{"model": "all-minilm-l6-v2", "input": "The quick brown fox"}"#,
+            // OpenAI Python SDK, embeddings.create(model=..., input="..."): encoding_format sent
+            // (the stack forwards the SDK's base64 as "float")
+            r#"{"input": "The quick brown fox", "model": "all-minilm-l6-v2", "encoding_format": "float"}"#,
+            // a list of one, nulls for unset options
+            r#"{"model": "all-minilm-l6-v2", "input": ["The quick brown fox"], "dimensions": null, "user": null}"#,
+        ];
+        let keys: Vec<String> = embeddings
+            .iter()
+            .map(|b| key("/v1/embeddings", b))
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] == w[1]), "{keys:?}");
+        let chat = [
+            r#"{"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0}"#,
+            r#"{"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0, "stream": false, "stop": null, "tools": null}"#,
+        ];
+        assert_eq!(
+            key("/v1/chat/completions", chat[0]),
+            key("/v1/chat/completions", chat[1])
+        );
+    }
+
+    /// What does change the meaning still changes the key.
+    #[test]
+    fn requests_that_differ_still_differ() {
+        let base = r#"{"model": "m", "input": "x"}"#;
+        for other in [
+            r#"{"model": "m", "input": "x", "encoding_format": "base64"}"#,
+            r#"{"model": "m", "input": ["x", "y"]}"#,
+            r#"{"model": "m", "input": "x", "dimensions": 8}"#,
+        ] {
+            assert_ne!(
+                key("/v1/embeddings", base),
+                key("/v1/embeddings", other),
+                "{other}"
+            );
+        }
+        let chat = r#"{"model": "m", "messages": [], "stream": true}"#;
+        assert_ne!(
+            key("/v1/chat/completions", chat),
+            key("/v1/chat/completions", r#"{"model": "m", "messages": []}"#)
+        );
+        // Nulls inside messages are content, not unset options.
+        assert_ne!(
+            key(
+                "/v1/chat/completions",
+                r#"{"model": "m", "messages": [{"role": "assistant", "content": null}]}"#
+            ),
+            key(
+                "/v1/chat/completions",
+                r#"{"model": "m", "messages": [{"role": "assistant"}]}"#
+            )
+        );
+        // Other endpoints keep their nulls (only the OpenAI ones are known to mean "unset").
+        assert_ne!(key("/mcp", r#"{"a": null}"#), key("/mcp", r#"{}"#));
+    }
+
+    #[test]
+    fn the_rules_read_from_toml_too() {
+        let rules = Rules::from_toml(
+            "defaults = false\n[[rule]]\ndrop = \"$.mode\"\nequals = \"fast\"\n[[rule]]\ndrop_nulls = \"$\"\n[[rule]]\nas_list = \"$.items\"\n",
+            "test",
+        )
+        .unwrap();
+        let mut v = serde_json::json!({"mode": "fast", "x": null, "items": "a"});
+        rules.apply("", "/any", &mut v);
+        assert_eq!(v, serde_json::json!({"items": ["a"]}));
+        let err = Rules::from_toml("[[rule]]\nequals = 1\nreplace = \"$.a\"\nwith = 2\n", "t")
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("`equals` goes with `drop`"),
+            "{err}"
+        );
     }
 }
