@@ -15,7 +15,7 @@
 //! - [`storage`]: the SQLite database (stored responses and chat completions).
 //! - [`ids`]: ids the stack mints (deterministic inside tests).
 //! - [`error`]: OpenAI-style API errors.
-//! - [`server`]: the axum HTTP server.
+//! - [`server`]: the axum HTTP server; [`listen`]: its accept loop and limits.
 //! - [`client`]: one client API with an in-process and an HTTP backend.
 //! - [`context`]: test identity (feature `replay`).
 //! - [`telemetry`]: OpenTelemetry spans and metrics (GenAI semantic conventions), SDK setup.
@@ -27,6 +27,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod ids;
+pub mod listen;
 pub mod mcp;
 pub mod providers;
 pub mod responses;

@@ -20,7 +20,6 @@ use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::serve::ListenerExt;
 use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -56,21 +55,20 @@ pub fn app(stack: Stack) -> Router {
         .with_state(stack)
 }
 
-/// Serves `stack` on `listener` until `shutdown` completes (in-flight requests then finish).
+/// Serves `stack` on `listener` until `shutdown` completes (in-flight requests then finish),
+/// within the default [`crate::listen::Limits`]: 10 s for a request's headers (and for an idle
+/// keep-alive connection), 60 s for its body, 512 connections.
 pub async fn serve<F>(stack: Stack, listener: TcpListener, shutdown: F) -> std::io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    // TCP_NODELAY on every accepted socket: without it, small SSE writes on a keep-alive
-    // connection wait for the client's delayed ACK (Nagle), 40 ms a streamed answer.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY on an accepted connection: {e}");
-        }
-    });
-    axum::serve(listener, app(stack))
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::listen::serve(
+        app(stack),
+        listener,
+        crate::listen::Limits::default(),
+        shutdown,
+    )
+    .await
 }
 
 /// A server running in the background of this process (for tests and embedding).
@@ -177,6 +175,15 @@ async fn wrong_method(method: Method, uri: Uri) -> Response {
 }
 
 fn rejected(rejection: BytesRejection) -> ApiError {
+    if body_timed_out(&rejection) {
+        return ApiError::new(
+            408,
+            crate::error::INVALID_REQUEST,
+            "The request body did not arrive in time; send it whole and promptly.",
+            None,
+            Some("request_timeout"),
+        );
+    }
     let status = rejection.status().as_u16();
     let code = if status == 413 {
         "request_too_large"
@@ -190,6 +197,19 @@ fn rejected(rejection: BytesRejection) -> ApiError {
         None,
         Some(code),
     )
+}
+
+/// Whether reading the body failed because the body-read timeout ([`crate::listen::Limits`])
+/// elapsed.
+fn body_timed_out(rejection: &BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 fn respond(reply: Result<Reply, ApiError>) -> Response {
