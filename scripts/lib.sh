@@ -8,8 +8,12 @@ python_tool() {
   shift 2
   if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import $module" 2>/dev/null; then
     echo "installing $* into $venv" >&2
-    "${VENV_PYTHON:-python3}" -m venv "$venv"
-    "$venv/bin/pip" install --quiet "$@" >&2
+    "${VENV_PYTHON:-python3}" -m venv "$venv" || { echo "cannot create the venv $venv" >&2; return 1; }
+    if ! "$venv/bin/pip" install --quiet "$@" >&2 || ! "$venv/bin/python" -c "import $module"; then
+      echo "installing $* into $venv failed; removing the half-made venv" >&2
+      rm -rf "$venv"
+      return 1
+    fi
   fi
   echo "$venv"
 }
