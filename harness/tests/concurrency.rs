@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
+use futures::StreamExt;
 use harness::context::TestContext;
 use harness::recorder::{Mode, Recorder, RecorderConfig, Store};
 use reqwest_middleware::ClientBuilder;
@@ -120,5 +121,108 @@ async fn concurrent_processes_record_into_one_directory() {
         store.sync_report(),
         &Default::default(),
         "nothing needed repair"
+    );
+}
+
+const FLIGHT_ENV: &str = "HARNESS_SINGLE_FLIGHT_CHILD";
+const FLIGHT_PROCESSES: usize = 8;
+const FLIGHT_REQUESTS: usize = 300;
+const FLIGHT_KEYS: usize = 30;
+
+/// One record-if-missing process of the single-flight test (run only when re-executed).
+#[tokio::test]
+#[ignore = "run by concurrent_recorders_of_one_key_make_one_upstream_call"]
+async fn child_single_flight() {
+    let Ok(spec) = std::env::var(FLIGHT_ENV) else {
+        return;
+    };
+    let (dir, upstream) = spec.split_once('|').unwrap();
+    let recorder = Recorder::new(RecorderConfig::new(Mode::RecordIfMissing, dir).unwrap()).unwrap();
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(recorder)
+        .build();
+    // Four requests at a time, so keys overlap within the process as well as across processes.
+    let requests = (0..FLIGHT_REQUESTS).map(|i| {
+        let client = client.clone();
+        async move {
+            let k = i % FLIGHT_KEYS;
+            let body =
+                json!({"model": "m", "messages": [{"role": "user", "content": format!("q{k}")}]});
+            let resp = TestContext::new(format!("t{}", k % 3))
+                .scope(
+                    client
+                        .post(format!("{upstream}/v1/chat/completions"))
+                        .json(&body)
+                        .send(),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("request {i}: {e}"));
+            assert_eq!(resp.status(), 200);
+            resp.bytes().await.unwrap();
+        }
+    });
+    futures::stream::iter(requests)
+        .buffer_unordered(4)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+/// 8 processes x 300 overlapping requests in record-if-missing: exactly one upstream call per
+/// distinct key (the others wait for it and replay its recording).
+#[tokio::test]
+async fn concurrent_recorders_of_one_key_make_one_upstream_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"choices": [{"text": "ok"}]}))
+                .set_delay(std::time::Duration::from_millis(50)),
+        )
+        .mount(&server)
+        .await;
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..FLIGHT_PROCESSES)
+        .map(|_| {
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "child_single_flight",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads",
+                    "1",
+                ])
+                .env(
+                    FLIGHT_ENV,
+                    format!("{}|{}", dir.path().display(), server.uri()),
+                )
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        let status = tokio::task::spawn_blocking(move || c.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "a recording process failed: {status}");
+    }
+    let mut calls: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in server.received_requests().await.unwrap() {
+        *calls
+            .entry(String::from_utf8_lossy(&r.body).into_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(calls.len(), FLIGHT_KEYS, "{calls:?}");
+    let repeated: Vec<_> = calls.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "keys called upstream more than once: {repeated:?}"
+    );
+    assert_eq!(
+        Store::open(dir.path()).unwrap().rows().unwrap().len(),
+        FLIGHT_KEYS
     );
 }

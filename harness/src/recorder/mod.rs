@@ -503,6 +503,24 @@ impl Middleware for Recorder {
             .await;
             return Err(reqwest_middleware::Error::middleware(miss));
         }
+        // Single flight: in record-if-missing, one recorder at a time (across processes) records
+        // a missing key; one that waited finds the recording made meanwhile and replays it.
+        let lock = if config.mode == Mode::RecordIfMissing {
+            let lock = store
+                .lock_key(&hash)
+                .await
+                .map_err(reqwest_middleware::Error::middleware)?;
+            match store.get_replayable(&hash) {
+                Ok(Some(rec)) => {
+                    drop(lock);
+                    return self.replay(&hash, rec);
+                }
+                Ok(None) => Some(lock),
+                Err(e) => return Err(reqwest_middleware::Error::middleware(e)),
+            }
+        } else {
+            None
+        };
         let draft = Draft::new(
             hash,
             occurrence,
@@ -542,6 +560,7 @@ impl Middleware for Recorder {
                 status,
                 headers,
                 policy,
+                _lock: lock,
             };
             let upstream = resp.bytes_stream().boxed();
             let recording = stream::RecordingStream::new(upstream, framing, started, sink);

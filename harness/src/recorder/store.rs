@@ -35,7 +35,9 @@ pub const RESPONSES_DIR: &str = "responses";
 const LOCK_FILE: &str = ".index.lock";
 /// What the store keeps out of git, written to the recordings directory's `.gitignore`.
 pub const GITIGNORE: &str = "# Written by the harness recorder: the index is a cache rebuilt from the blobs.\n\
-index.sqlite\nindex.sqlite-wal\nindex.sqlite-shm\n.index.lock\nresponses/.*.tmp\n";
+index.sqlite\nindex.sqlite-wal\nindex.sqlite-shm\n.index.lock\n.locks/\nresponses/.*.tmp\n";
+/// The directory of the per-key recording locks ([`Store::lock_key`]).
+const KEY_LOCKS_DIR: &str = ".locks";
 /// Temporary blob files older than this are left over by a killed writer.
 const STALE_TMP_AGE: Duration = Duration::from_secs(600);
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -98,6 +100,12 @@ pub struct SyncReport {
     pub invalid: Vec<(PathBuf, String)>,
     /// Temporary files left by writers that were killed (older than 10 minutes), removed.
     pub stale_temp_files: usize,
+}
+
+/// A held recording lock of a key ([`Store::lock_key`]); dropping it releases the lock.
+#[derive(Debug)]
+pub struct KeyLock {
+    _file: File,
 }
 
 /// The recordings directory.
@@ -215,6 +223,36 @@ impl Store {
     /// Path of the blob for a key.
     pub fn blob_path(&self, hash: &str) -> PathBuf {
         self.responses.join(format!("{hash}.json"))
+    }
+
+    /// Takes the recording lock of a key, waiting (on a blocking thread) while another recorder,
+    /// in this process or another, holds it: the lock under which a key missing from the store
+    /// is recorded once, its concurrent requesters then replaying that recording (single
+    /// flight). One lock file a key (`.locks/<hash>.lock`, empty, kept out of git): a recorder
+    /// holding one key's lock (a stream being read) may request other keys meanwhile without
+    /// waiting on itself. Released when the [`KeyLock`] is dropped.
+    pub async fn lock_key(&self, hash: &str) -> Result<KeyLock, RecorderError> {
+        let dir = self.dir.join(KEY_LOCKS_DIR);
+        let name: String = hash.chars().filter(char::is_ascii_hexdigit).collect();
+        let path = dir.join(format!("{name}.lock"));
+        let wait = move || -> Result<File, RecorderError> {
+            std::fs::create_dir_all(&dir).map_err(|e| RecorderError::io(&dir, e))?;
+            let f = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| RecorderError::io(&path, e))?;
+            f.lock().map_err(|e| RecorderError::io(&path, e))?;
+            Ok(f)
+        };
+        let file = match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::spawn_blocking(wait).await.map_err(|e| {
+                RecorderError::io(&self.dir, std::io::Error::other(e.to_string()))
+            })??,
+            Err(_) => wait()?,
+        };
+        Ok(KeyLock { _file: file })
     }
 
     /// Reads the recording for a key, if there is one.

@@ -28,6 +28,8 @@ pub(crate) struct StreamSink {
     pub status: u16,
     pub headers: BTreeMap<String, String>,
     pub policy: KeepPolicy,
+    /// The key's recording lock, held until the stream's recording is written (or given up).
+    pub _lock: Option<super::store::KeyLock>,
 }
 
 /// How long, and how many bytes, the rest of a stream the caller stopped reading is read for
