@@ -226,3 +226,97 @@ async fn concurrent_recorders_of_one_key_make_one_upstream_call() {
         FLIGHT_KEYS
     );
 }
+
+const KILL_ENV: &str = "HARNESS_KILL_CHILD";
+
+/// A recorder that records as fast as it can until it is killed (run only when re-executed).
+#[tokio::test]
+#[ignore = "run by a_recorder_killed_at_any_moment_leaves_a_consistent_store"]
+async fn child_recording_until_killed() {
+    let Ok(spec) = std::env::var(KILL_ENV) else {
+        return;
+    };
+    let (dir, upstream) = spec.split_once('|').unwrap();
+    let recorder = Recorder::new(RecorderConfig::new(Mode::Record, dir).unwrap()).unwrap();
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(recorder)
+        .build();
+    for i in 0.. {
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": format!("q{}", i % 50)}]});
+        let _ = TestContext::new("killed")
+            .scope(
+                client
+                    .post(format!("{upstream}/v1/chat/completions"))
+                    .json(&body)
+                    .send(),
+            )
+            .await
+            .map(|r| r.bytes());
+    }
+}
+
+/// kill -9 at random moments while recording: every blob left is whole, the store opens, its
+/// index matches the blobs, and a temporary file is never taken for a blob.
+#[tokio::test]
+async fn a_recorder_killed_at_any_moment_leaves_a_consistent_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    let big = "y".repeat(64 * 1024);
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            json!({"choices": [{"text": big}]}).to_string(),
+            "application/json",
+        ))
+        .mount(&server)
+        .await;
+    let exe = std::env::current_exe().unwrap();
+    for delay_ms in [150u64, 310, 470, 630] {
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "child_recording_until_killed",
+                "--ignored",
+                "--test-threads",
+                "1",
+            ])
+            .env(
+                KILL_ENV,
+                format!("{}|{}", dir.path().display(), server.uri()),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(
+            store.sync_report().invalid.is_empty(),
+            "{:?}",
+            store.sync_report().invalid
+        );
+        let rows = store.rows().unwrap();
+        for row in &rows {
+            let rec = store
+                .get(&row.request_hash)
+                .unwrap()
+                .expect("an indexed blob exists");
+            assert_eq!(rec.request_hash, row.request_hash);
+        }
+        let blobs = std::fs::read_dir(dir.path().join("responses"))
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.ends_with(".json") && !n.starts_with('.')
+            })
+            .count();
+        assert_eq!(rows.len(), blobs, "after the kill at {delay_ms} ms");
+    }
+    let recorded = Store::open(dir.path()).unwrap().rows().unwrap().len();
+    assert!(
+        recorded > 0,
+        "the children recorded before they were killed"
+    );
+}

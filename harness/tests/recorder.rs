@@ -982,3 +982,41 @@ async fn killed_writers_leftovers_are_removed_at_open_and_blobs_are_readable() {
         assert_eq!(blob.metadata().unwrap().permissions().mode() & 0o777, 0o644);
     }
 }
+
+#[tokio::test]
+async fn a_miss_on_a_huge_body_is_explained_within_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+        .mount(&server)
+        .await;
+    let messages = |changed: usize| -> Value {
+        let m: Vec<Value> = (0..20_000)
+            .map(|i| json!({"role": "user", "content": if i == changed { format!("edited {i}") } else { format!("message {i} {}", "z".repeat(40)) }}))
+            .collect();
+        json!({"model": "m", "messages": m})
+    };
+    let c = client(Mode::RecordIfMissing, dir.path());
+    TestContext::new("big")
+        .scope(post(&c, &server.uri(), &messages(usize::MAX)))
+        .await
+        .unwrap();
+    let c = client(Mode::Replay, dir.path());
+    let err = TestContext::new("big")
+        .scope(post(&c, &server.uri(), &messages(10_000)))
+        .await
+        .unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.len() <= 66 * 1024, "{} bytes", text.len());
+    assert!(
+        text.contains("Nearest recordings"),
+        "{}",
+        &text[..2000.min(text.len())]
+    );
+    assert!(
+        text.contains("\"content\": \"edited 10000\""),
+        "the change is shown: {}",
+        &text[..4000.min(text.len())]
+    );
+}

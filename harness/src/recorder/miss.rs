@@ -185,22 +185,47 @@ impl ReplayMiss {
 /// [`MAX_DIFF_INPUT_LINES`] lines of each side, computed until `deadline` (then coarser), shown
 /// in at most [`MAX_DIFF_LINES`] lines.
 fn bounded_diff(recorded: &str, wanted: &str, deadline: Instant) -> String {
-    let (old, old_total) = first_lines(recorded, MAX_DIFF_INPUT_LINES);
-    let (new, new_total) = first_lines(wanted, MAX_DIFF_INPUT_LINES);
+    // Lines both sides share at the start and at the end are skipped first (linear), so the
+    // change is found wherever it is; the rest is diffed within the budget.
+    let old_lines: Vec<&str> = recorded.lines().collect();
+    let new_lines: Vec<&str> = wanted.lines().collect();
+    let prefix = old_lines
+        .iter()
+        .zip(&new_lines)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let suffix = old_lines[prefix..]
+        .iter()
+        .rev()
+        .zip(new_lines[prefix..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let context = 2;
+    let start = prefix.saturating_sub(context);
+    let old_mid = &old_lines[start..old_lines.len() - suffix.saturating_sub(context)];
+    let new_mid = &new_lines[start..new_lines.len() - suffix.saturating_sub(context)];
+    let (old, old_total) = first_lines(&old_mid.join("\n"), MAX_DIFF_INPUT_LINES);
+    let (new, new_total) = first_lines(&new_mid.join("\n"), MAX_DIFF_INPUT_LINES);
     let diff = similar::TextDiff::configure()
         .deadline(deadline)
         .diff_lines(old.as_str(), new.as_str());
-    let mut text = diff
-        .unified_diff()
-        .context_radius(2)
-        .header("recorded", "requested")
-        .to_string();
+    let mut text = String::new();
+    if start > 0 {
+        text.push_str(&format!("(the first {start} lines are the same)\n"));
+    }
     if old_total > MAX_DIFF_INPUT_LINES || new_total > MAX_DIFF_INPUT_LINES {
         text.push_str(&format!(
-            "(diff of the first {MAX_DIFF_INPUT_LINES} lines only: the bodies have {old_total} \
-             and {new_total} lines)\n"
+            "(diff of the first {MAX_DIFF_INPUT_LINES} differing lines only: {old_total} and \
+             {new_total} lines differ or follow)\n"
         ));
     }
+    text.push_str(
+        &diff
+            .unified_diff()
+            .context_radius(2)
+            .header("recorded", "requested")
+            .to_string(),
+    );
     truncate_lines(&text, MAX_DIFF_LINES)
 }
 
@@ -350,11 +375,16 @@ mod tests {
             diff.contains("-line 10") && diff.contains("+line ten"),
             "{diff}"
         );
-        assert!(
-            diff.contains("first 2000 lines only: the bodies have 20000 and 20000 lines"),
-            "{diff}"
-        );
+        assert!(diff.contains("(the first 8 lines are the same)"), "{diff}");
         assert!(diff.lines().count() <= MAX_DIFF_LINES + 1, "{diff}");
+        // A change past the first lines is found too.
+        let late = recorded.replace("line 15000\n", "line fifteen thousand\n");
+        let diff = bounded_diff(&recorded, &late, Instant::now() + DIFF_BUDGET);
+        assert!(diff.contains("+line fifteen thousand"), "{diff}");
+        // Changes spread over more lines than the budget: the first ones, and a note.
+        let everywhere: String = (0..20_000).map(|i| format!("other {i}\n")).collect();
+        let diff = bounded_diff(&recorded, &everywhere, Instant::now() + DIFF_BUDGET);
+        assert!(diff.contains("differing lines only"), "{diff}");
     }
 
     #[test]
