@@ -64,7 +64,12 @@ impl Draft {
             provider_base_url: base_url(url),
             secrets,
         };
-        draft.request.body = Body::from_bytes(body.unwrap_or_default(), |t| draft.sanitize_text(t));
+        // A JSON body is recorded once, as its canonical form; others as sent.
+        draft.request.body = if body_json.is_some() {
+            Body::SameAsCanonical
+        } else {
+            Body::from_bytes(body.unwrap_or_default(), |t| draft.sanitize_text(t))
+        };
         // The canonical body already has secret fields masked; secret values seen elsewhere in
         // the request (a bearer token pasted into a message) are scrubbed from it too. A text
         // body is scrubbed as text; a JSON one as its serialization, kept only if it still
@@ -73,8 +78,9 @@ impl Draft {
             serde_json::Value::Null => serde_json::Value::Null,
             serde_json::Value::String(text) => serde_json::Value::String(draft.sanitize_text(text)),
             other => {
+                // Its secret-named fields were masked when it was made (the rules' redaction).
                 let text = other.to_string();
-                let clean = draft.sanitize_text(&text);
+                let clean = redact::sanitize_masked(&text, &draft.secrets);
                 if clean == text {
                     other.clone()
                 } else {

@@ -47,7 +47,8 @@ pub struct RecordedRequest {
     pub headers: BTreeMap<String, String>,
     /// The body as hashed (normalized, keys sorted).
     pub canonical_body: Value,
-    /// The body as sent, minus secrets.
+    /// The body as sent, minus secrets; for a JSON body, `same_as_canonical` (the JSON body is
+    /// recorded once, as `canonical_body`).
     pub body: Body,
 }
 
@@ -63,6 +64,8 @@ pub enum Body {
     Text(String),
     /// Anything else, base64.
     Base64(String),
+    /// A request's JSON body, not stored twice: its `canonical_body` is the body as hashed.
+    SameAsCanonical,
 }
 
 impl Body {
@@ -90,6 +93,7 @@ impl Body {
     pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
         match self {
             Body::Empty => Ok(Vec::new()),
+            Body::SameAsCanonical => Err("its body is recorded as canonical_body only".into()),
             Body::Json(raw) => Ok(raw.get().as_bytes().to_vec()),
             Body::Text(s) => Ok(s.as_bytes().to_vec()),
             Body::Base64(s) => {

@@ -212,14 +212,14 @@ static CREDENTIAL_SHAPES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
         // JSON Web Tokens.
         r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
         // OpenAI, Anthropic and similar `sk-` keys.
-        r"\bsk-[A-Za-z0-9_-]{16,}",
+        r"(?-u:\b)sk-[A-Za-z0-9_-]{16,}",
         // GitHub tokens.
-        r"\bgh[pousr]_[A-Za-z0-9]{20,}",
-        r"\bgithub_pat_[A-Za-z0-9_]{20,}",
+        r"(?-u:\b)gh[pousr]_[A-Za-z0-9]{20,}",
+        r"(?-u:\b)github_pat_[A-Za-z0-9_]{20,}",
         // AWS access key ids, Google API keys, Slack tokens.
-        r"\bAKIA[0-9A-Z]{16}\b",
-        r"\bAIza[0-9A-Za-z_-]{30,}",
-        r"\bxox[abpr]-[A-Za-z0-9-]{10,}",
+        r"(?-u:\b)AKIA[0-9A-Z]{16}(?-u:\b)",
+        r"(?-u:\b)AIza[0-9A-Za-z_-]{30,}",
+        r"(?-u:\b)xox[abpr]-[A-Za-z0-9-]{10,}",
     ]
     .iter()
     .map(|p| Regex::new(p).unwrap_or_else(|e| panic!("static regex {p}: {e}")))
@@ -229,7 +229,7 @@ static CREDENTIAL_SHAPES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
 /// `Bearer <token>` anywhere (an error echoing the header): the token part, when it looks like
 /// one (20 or more token characters with a digit; "bearer of bad news" is prose).
 static AUTH_SCHEME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b([Bb]earer)(\s+)([A-Za-z0-9._~+/-]{20,}=*)")
+    Regex::new(r"(?-u:\b)([Bb]earer)(\s+)([A-Za-z0-9._~+/-]{20,}=*)")
         .unwrap_or_else(|e| panic!("static regex: {e}"))
 });
 
@@ -301,6 +301,15 @@ pub fn sanitize(text: &str, known: &[String]) -> String {
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     secrets.dedup();
     let scrubbed = scrub_values(&masked, &secrets);
+    let shaped = scrub_patterns(&scrubbed);
+    redact_urls_in(&shaped).into_owned()
+}
+
+/// For a text whose secret-named fields are already masked (a canonical body, after
+/// [`redact_value`]): scrubs the `known` secret values, credential shapes and URLs only, the
+/// by-name and by-structure passes of [`sanitize`] having nothing left to find. Linear scans.
+pub fn sanitize_masked(text: &str, known: &[String]) -> String {
+    let scrubbed = scrub_values(text, known);
     let shaped = scrub_patterns(&scrubbed);
     redact_urls_in(&shaped).into_owned()
 }
