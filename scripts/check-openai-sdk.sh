@@ -22,7 +22,7 @@ VENV="$(python_tool openai-sdk-venv openai openai)"
 echo "check-openai-sdk.sh: openai $("$VENV/bin/python" -c 'import openai; print(openai.__version__)'), mode $LLAMA_STACK_TEST_INFERENCE_MODE" >&2
 
 cd "$ROOT"
-cargo build -q --features replay --bin stack
+build_stack
 LOG="$ROOT/target/sdk-check-server.log"
 start_stack "$ROOT/target/debug/stack" "$PORT" "$LOG"
 trap 'kill $STACK_PID 2>/dev/null || true; wait $STACK_PID 2>/dev/null || true' EXIT

@@ -16,7 +16,7 @@ OUT="$ROOT/target/oteltap.ndjson"
 source "$ROOT/scripts/lib.sh"
 VENV="$(python_tool oteltap-venv oteltap oteltap==1.0.0)"
 cd "$ROOT"
-cargo build -q --features replay --bin stack
+build_stack
 "$VENV/bin/python" -m oteltap --port "$OTLP_PORT" >"$OUT" 2>"$ROOT/target/oteltap.log" &
 TAP=$!
 cleanup() { kill "${STACK_PID:-}" "$TAP" 2>/dev/null || true; wait 2>/dev/null || true; }

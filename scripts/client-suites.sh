@@ -173,7 +173,7 @@ start_server() {
   env="$(setup_env)" || exit 2
   eval "$env"
   echo "== building the stack" >&2
-  cargo build -q --features replay --bin stack
+  build_stack
   SERVER_LOG="$ROOT/target/client-suites-server.log"
   # Stored responses go to a store of this run only (ids the stack generates repeat across runs).
   STORE_DIR="$(mktemp -d)"

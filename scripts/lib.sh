@@ -26,6 +26,13 @@ pinned_venv() {
   python_tool "$1-$hash" "$3" -r "$2"
 }
 
+# build_stack: target/debug/stack, built exactly as the README's test command builds it
+# (`cargo test --features replay`), so the two share one build: `cargo build --bin stack`
+# resolves features without the dev-dependencies and would compile much of the workspace again.
+build_stack() {
+  (cd "$(dirname "${BASH_SOURCE[0]}")/.." && cargo test -q --features replay --no-run >&2)
+}
+
 # start_stack BIN PORT LOG [VAR=VALUE...]: runs `BIN run starter --port PORT` with the given
 # environment, logging to LOG; waits (10 s at most) for /v1/health. Sets STACK_PID.
 start_stack() {

@@ -57,7 +57,7 @@ if ! command -v prometheus >/dev/null; then
 fi
 
 cd "$ROOT"
-cargo build -q --features replay --bin stack
+build_stack
 
 # 1. Phoenix: OTLP/HTTP on /v1/traces, its UI and REST API on the same port; a fresh database.
 PHOENIX_WORKING_DIR="$WORK/phoenix" PHOENIX_HOST=127.0.0.1 PHOENIX_PORT="$PHOENIX_PORT" \
