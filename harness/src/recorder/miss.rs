@@ -63,9 +63,9 @@ impl std::error::Error for ReplayMiss {}
 
 const MAX_DIFF_LINES: usize = 40;
 /// Time all the diffs of one miss may take together.
-pub const DIFF_BUDGET: Duration = Duration::from_millis(40);
+pub const DIFF_BUDGET: Duration = Duration::from_millis(20);
 /// Lines of each side a diff looks at.
-pub const MAX_DIFF_INPUT_LINES: usize = 2_000;
+pub const MAX_DIFF_INPUT_LINES: usize = 400;
 /// Characters of one line shown.
 pub const MAX_LINE_CHARS: usize = 400;
 /// Bytes of the whole message (the error body and the log line).

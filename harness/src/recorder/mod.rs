@@ -407,6 +407,43 @@ fn record_failure(
     keep::keep(store, policy, &rec).map_err(reqwest_middleware::Error::middleware)
 }
 
+/// Bodies at least this large are canonicalized on a blocking thread.
+const BLOCKING_BODY_BYTES: usize = 256 * 1024;
+
+/// The canonical form of a request, with its body's key text computed. A large body (parsing,
+/// normalizing and serializing it takes milliseconds a megabyte) is handled on a blocking
+/// thread, so that large requests do not hold the async workers.
+async fn canonicalize(
+    method: String,
+    url: url::Url,
+    body: Option<Vec<u8>>,
+    test_id: Option<String>,
+    rules: Rules,
+    provider: Option<String>,
+) -> CanonicalRequest {
+    let make = move |body: Option<Vec<u8>>| {
+        let canonical =
+            CanonicalRequest::new(&method, &url, body.as_deref(), test_id.as_deref(), &rules)
+                .with_provider(provider.as_deref());
+        // Computes (and keeps) the body's part of the key.
+        let _ = canonical.base_key();
+        canonical
+    };
+    let large = body
+        .as_ref()
+        .is_some_and(|b| b.len() >= BLOCKING_BODY_BYTES);
+    if !large || tokio::runtime::Handle::try_current().is_err() {
+        return make(body);
+    }
+    let (make_there, body_there) = (make.clone(), body.clone());
+    match tokio::task::spawn_blocking(move || make_there(body_there)).await {
+        Ok(canonical) => canonical,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Cancelled (the runtime is shutting down): here, then.
+        Err(_) => make(body),
+    }
+}
+
 /// The [`ReplayMiss`] of a request, computed on a blocking thread when a tokio runtime runs
 /// (reading nearby recordings and diffing them must not hold an async worker, whatever the
 /// body's size; its time is bounded too, see [`miss`]).
@@ -472,14 +509,16 @@ impl Middleware for Recorder {
             },
         };
         let provider = extensions.get::<ProviderLabel>().map(|l| l.0.clone());
-        let canonical = CanonicalRequest::new(
-            &method,
-            &url,
-            body.as_deref(),
-            ctx.as_ref().map(TestContext::test_id),
-            &config.rules,
+        let test_id = ctx.as_ref().map(|c| c.test_id().to_owned());
+        let canonical = canonicalize(
+            method.clone(),
+            url.clone(),
+            body.clone(),
+            test_id,
+            config.rules.clone(),
+            provider,
         )
-        .with_provider(provider.as_deref());
+        .await;
         let occurrence = self.occurrence(ctx.as_ref(), &canonical);
         let hash = canonical.key(occurrence);
         if config.debug {
