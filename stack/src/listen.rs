@@ -34,14 +34,27 @@ pub struct Limits {
 }
 
 impl Default for Limits {
+    /// 10 s for headers, 60 s for a body, and as many connections as the process's open-file
+    /// limit leaves room for (128 descriptors kept for everything else), at most 16,384.
     fn default() -> Self {
         Limits {
             header_read: Duration::from_secs(10),
             body_read: Duration::from_secs(60),
-            max_connections: 512,
+            max_connections: connection_cap(),
             shutdown_grace: Duration::from_secs(10),
         }
     }
+}
+
+/// The connection cap the open-file limit allows: past it, `accept` would fail with "too many
+/// open files" and the server would stop answering anyone.
+fn connection_cap() -> usize {
+    const SPARE: u64 = 128;
+    const MOST: u64 = 16_384;
+    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    usize::try_from(soft.saturating_sub(SPARE).clamp(64, MOST)).unwrap_or(512)
 }
 
 /// The answer to a connection over the cap, where HTTP allows one: a 503 in OpenAI's error shape.

@@ -57,7 +57,7 @@ pub fn app(stack: Stack) -> Router {
 
 /// Serves `stack` on `listener` until `shutdown` completes (in-flight requests then finish),
 /// within the default [`crate::listen::Limits`]: 10 s for a request's headers (and for an idle
-/// keep-alive connection), 60 s for its body, 512 connections.
+/// keep-alive connection), 60 s for its body, as many connections as the open-file limit allows.
 pub async fn serve<F>(stack: Stack, listener: TcpListener, shutdown: F) -> std::io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,

@@ -1,0 +1,55 @@
+//! The `run_config` fuzz target's check over its checked-in seeds (`fuzz/seeds/run_config/`), on
+//! stable: the TOML and `run.yaml` parsers return a config or a `ConfigError` for each, never
+//! panic. The check is the fuzz target's own code (`fuzz/src/run_config.rs`, see
+//! `docs/fuzzing.md`).
+
+#[path = "../../fuzz/src/run_config.rs"]
+mod run_config;
+
+use std::path::{Path, PathBuf};
+
+#[test]
+fn run_config_seeds() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/run_config");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 5,
+        "{}: only {} seeds",
+        dir.display(),
+        files.len()
+    );
+    for file in &files {
+        let data = std::fs::read(file).unwrap();
+        if std::panic::catch_unwind(|| run_config::check(&data)).is_err() {
+            panic!("{} fails its fuzz check (panic above)", file.display());
+        }
+    }
+}
+
+/// The seeds that are real configs parse (a seed that stopped parsing would only exercise the
+/// error paths).
+#[test]
+fn the_real_configs_among_the_seeds_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/run_config");
+    for (name, yaml) in [
+        ("starter.toml", false),
+        ("llamacpp.toml", false),
+        ("docs-stack-md.toml", false),
+        ("llama-stack-starter-run.yaml", true),
+        ("anchors-and-other-apis.yaml", true),
+    ] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        let parsed = if yaml {
+            stack::RunConfig::from_yaml_str_with_env(&text, name, &run_config::fake_env)
+        } else {
+            stack::RunConfig::from_toml_str_with_env(&text, name, &run_config::fake_env)
+        };
+        if let Err(e) = parsed {
+            panic!("{name}: {e}");
+        }
+    }
+}
