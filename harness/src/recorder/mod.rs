@@ -410,10 +410,10 @@ fn record_failure(
 /// Bodies at least this large are canonicalized on a blocking thread.
 const BLOCKING_BODY_BYTES: usize = 256 * 1024;
 
-/// The canonical form of a request, with its body's key text computed. A large body (parsing,
-/// normalizing and serializing it takes milliseconds a megabyte) is handled on a blocking
-/// thread, so that large requests do not hold the async workers.
-async fn canonicalize(
+/// The canonical form of a large request, with its body's key text computed, on a blocking
+/// thread (parsing, normalizing and serializing a body takes milliseconds a megabyte, which must
+/// not hold the async workers).
+async fn canonicalize_off_workers(
     method: String,
     url: url::Url,
     body: Option<Vec<u8>>,
@@ -429,12 +429,6 @@ async fn canonicalize(
         let _ = canonical.base_key();
         canonical
     };
-    let large = body
-        .as_ref()
-        .is_some_and(|b| b.len() >= BLOCKING_BODY_BYTES);
-    if !large || tokio::runtime::Handle::try_current().is_err() {
-        return make(body);
-    }
     let (make_there, body_there) = (make.clone(), body.clone());
     match tokio::task::spawn_blocking(move || make_there(body_there)).await {
         Ok(canonical) => canonical,
@@ -509,16 +503,25 @@ impl Middleware for Recorder {
             },
         };
         let provider = extensions.get::<ProviderLabel>().map(|l| l.0.clone());
-        let test_id = ctx.as_ref().map(|c| c.test_id().to_owned());
-        let canonical = canonicalize(
-            method.clone(),
-            url.clone(),
-            body.clone(),
-            test_id,
-            config.rules.clone(),
-            provider,
-        )
-        .await;
+        let test_id = ctx.as_ref().map(TestContext::test_id);
+        let large = body
+            .as_ref()
+            .is_some_and(|b| b.len() >= BLOCKING_BODY_BYTES);
+        // The common case borrows everything; only a large body is copied to a blocking thread.
+        let canonical = if large && tokio::runtime::Handle::try_current().is_ok() {
+            canonicalize_off_workers(
+                method.clone(),
+                url.clone(),
+                body.clone(),
+                test_id.map(str::to_owned),
+                config.rules.clone(),
+                provider,
+            )
+            .await
+        } else {
+            CanonicalRequest::new(&method, &url, body.as_deref(), test_id, &config.rules)
+                .with_provider(provider.as_deref())
+        };
         let occurrence = self.occurrence(ctx.as_ref(), &canonical);
         let hash = canonical.key(occurrence);
         if config.debug {

@@ -123,15 +123,20 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The index-repair lock of the directory (`.index.lock`), held while the returned file is open.
 fn file_lock(dir: &Path) -> Result<File, RecorderError> {
-    let path = dir.join(LOCK_FILE);
+    lock_path(&dir.join(LOCK_FILE))
+}
+
+/// Opens (creating) `path` and takes an exclusive lock on it, waiting for other holders.
+fn lock_path(path: &Path) -> Result<File, RecorderError> {
     let f = File::options()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&path)
-        .map_err(|e| RecorderError::io(&path, e))?;
-    f.lock().map_err(|e| RecorderError::io(&path, e))?;
+        .open(path)
+        .map_err(|e| RecorderError::io(path, e))?;
+    f.lock().map_err(|e| RecorderError::io(path, e))?;
     Ok(f)
 }
 
@@ -237,14 +242,7 @@ impl Store {
         let path = dir.join(format!("{name}.lock"));
         let wait = move || -> Result<File, RecorderError> {
             std::fs::create_dir_all(&dir).map_err(|e| RecorderError::io(&dir, e))?;
-            let f = File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|e| RecorderError::io(&path, e))?;
-            f.lock().map_err(|e| RecorderError::io(&path, e))?;
-            Ok(f)
+            lock_path(&path)
         };
         let file = match tokio::runtime::Handle::try_current() {
             Ok(_) => tokio::task::spawn_blocking(wait).await.map_err(|e| {
