@@ -29,6 +29,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::jcs;
 use super::normalize::Rules;
 use super::redact;
 
@@ -93,10 +94,9 @@ impl CanonicalBody {
     pub fn to_value(&self) -> Value {
         match self {
             CanonicalBody::Empty => Value::Null,
-            CanonicalBody::Json(v) => serde_jcs::to_string(v)
-                .ok()
-                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                .unwrap_or_else(|| v.clone()),
+            CanonicalBody::Json(v) => {
+                serde_json::from_str::<Value>(&jcs::to_string(v)).unwrap_or_else(|_| v.clone())
+            }
             CanonicalBody::Text(s) => Value::String(s.clone()),
             CanonicalBody::Binary { sha256 } => serde_json::json!({ "binary_sha256": sha256 }),
         }
@@ -155,6 +155,39 @@ impl<'a> KeyBody<'a> {
             CanonicalBody::Text(t) => Some(KeyBody::Text(t)),
             CanonicalBody::Binary { sha256 } => Some(KeyBody::BinarySha256(sha256)),
         }
+    }
+}
+
+/// The RFC 8785 text of the body as it enters the key ([`KeyBody`]): `null`, `{"json": ...}`,
+/// `{"text": ...}` or `{"binary_sha256": ...}`.
+fn key_body_text(body: &CanonicalBody) -> String {
+    let mut out = Vec::new();
+    match KeyBody::of(body) {
+        None => out.extend_from_slice(b"null"),
+        Some(KeyBody::Json(v)) => {
+            out.extend_from_slice(b"{\"json\":");
+            jcs::write_value(&mut out, v);
+            out.push(b'}');
+        }
+        Some(KeyBody::Text(t)) => {
+            out.extend_from_slice(b"{\"text\":");
+            jcs::write_str(&mut out, t);
+            out.push(b'}');
+        }
+        Some(KeyBody::BinarySha256(h)) => {
+            out.extend_from_slice(b"{\"binary_sha256\":");
+            jcs::write_str(&mut out, h);
+            out.push(b'}');
+        }
+    }
+    jcs::into_string(out)
+}
+
+/// Appends a string or `null`.
+fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => jcs::write_str(out, s),
+        None => out.extend_from_slice(b"null"),
     }
 }
 
@@ -261,30 +294,35 @@ impl CanonicalRequest {
     /// "provider": ..., "query": ..., "test_id": ...}`: the members in JCS order (sorted names),
     /// each value in its JCS form. Assembled from parts so that the body is serialized once.
     fn form_text(&self, occurrence: Option<u32>) -> String {
-        // JCS only fails on non-finite floats, which serde_json::Value cannot hold.
-        fn jcs<T: Serialize + ?Sized>(value: &T) -> String {
-            serde_jcs::to_string(value).unwrap_or_default()
-        }
-        let body = self.body_text.get_or_init(|| jcs(&KeyBody::of(&self.body)));
-        let mut text = String::with_capacity(body.len() + 160);
-        text.push_str("{\"body\":");
-        text.push_str(body);
-        text.push_str(",\"method\":");
-        text.push_str(&jcs(self.method.as_str()));
+        let body = self.body_text.get_or_init(|| key_body_text(&self.body));
+        let mut text = Vec::with_capacity(body.len() + 160);
+        text.extend_from_slice(b"{\"body\":");
+        text.extend_from_slice(body.as_bytes());
+        text.extend_from_slice(b",\"method\":");
+        jcs::write_str(&mut text, &self.method);
         if let Some(n) = occurrence {
-            text.push_str(",\"occurrence\":");
-            text.push_str(&n.to_string());
+            text.extend_from_slice(b",\"occurrence\":");
+            text.extend_from_slice(n.to_string().as_bytes());
         }
-        text.push_str(",\"path\":");
-        text.push_str(&jcs(self.path.as_str()));
-        text.push_str(",\"provider\":");
-        text.push_str(&jcs(&self.provider));
-        text.push_str(",\"query\":");
-        text.push_str(&jcs(&self.query));
-        text.push_str(",\"test_id\":");
-        text.push_str(&jcs(&self.test_id));
-        text.push('}');
-        text
+        text.extend_from_slice(b",\"path\":");
+        jcs::write_str(&mut text, &self.path);
+        text.extend_from_slice(b",\"provider\":");
+        write_opt_str(&mut text, self.provider.as_deref());
+        text.extend_from_slice(b",\"query\":[");
+        for (i, (name, value)) in self.query.iter().enumerate() {
+            if i > 0 {
+                text.push(b',');
+            }
+            text.push(b'[');
+            jcs::write_str(&mut text, name);
+            text.push(b',');
+            jcs::write_str(&mut text, value);
+            text.push(b']');
+        }
+        text.extend_from_slice(b"],\"test_id\":");
+        write_opt_str(&mut text, self.test_id.as_deref());
+        text.push(b'}');
+        jcs::into_string(text)
     }
 
     /// The request key: hex SHA-256 of [`CanonicalRequest::key_text`].

@@ -22,11 +22,13 @@ pub mod canonical;
 mod draft;
 mod error;
 pub mod format;
+mod jcs;
 pub mod keep;
 pub mod miss;
 pub mod mode;
 pub mod normalize;
 pub mod redact;
+mod replay_cache;
 pub mod sse;
 pub mod store;
 mod stream;
@@ -308,9 +310,9 @@ impl Recorder {
     fn replay(
         &self,
         hash: &str,
-        rec: format::Replayable,
+        rec: &format::Replayable,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let format::RequestLine { method, path } = rec.request;
+        let format::RequestLine { method, path } = &rec.request;
         let blob = self.store().map(|s| s.blob_path(hash)).unwrap_or_default();
         let bad = |reason: String| {
             reqwest_middleware::Error::middleware(RecorderError::BadRecording {
@@ -318,7 +320,7 @@ impl Recorder {
                 reason,
             })
         };
-        match rec.response {
+        match &rec.response {
             RecordedResponse::Http {
                 status,
                 headers,
@@ -326,8 +328,8 @@ impl Recorder {
                 ..
             } => build_response(
                 &blob,
-                status,
-                &headers,
+                *status,
+                headers,
                 reqwest::Body::from(body.to_bytes().map_err(bad)?),
             ),
             RecordedResponse::Stream {
@@ -338,17 +340,17 @@ impl Recorder {
             } => {
                 let paced = self.inner.config.timing == ReplayTiming::Recorded;
                 let s = stream::replay(events, end, paced).map_err(bad)?;
-                build_response(&blob, status, &headers, reqwest::Body::wrap_stream(s))
+                build_response(&blob, *status, headers, reqwest::Body::wrap_stream(s))
             }
             RecordedResponse::TransportError {
                 error_kind,
                 message,
             } => Err(reqwest_middleware::Error::middleware(
                 RecordedTransportError {
-                    kind: error_kind,
-                    message,
-                    method,
-                    url: path,
+                    kind: error_kind.clone(),
+                    message: message.clone(),
+                    method: method.clone(),
+                    url: path.clone(),
                 },
             )),
         }
@@ -529,7 +531,7 @@ impl Middleware for Recorder {
         }
         if config.mode.reads_recordings() {
             match store.get_replayable(&hash) {
-                Ok(Some(rec)) => return self.replay(&hash, rec),
+                Ok(Some(rec)) => return self.replay(&hash, &rec),
                 Ok(None) => {}
                 Err(e) => return Err(reqwest_middleware::Error::middleware(e)),
             }
@@ -555,7 +557,7 @@ impl Middleware for Recorder {
             match store.get_replayable(&hash) {
                 Ok(Some(rec)) => {
                     drop(lock);
-                    return self.replay(&hash, rec);
+                    return self.replay(&hash, &rec);
                 }
                 Ok(None) => Some(lock),
                 Err(e) => return Err(reqwest_middleware::Error::middleware(e)),

@@ -53,11 +53,19 @@ const SECRET_HEADERS: &[&str] = &[
     "set-cookie",
 ];
 
-fn normalized(name: &str) -> String {
+fn normalized(name: &str) -> std::borrow::Cow<'_, str> {
+    // Most names (`model`, `messages`, `role`) are already in this form: no copy for them.
+    if !name
+        .chars()
+        .any(|c| c == '-' || c == '_' || c.is_uppercase() || !c.is_ascii())
+    {
+        return std::borrow::Cow::Borrowed(name);
+    }
     name.chars()
         .filter(|c| *c != '-' && *c != '_')
         .flat_map(char::to_lowercase)
-        .collect()
+        .collect::<String>()
+        .into()
 }
 
 /// Whether a JSON field or query parameter with this name holds a secret
@@ -65,7 +73,11 @@ fn normalized(name: &str) -> String {
 /// `subscription-key`, `key`...). A field named just `token` is a secret only when its value
 /// looks like a credential (see [`is_secret_field`]): LLM responses use `token` for text pieces.
 pub fn is_secret_name(name: &str) -> bool {
-    let n = normalized(name);
+    names_a_secret(&normalized(name))
+}
+
+/// [`is_secret_name`] of a name already [`normalized`].
+fn names_a_secret(n: &str) -> bool {
     n == "key"
         || n == "sig"
         || n == "session"
@@ -80,17 +92,23 @@ pub fn is_secret_name(name: &str) -> bool {
 /// query strings use (`code` of Azure Functions, `sig`/`signature` of SAS URLs).
 pub fn is_secret_query_param(name: &str) -> bool {
     let n = normalized(name);
-    is_secret_name(name) || matches!(n.as_str(), "code" | "signature")
+    is_secret_name(name) || matches!(&*n, "code" | "signature")
 }
 
 /// Whether a JSON field holds a secret, given its name and its scalar value as text: a secret
 /// name, except that a field named just `token` (logprobs, tokenizer output) counts only when its
 /// value looks like a credential (16 or more characters, no white space).
 pub fn is_secret_field(name: &str, value: &str) -> bool {
-    if normalized(name) == "token" {
-        return value.len() >= 16 && !value.chars().any(char::is_whitespace);
+    let n = normalized(name);
+    if n == "token" {
+        return looks_like_a_credential(value);
     }
-    is_secret_name(name)
+    names_a_secret(&n)
+}
+
+/// A `token` value that is a credential rather than a piece of text.
+fn looks_like_a_credential(value: &str) -> bool {
+    value.len() >= 16 && !value.chars().any(char::is_whitespace)
 }
 
 /// Whether a header with this name holds a secret.
@@ -111,19 +129,28 @@ fn redact_value_in(v: &mut Value, schema_properties: bool) {
         Value::Object(map) => {
             for (k, child) in map.iter_mut() {
                 let in_properties = k == "properties";
+                // Normalized once a member (this runs on every request body).
+                let n = normalized(k);
+                let is_token = n == "token";
                 match child {
                     Value::Object(_) | Value::Array(_)
-                        if !schema_properties && is_secret_name(k) && normalized(k) != "token" =>
+                        if !schema_properties && !is_token && names_a_secret(&n) =>
                     {
                         *child = Value::String(REDACTED.into())
                     }
                     Value::Object(_) | Value::Array(_) => redact_value_in(child, in_properties),
                     _ if schema_properties => {}
                     Value::Null => {}
-                    Value::String(text) if is_secret_field(k, text) => {
+                    Value::String(text)
+                        if (is_token && looks_like_a_credential(text))
+                            || (!is_token && names_a_secret(&n)) =>
+                    {
                         *child = Value::String(REDACTED.into())
                     }
-                    Value::Number(_) | Value::Bool(_) if is_secret_field(k, &child.to_string()) => {
+                    Value::Number(_) | Value::Bool(_)
+                        if (is_token && looks_like_a_credential(&child.to_string()))
+                            || (!is_token && names_a_secret(&n)) =>
+                    {
                         *child = Value::String(REDACTED.into())
                     }
                     _ => {}

@@ -20,13 +20,14 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::error::RecorderError;
 use super::format::{Recording, Replayable};
+use super::replay_cache::ReplayCache;
 
 /// Name of the index file inside the recordings directory.
 pub const INDEX_FILE: &str = "index.sqlite";
@@ -115,6 +116,7 @@ pub struct Store {
     index_path: PathBuf,
     conn: Mutex<Connection>,
     report: SyncReport,
+    replays: ReplayCache,
 }
 
 impl std::fmt::Debug for Store {
@@ -195,6 +197,7 @@ impl Store {
             index_path,
             conn: Mutex::new(conn),
             report,
+            replays: ReplayCache::default(),
         };
         store.sync()?;
         drop(lock);
@@ -258,9 +261,11 @@ impl Store {
         read_blob(&self.blob_path(hash))
     }
 
-    /// Reads only what replay needs of the recording for a key, if there is one.
-    pub fn get_replayable(&self, hash: &str) -> Result<Option<Replayable>, RecorderError> {
-        read_blob(&self.blob_path(hash))
+    /// Reads only what replay needs of the recording for a key, if there is one; read once
+    /// while its blob file is unchanged ([`ReplayCache`]).
+    pub fn get_replayable(&self, hash: &str) -> Result<Option<Arc<Replayable>>, RecorderError> {
+        let path = self.blob_path(hash);
+        self.replays.get_or_read(hash, &path, || read_blob(&path))
     }
 
     /// Writes a recording (atomically replacing any previous one with the same key) and indexes it.
@@ -298,6 +303,7 @@ impl Store {
         tmp.persist(&path)
             .map_err(|e| RecorderError::io(&path, e.error))?;
         upsert(&tx, &row_of(rec), text.len() as u64).map_err(|e| self.index_err(e))?;
+        self.replays.forget(&rec.request_hash);
         tx.commit().map_err(|e| self.index_err(e))
     }
 

@@ -259,17 +259,17 @@ async fn drain(
 
 /// Replays recorded events, one chunk per event; then the recorded error, if any.
 pub(crate) fn replay(
-    events: Vec<StreamEvent>,
-    end: StreamEnd,
+    events: &[StreamEvent],
+    end: &StreamEnd,
     paced: bool,
 ) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, String> {
     let start = tokio::time::Instant::now();
     let total = events.len();
     let tail = match end {
         StreamEnd::Complete => None,
-        StreamEnd::Error { t_ms, message } => Some((t_ms, message)),
+        StreamEnd::Error { t_ms, message } => Some((*t_ms, message.clone())),
         StreamEnd::CallerStopped { t_ms } => Some((
-            t_ms,
+            *t_ms,
             format!(
                 "the recording of this stream ends after {total} events: when it was recorded the caller \
                  stopped reading there. If the test now reads further, record it again with \
