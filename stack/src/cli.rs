@@ -62,8 +62,15 @@ pub fn main() -> ExitCode {
 }
 
 async fn async_main() -> ExitCode {
+    // Log lines are written by a thread of their own, so that a request does not wait for the
+    // terminal or pipe its access line goes to; none is dropped (`lossy(false)`: a full buffer
+    // slows the logger down instead), and the rest are written when `_log` is dropped.
+    let (writer, _log) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("stack-log")
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             // rmcp logs every session's start and end at info (with the server's whole

@@ -34,7 +34,7 @@ impl Stack {
             _ => Vec::new(),
         };
         let reply = self.generate(Operation::Chat, checked, body).await?;
-        Ok(self.store_chat(reply, messages).await)
+        Ok(self.store_chat(reply, messages))
     }
 
     /// `POST /v1/completions` with a parsed body. Chat-shaped `logprobs` from the provider are

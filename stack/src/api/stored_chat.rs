@@ -61,30 +61,19 @@ impl Stack {
     }
 
     /// Stores the completion `reply` answers to `messages` (when the stack stores them) and
-    /// hands the reply back: a JSON answer is stored before it is returned; a stream is stored
-    /// when it has ended well.
-    pub(crate) async fn store_chat(&self, reply: Reply, messages: Vec<Value>) -> Reply {
+    /// hands the reply back: a JSON answer is queued for the store's writer as it is returned
+    /// (every later read sees it); a stream is queued when it has ended well.
+    pub(crate) fn store_chat(&self, reply: Reply, messages: Vec<Value>) -> Reply {
         let Some(store) = self.inner.chat_store.clone() else {
             return reply;
         };
         match reply {
             Reply::Json(answer) => {
-                let completion = answer.clone();
-                let stored = blocking("chat completions", move || {
-                    store.put(&completion, &messages)
-                })
-                .await;
-                if let Err(e) = stored {
-                    tracing::warn!("chat completion not stored: {}", e.message);
-                }
+                store.put_later(answer.clone(), messages);
                 Reply::Json(answer)
             }
             Reply::Stream(chunks) => Reply::Stream(store_when_done(chunks, move |completion| {
-                tokio::task::spawn_blocking(move || {
-                    if let Err(e) = store.put(&completion, &messages) {
-                        tracing::warn!("streamed chat completion not stored: {e}");
-                    }
-                });
+                store.put_later(completion, messages);
             })),
             other => other,
         }

@@ -4,11 +4,12 @@
 //! config says `[storage] store_chat_completions = false`.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
+use super::write_behind::WriteBehind;
 use super::{Order, PageQuery, StoreError};
 
 const SCHEMA: &str = "
@@ -21,61 +22,62 @@ CREATE TABLE IF NOT EXISTS chat_completions (
 CREATE INDEX IF NOT EXISTS chat_completions_by_time ON chat_completions (created, id);
 ";
 
-/// The chat completions table.
+/// The chat completions table. Completions answered by the stack are stored off the request path
+/// ([`ChatCompletionStore::put_later`]); reads see every completion stored before them.
 #[derive(Debug)]
 pub struct ChatCompletionStore {
+    table: Arc<Table>,
+    queue: WriteBehind<(Value, Vec<Value>)>,
+}
+
+/// The table itself: its database file and connection.
+#[derive(Debug)]
+struct Table {
     path: PathBuf,
     conn: Mutex<Connection>,
 }
 
 impl ChatCompletionStore {
-    /// Opens (creating when missing) the table in the database at `path`.
+    /// Opens (creating when missing) the table in the database at `path`, and starts its writer.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Ok(Self {
+        let table = Arc::new(Table {
             path: path.to_owned(),
             conn: Mutex::new(super::open(path, SCHEMA)?),
+        });
+        let writer = table.clone();
+        let queue = WriteBehind::start("chat-completion-store", move |batch| {
+            if let Err(e) = writer.put_all(&batch) {
+                tracing::warn!("{} chat completion(s) not stored: {e}", batch.len());
+            }
         })
+        .map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source: source.into(),
+        })?;
+        Ok(Self { table, queue })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        self.queue.flush();
+        self.table.conn()
     }
 
     fn query_err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Query {
-            path: self.path.clone(),
-            source,
-        }
+        self.table.query_err(source)
     }
 
     /// Stores (or replaces, by id) a chat completion object with the messages it answered, as
-    /// Llama Stack returns it: the completion's fields plus `input_messages`.
+    /// Llama Stack returns it: the completion's fields plus `input_messages`. Waits for the row.
     pub fn put(&self, completion: &Value, input_messages: &[Value]) -> Result<(), StoreError> {
-        let id = completion
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let created = completion
-            .get("created")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        let model = completion
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let mut stored: Map<String, Value> = completion.as_object().cloned().unwrap_or_default();
-        stored.insert(
-            "input_messages".into(),
-            Value::from(input_messages.to_vec()),
-        );
-        self.conn()
-            .execute(
-                "INSERT OR REPLACE INTO chat_completions (id, created, model, completion)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![id, created, model, Value::Object(stored).to_string()],
-            )
-            .map(|_| ())
-            .map_err(|e| self.query_err(e))
+        self.queue.flush();
+        self.table
+            .put_all(&[(completion.clone(), input_messages.to_vec())])
+    }
+
+    /// Queues a completion to be stored as [`put`](Self::put) stores it, without waiting: a
+    /// write failure is logged. Every read afterwards sees it.
+    pub fn put_later(&self, completion: Value, input_messages: Vec<Value>) {
+        self.queue.push((completion, input_messages));
     }
 
     /// A stored chat completion (with its `input_messages`) by id.
@@ -89,7 +91,8 @@ impl ChatCompletionStore {
             )
             .optional()
             .map_err(|e| self.query_err(e))?;
-        text.map(|t| super::parse(&self.path, id, &t)).transpose()
+        text.map(|t| super::parse(&self.table.path, id, &t))
+            .transpose()
     }
 
     /// Up to `limit` stored completions in `order` of creation, after the completion `after`
@@ -110,7 +113,60 @@ impl ChatCompletionStore {
             order,
             model,
         };
-        super::page_json(&self.conn(), &self.path, &query)
+        super::page_json(&self.conn(), &self.table.path, &query)
+    }
+}
+
+impl Table {
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn query_err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Query {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Stores `completions` (each with its input messages) in one transaction.
+    fn put_all(&self, completions: &[(Value, Vec<Value>)]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.query_err(e))?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO chat_completions (id, created, model, completion)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(|e| self.query_err(e))?;
+            for (completion, input_messages) in completions {
+                let id = completion
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let created = completion
+                    .get("created")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                let model = completion
+                    .get("model")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let mut stored: Map<String, Value> =
+                    completion.as_object().cloned().unwrap_or_default();
+                stored.insert("input_messages".into(), Value::from(input_messages.clone()));
+                insert
+                    .execute(params![
+                        id,
+                        created,
+                        model,
+                        Value::Object(stored).to_string()
+                    ])
+                    .map_err(|e| self.query_err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.query_err(e))
     }
 }
 

@@ -7,6 +7,7 @@
 //! while one writes.
 
 pub mod chat_completions;
+pub mod write_behind;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,0 +1,190 @@
+//! Writes taken off the request path: queued, then written by one thread in batches, in order, while
+//! readers of the same store see everything queued before they asked ([`WriteBehind::flush`]).
+//!
+//! Llama Stack's inference store has the same queue (`max_write_queue_size`, `num_writers`) for
+//! the same reason: an answered chat completion should not wait for its row. Here one writer
+//! thread suffices (SQLite takes one writer at a time) and a batch is one transaction, so a burst
+//! of completions costs one commit. A full queue makes the caller wait for room (no completion is
+//! dropped); dropping the [`WriteBehind`] writes what is queued and joins the thread.
+
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+/// How many writes wait at most (Llama Stack's default `max_write_queue_size`).
+pub const QUEUE: usize = 10_000;
+
+/// How many queued writes one transaction takes at most.
+const BATCH: usize = 256;
+
+#[derive(Default)]
+struct Progress {
+    queued: u64,
+    written: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    progress: Mutex<Progress>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn progress(&self) -> MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A queue of writes of type `J` and the thread that carries them out (see the module docs).
+pub struct WriteBehind<J: Send + 'static> {
+    sender: Option<SyncSender<J>>,
+    shared: Arc<Shared>,
+    write: Arc<dyn Fn(Vec<J>) + Send + Sync>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl<J: Send + 'static> std::fmt::Debug for WriteBehind<J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = self.shared.progress();
+        f.debug_struct("WriteBehind")
+            .field("queued", &p.queued)
+            .field("written", &p.written)
+            .finish()
+    }
+}
+
+impl<J: Send + 'static> WriteBehind<J> {
+    /// Starts the writer thread `name`; `write` writes one batch (in one transaction) and reports
+    /// its own failures.
+    pub fn start(
+        name: &str,
+        write: impl Fn(Vec<J>) + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(QUEUE);
+        let shared = Arc::new(Shared::default());
+        let write: Arc<dyn Fn(Vec<J>) + Send + Sync> = Arc::new(write);
+        let thread = {
+            let (shared, write) = (shared.clone(), write.clone());
+            std::thread::Builder::new()
+                .name(name.to_owned())
+                .spawn(move || run(&receiver, &shared, &*write))?
+        };
+        Ok(WriteBehind {
+            sender: Some(sender),
+            shared,
+            write,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `job`. When the queue is full this waits for room (the writer is behind by
+    /// [`QUEUE`] writes: the caller is slowed down rather than a write dropped or reordered).
+    pub fn push(&self, job: J) {
+        let Some(sender) = &self.sender else {
+            return (self.write)(vec![job]);
+        };
+        // Counted before it is sent, so that a flush after this call waits for it.
+        self.shared.progress().queued += 1;
+        let unsent = match sender.try_send(job) {
+            Ok(()) => return,
+            Err(TrySendError::Full(job)) => sender.send(job).err().map(|e| e.0),
+            Err(TrySendError::Disconnected(job)) => Some(job),
+        };
+        // The writer thread is gone (it cannot panic out of `run`): written here.
+        if let Some(job) = unsent {
+            (self.write)(vec![job]);
+            self.done(1);
+        }
+    }
+
+    /// Waits until everything queued before this call is written.
+    pub fn flush(&self) {
+        let mut p = self.shared.progress();
+        let target = p.queued;
+        while p.written < target {
+            p = self
+                .shared
+                .changed
+                .wait(p)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn done(&self, n: u64) {
+        self.shared.progress().written += n;
+        self.shared.changed.notify_all();
+    }
+}
+
+impl<J: Send + 'static> Drop for WriteBehind<J> {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it has written what is left.
+        self.sender = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run<J>(receiver: &Receiver<J>, shared: &Shared, write: &(dyn Fn(Vec<J>) + Send + Sync)) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let n = batch.len() as u64;
+        // A panicking write must not leave readers waiting forever.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write(batch)));
+        shared.progress().written += n;
+        shared.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flush_sees_every_write_queued_before_it_and_drop_writes_the_rest() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let batches = Arc::new(Mutex::new(0));
+        let queue = {
+            let (seen, batches) = (seen.clone(), batches.clone());
+            WriteBehind::start("test-writer", move |jobs: Vec<u32>| {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                *batches.lock().unwrap() += 1;
+                seen.lock().unwrap().extend(jobs);
+            })
+            .unwrap()
+        };
+        for i in 0..500 {
+            queue.push(i);
+        }
+        queue.flush();
+        assert_eq!(seen.lock().unwrap().len(), 500);
+        assert_eq!(*seen.lock().unwrap(), (0..500).collect::<Vec<_>>());
+        // Batched: far fewer transactions than writes.
+        assert!(*batches.lock().unwrap() < 100);
+        for i in 500..600 {
+            queue.push(i);
+        }
+        drop(queue);
+        assert_eq!(seen.lock().unwrap().len(), 600);
+    }
+
+    #[test]
+    fn a_panicking_write_does_not_hang_readers() {
+        let queue = WriteBehind::start("test-writer", |jobs: Vec<u32>| {
+            if jobs.contains(&1) {
+                panic!("boom");
+            }
+        })
+        .unwrap();
+        queue.push(1);
+        queue.push(2);
+        queue.flush();
+    }
+}
