@@ -24,8 +24,10 @@ echo "check-openai-sdk.sh: openai $("$VENV/bin/python" -c 'import openai; print(
 cd "$ROOT"
 build_stack
 LOG="$ROOT/target/sdk-check-server.log"
+# Set before the stack starts: whatever fails from here on (the start itself, the client), the
+# stack stops with the script.
+trap stop_stack EXIT
 start_stack "$ROOT/target/debug/stack" "$PORT" "$LOG"
-trap 'kill $STACK_PID 2>/dev/null || true; wait $STACK_PID 2>/dev/null || true' EXIT
 "$VENV/bin/python" "$ROOT/scripts/sdk/openai_client.py" "http://127.0.0.1:$PORT/v1" \
   "${LLAMA_STACK_TEST_TEXT_MODEL:-llamacpp/qwen2.5-coder-0.5b}" "${LLAMA_STACK_TEST_EMBEDDING_MODEL:-llamacpp/all-minilm-l6-v2}" \
   "${MCP_SERVER_URL:-http://127.0.0.1:8765/mcp}" "${MCP_REQUIRED_TOKEN:-ghp_llamastackrsTESTtoken0000000000000000}"

@@ -55,8 +55,8 @@ that the suite reads, so the same settings also work with plain `cargo test --fe
                           one. Details: scripts/client-suites.sh --help
   -h, --help              This help
 
-Exit status: non-zero when a test fails. With a server stack config, the server log path is
-printed at the end. Under --runner nextest the skip summary (tests skipped for a missing model
+Exit status: non-zero when a test fails. With a server stack config, the server's URL, port and
+log path are printed at the end, as the test process that started it reported them. Under --runner nextest the skip summary (tests skipped for a missing model
 and tests that skipped themselves at run time) is printed after the run.
 USAGE
 }
@@ -131,6 +131,11 @@ fi
 
 # The auto-started server (server:CONFIG) lives exactly as long as this script.
 export HARNESS_RUN_OWNER_PID=$$
+# The test process that starts (or reuses) the server says where it is in this file, read at the
+# end. Set up before any test runs, removed however the script ends.
+HARNESS_SERVER_INFO_FILE="$(mktemp "${TMPDIR:-/tmp}/integration-tests-server.XXXXXX.json")"
+export HARNESS_SERVER_INFO_FILE
+trap 'rm -f "$HARNESS_SERVER_INFO_FILE"' EXIT
 
 echo "== suite=${LLAMA_STACK_TEST_SUITE:-base} setup=${LLAMA_STACK_TEST_SETUP:-(suite default)} stack=$LLAMA_STACK_TEST_STACK_CONFIG mode=$LLAMA_STACK_TEST_INFERENCE_MODE runner=$RUNNER" >&2
 
@@ -156,22 +161,16 @@ else
   fi
 fi
 
-# The log of the auto-started server, named as tests/integration/common/mod.rs names it: the port
-# comes from server:CONFIG:PORT (unless the last ':' is part of a CONFIG like distro::file), else
-# LLAMA_STACK_PORT, else 8321; a port other than 8321 is in the file name.
-if [[ "$LLAMA_STACK_TEST_STACK_CONFIG" == server:* ]]; then
-  rest="${LLAMA_STACK_TEST_STACK_CONFIG#server:}"
-  port="${LLAMA_STACK_PORT:-8321}"
-  if [[ "$rest" == *:* && "${rest%:*}" != *: ]]; then
-    port="${rest##*:}"
-  fi
-  port="${port//[[:space:]]/}"
-  [[ "$port" =~ ^[0-9]{1,5}$ ]] && port=$((10#$port))
-  if [[ "$port" == 8321 ]]; then
-    log="$ROOT/target/llama-stack-server.log"
-  else
-    log="$ROOT/target/llama-stack-server-$port.log"
-  fi
-  echo "== server log: $log" >&2
+# Where the auto-started server listened and logged, as the test process that started (or
+# reused) it wrote them to $HARNESS_SERVER_INFO_FILE (harness::fixtures::server_info): nothing is
+# re-derived here. No file: no test used a server (another stack config, --collect-only, or no
+# test selected).
+if [[ -s "$HARNESS_SERVER_INFO_FILE" ]]; then
+  python3 - "$HARNESS_SERVER_INFO_FILE" <<'PY' >&2 || echo "== cannot read $HARNESS_SERVER_INFO_FILE" >&2
+import json, sys
+info = json.load(open(sys.argv[1]))
+print(f"== server: {info['base_url']} (port {info['port']})")
+print(f"== server log: {info['log_file']}")
+PY
 fi
 exit $status

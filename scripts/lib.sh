@@ -33,8 +33,11 @@ build_stack() {
   (cd "$(dirname "${BASH_SOURCE[0]}")/.." && cargo test -q --features replay --no-run >&2)
 }
 
-# start_stack BIN PORT LOG [VAR=VALUE...]: runs `BIN run starter --port PORT` with the given
-# environment, logging to LOG; waits (10 s at most) for /v1/health. Sets STACK_PID.
+# start_stack BIN PORT LOG [VAR=VALUE...]: runs `BIN run starter --port PORT` (on 127.0.0.1, the
+# stack's default host) with the given environment, logging to LOG; waits (10 s at most) for
+# /v1/health. Sets STACK_PID as soon as the process exists, so an EXIT trap the caller set
+# beforehand (`trap stop_stack EXIT`) stops it whatever happens next; when the stack does not
+# answer in time, stops it itself and fails.
 start_stack() {
   local bin="$1" port="$2" log="$3"
   shift 3
@@ -43,11 +46,28 @@ start_stack() {
   local _
   for _ in $(seq 1 200); do
     curl -fsS "http://127.0.0.1:$port/v1/health" >/dev/null 2>&1 && return 0
-    kill -0 "$STACK_PID" 2>/dev/null || { tail -n 20 "$log" >&2; echo "the stack exited (log: $log)" >&2; return 1; }
+    kill -0 "$STACK_PID" 2>/dev/null || { tail -n 20 "$log" >&2; echo "the stack exited (log: $log)" >&2; stop_stack; return 1; }
     sleep 0.05
   done
-  echo "the stack did not answer /v1/health within 10 s (log: $log)" >&2
+  echo "the stack did not answer /v1/health within 10 s (log: $log); stopping it" >&2
+  stop_stack
   return 1
+}
+
+# stop_stack: stops the stack start_stack started (STACK_PID): TERM, up to 10 s for it to exit,
+# then KILL; reaps it and clears STACK_PID. Does nothing when there is none, so it serves as (or
+# in) an EXIT trap and may run twice.
+stop_stack() {
+  local pid="${STACK_PID:-}" _
+  [[ -n "$pid" ]] || return 0
+  STACK_PID=""
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+  return 0
 }
 
 # Background servers the provider scripts start, tracked by a PID file.

@@ -15,7 +15,10 @@ cargo build -q --features replay --test integration
 unset LLAMA_STACK_TEST_SETUP LLAMA_STACK_TEST_SUBDIRS LLAMA_STACK_TEST_TEXT_MODEL \
   LLAMA_STACK_TEST_VISION_MODEL LLAMA_STACK_TEST_COMPLETION_MODEL LLAMA_STACK_TEST_EMBEDDING_MODEL \
   LLAMA_STACK_TEST_SAFETY_SHIELD LLAMA_STACK_TEST_JUDGE_MODEL LLAMA_STACK_TEST_RERANK_MODEL
-for suite in $(sed -n 's/^\[suites\.\([A-Za-z0-9_-]*\)\]$/\1/p' suites.toml); do
+# The suites as the harness reads suites.toml (`recordings suites`), not as a pattern would guess.
+suites="$(cargo run -q -p harness --bin recordings -- suites --file "$ROOT/suites.toml")"
+[[ -n "$suites" ]] || { echo "prune-recordings.sh: suites.toml defines no suite; nothing pruned" >&2; exit 1; }
+for suite in $suites; do
   # A suite that cannot be listed would leave its tests out of the known list, and --delete
   # would then remove their recordings: stop instead.
   LLAMA_STACK_TEST_SUITE="$suite" cargo test -q --features replay --test integration -- --list --format terse >>"$known" \

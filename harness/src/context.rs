@@ -128,10 +128,7 @@ impl TestContext {
     /// [`TestContext::next_id`] numbers ids with, for callers that format their own ids or derive
     /// other values (timestamps) from it.
     pub fn next_number(&self, kind: &str) -> u64 {
-        let mut guard = match ID_COUNTERS.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut guard = support::sync::lock(&ID_COUNTERS);
         let (run, counters) = guard
             .get_or_insert_with(HashMap::new)
             .entry(self.test_id().to_owned())

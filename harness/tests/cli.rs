@@ -137,3 +137,25 @@ fn a_missing_directory_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no recordings directory"));
 }
+
+#[test]
+fn suites_lists_the_suites_of_a_suites_file_one_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("suites.toml");
+    std::fs::write(
+        &file,
+        "[suites.base]\nroots = [\"inference\"]\n\n[suites.all-tests]\nroots = [\"*\"]\n",
+    )
+    .unwrap();
+    let out = recordings(dir.path(), &["suites", "--file", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "all-tests\nbase\n");
+    // A file that is not there is an error naming it, not an empty list.
+    let missing = dir.path().join("missing.toml");
+    let out = recordings(dir.path(), &["suites", "--file", missing.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("missing.toml"),
+        "{out:?}"
+    );
+}

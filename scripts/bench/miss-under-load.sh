@@ -12,8 +12,7 @@ WORK="$ROOT/target/bench"
 mkdir -p "$WORK"
 # shellcheck source=scripts/lib.sh
 source "$ROOT/scripts/lib.sh"
-STACK_PID=""
-trap '[[ -n "$STACK_PID" ]] && kill "$STACK_PID" 2>/dev/null; wait 2>/dev/null || true' EXIT
+trap stop_stack EXIT
 cd "$ROOT"
 cargo build -q --release --features replay --bin stack
 start_stack "$ROOT/target/release/stack" "$PORT" "$WORK/miss-under-load.log" \

@@ -14,6 +14,8 @@ PORT="${STACK_PORT:-8397}"
 cd "$ROOT"
 # shellcheck source=scripts/lib.sh
 source "$ROOT/scripts/lib.sh"
+# Set before any stack starts: a round that fails (the start, the client) leaves no stack behind.
+trap stop_stack EXIT
 cargo build -q --release --features replay --bin stack
 BIN="$ROOT/target/release/stack"
 
@@ -25,7 +27,9 @@ one() { # one LABEL [ENV...]
   local result
   result="$(python3 "$ROOT/scripts/bench/otel_dead_endpoint.py" "$PORT" "$REQUESTS")"
   local t0 t1
+  # The exit is timed here (TERM, then the wait); STACK_PID is cleared once it is reaped.
   t0=$(date +%s.%N); kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; t1=$(date +%s.%N)
+  STACK_PID=""
   python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(f\"{sys.argv[2]:<14} plain p50 {r['plain']['p50']:.3f} p95 {r['plain']['p95']:.3f} mean {r['plain']['mean']:.3f} | stream p50 {r['stream']['p50']:.3f} p95 {r['stream']['p95']:.3f} mean {r['stream']['mean']:.3f} | exit {float(sys.argv[3]):.2f} s\")" \
     "$result" "$label" "$(python3 -c "print($t1 - $t0)")"
 }

@@ -15,7 +15,7 @@ cd "$ROOT"
 source "$ROOT/scripts/lib.sh"
 cargo build -q --release --features replay --bin stack
 DB_DIR="$(mktemp -d)"
-trap 'kill "${STACK_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DB_DIR"' EXIT
+trap 'stop_stack; rm -rf "$DB_DIR"' EXIT
 start_stack "$ROOT/target/release/stack" "$PORT" "$ROOT/target/bench-responses.log" \
   LLAMA_STACK_TEST_INFERENCE_MODE=replay LLAMACPP_URL=http://127.0.0.1:8080 SQLITE_STORE_DIR="$DB_DIR"
 python3 "$ROOT/scripts/bench/responses_replay.py" "$PORT" "$REQUESTS"

@@ -162,12 +162,15 @@ start() {
   models
   mkdir -p "$RUN_DIR"
   log "starting llama-server on 127.0.0.1:$PORT (log: $LOG_FILE)"
+  # Until it is ready, a start that fails (exit, timeout) or is interrupted stops the server.
+  trap stop EXIT
   nohup "$BIN" --models-preset "$MODELS/models.ini" --host 127.0.0.1 --port "$PORT" --no-webui --jinja \
     >"$LOG_FILE" 2>&1 &
   echo $! >"$PID_FILE"
   local i
   for i in $(seq 1 240); do
     if healthy; then
+      trap - EXIT
       log "ready after ~$((i / 4)) s"
       echo "export LLAMACPP_URL=http://127.0.0.1:$PORT"
       return 0

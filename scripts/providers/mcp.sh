@@ -63,6 +63,8 @@ start() {
   ensure_venv
   mkdir -p "$RUN_DIR"
   log "starting the MCP server on $URL (log: $LOG_FILE)"
+  # Until it is ready, a start that fails (exit, timeout) or is interrupted stops the server.
+  trap stop EXIT
   MCP_PORT="$PORT" nohup "$VENV/bin/python" "$SERVER" >"$LOG_FILE" 2>&1 &
   echo $! >"$PID_FILE"
   local i code
@@ -71,6 +73,7 @@ start() {
     if grep -q "Uvicorn running on" "$LOG_FILE"; then
       code="$(http_code)"
       if [[ -n "$code" && "$code" != "000" ]]; then
+        trap - EXIT
         log "ready after ~$((i / 4)) s"
         echo "export MCP_SERVER_URL=$URL"
         return 0

@@ -40,7 +40,8 @@ source "$ROOT/scripts/lib.sh"
 PIDS=()
 PHOENIX_PID=""
 cleanup() {
-  for pid in "${PIDS[@]}" "${STACK_PID:-}"; do [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true; done
+  stop_stack
+  for pid in "${PIDS[@]}"; do [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true; done
   [[ -n "$PHOENIX_PID" ]] && kill "$PHOENIX_PID" 2>/dev/null || true
   wait 2>/dev/null || true
 }
@@ -101,8 +102,7 @@ for _ in $(seq 1 40); do
     --data-urlencode 'query=sum by (gen_ai_token_type) (gen_ai_client_token_usage_sum)' 2>/dev/null | grep -q '"output"' && break
   sleep 0.5
 done
-kill -TERM "$STACK_PID"; wait "$STACK_PID" 2>/dev/null || true   # flushes the last spans
-STACK_PID=""
+stop_stack   # graceful exit (TERM) flushes the last spans
 sleep 1
 
 STATUS=0

@@ -9,6 +9,7 @@
 //! recordings prune --known FILE [--delete]              recordings of tests that no longer exist
 //! recordings compute-hash --method M --url U [--body JSON] [--test-id ID] [--provider P] [--occurrence N]
 //! recordings rekey [--dry-run]                         move recordings to their keys under the current rules
+//! recordings suites [--file suites.toml]                the suites' names, one a line (for prune's known list)
 //! ```
 
 use std::collections::BTreeSet;
@@ -17,9 +18,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use harness::fixtures::SuitesFile;
 use harness::recorder::format::RecordedResponse;
 use harness::recorder::{
-    CanonicalRequest, RECORDING_DIR_ENV, Rules, Store, default_recordings_dir,
+    CanonicalRequest, RECORDING_DIR_ENV, Rules, Store, default_recordings_dir, workspace_root,
 };
 
 #[derive(Parser)]
@@ -98,6 +100,13 @@ enum Command {
         /// Only say what would move.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// The names of the suites a suites.toml defines, one a line: every suite whose tests
+    /// `prune --known` must know (scripts/prune-recordings.sh lists each suite's tests).
+    Suites {
+        /// The suites file (default: suites.toml at the workspace root).
+        #[arg(long)]
+        file: Option<PathBuf>,
     },
 }
 
@@ -328,6 +337,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("recorded: {}", if exists { "yes" } else { "no" });
         }
         Command::Rekey { dry_run } => return rekey(&dir, dry_run),
+        Command::Suites { file } => {
+            let path = match file {
+                Some(path) => path,
+                None => workspace_root(
+                    &std::env::current_dir().context("finding the current directory")?,
+                )
+                .join("suites.toml"),
+            };
+            for name in SuitesFile::load(&path)?.suites.keys() {
+                println!("{name}");
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -98,18 +98,3 @@ impl RecordedTransportError {
         &self.message
     }
 }
-
-/// An error's message followed by its sources', each once (`outer: inner: innermost`).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        src = s.source();
-    }
-    msg
-}

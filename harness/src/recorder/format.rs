@@ -106,6 +106,12 @@ impl Body {
     }
 }
 
+/// The `t_ms` of something that happens now, `start` being when the request was sent:
+/// milliseconds, rounded to the microsecond.
+pub(crate) fn ms_since(start: std::time::Instant) -> f64 {
+    (start.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
 /// One event of a recorded stream.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StreamEvent {

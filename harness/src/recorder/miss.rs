@@ -11,23 +11,16 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::canonical::CanonicalRequest;
-use super::store::Store;
+use super::store::{IndexRow, Store};
 
-/// One recording close to a missed request.
+/// One recording close to a missed request: its row of the index, and what the miss message
+/// adds from its blob.
 #[derive(Debug, Clone)]
 pub struct NearRecording {
-    /// Its key.
-    pub request_hash: String,
-    /// Its test identity.
-    pub test_id: Option<String>,
-    /// Its occurrence index.
-    pub occurrence: u32,
-    /// Its model.
-    pub model: Option<String>,
-    /// Its provider label.
+    /// Its row of the index (key, test identity, occurrence, model, blob path...).
+    pub row: IndexRow,
+    /// Its provider label (kept in the blob, not the index).
     pub provider: Option<String>,
-    /// Its blob, relative to the recordings directory.
-    pub response_file: String,
     /// Unified diff from its canonical body to the missed request's (empty when equal).
     pub body_diff: String,
 }
@@ -113,12 +106,8 @@ impl ReplayMiss {
                     bounded_diff(&recorded, &wanted, deadline)
                 };
                 NearRecording {
-                    request_hash: row.request_hash,
-                    test_id: row.test_id,
-                    occurrence: row.occurrence,
-                    model: row.model,
+                    row,
                     provider,
-                    response_file: row.response_file,
                     body_diff,
                 }
             })
@@ -331,10 +320,10 @@ impl ReplayMiss {
                     f,
                     "  {}. {} (test {}, occurrence {}, model {})",
                     i + 1,
-                    n.response_file,
-                    n.test_id.as_deref().unwrap_or("(none)"),
-                    n.occurrence,
-                    n.model.as_deref().unwrap_or("(none)")
+                    n.row.response_file,
+                    n.row.test_id.as_deref().unwrap_or("(none)"),
+                    n.row.occurrence,
+                    n.row.model.as_deref().unwrap_or("(none)")
                 )?;
                 if !n.body_diff.is_empty() {
                     write!(f, "{}", indent(&n.body_diff))?;
@@ -346,13 +335,13 @@ impl ReplayMiss {
                             .as_deref()
                             .unwrap_or("(none: recorded before provider labels)")
                     )?;
-                } else if n.test_id != self.test_id {
+                } else if n.row.test_id != self.test_id {
                     writeln!(f, "     same body, recorded under another test id")?;
-                } else if n.occurrence != self.occurrence {
+                } else if n.row.occurrence != self.occurrence {
                     writeln!(
                         f,
                         "     same body and test: only occurrence {} is recorded; this test now sends the request again",
-                        n.occurrence
+                        n.row.occurrence
                     )?;
                 }
             }

@@ -41,11 +41,12 @@ use std::time::Instant;
 use futures::StreamExt;
 use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
+use support::error::error_chain;
+use support::sync::lock;
 
 use crate::context::TestContext;
 pub use canonical::{CanonicalBody, CanonicalRequest};
 use draft::Draft;
-use error::error_chain;
 pub use error::{RecordedTransportError, RecorderError};
 use format::{Body, RecordedResponse};
 pub use miss::ReplayMiss;
@@ -209,10 +210,7 @@ fn shared_store(dir: &Path) -> Result<Arc<Store>, RecorderError> {
     let key = std::fs::create_dir_all(dir)
         .and_then(|()| dir.canonicalize())
         .map_err(|e| RecorderError::io(dir, e))?;
-    let mut open = match OPEN.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    };
+    let mut open = lock(&OPEN);
     open.retain(|(_, w)| w.strong_count() > 0);
     if let Some(store) = open
         .iter()
@@ -292,10 +290,7 @@ impl Recorder {
         if ctx.run().is_empty() {
             return 0;
         }
-        let mut map = match self.inner.occurrences.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut map = lock(&self.inner.occurrences);
         let (run, counters) = map.entry(ctx.test_id().to_owned()).or_default();
         if run != ctx.run() {
             *run = ctx.run().to_owned();
@@ -621,7 +616,7 @@ impl Middleware for Recorder {
                 return Err(reqwest_middleware::Error::Reqwest(e));
             }
         };
-        let t_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+        let t_ms = format::ms_since(started);
         let stored_body = Body::from_bytes(&bytes, |t| draft.sanitize_text(t));
         let rec = draft.into_recording(RecordedResponse::Http {
             status,

@@ -215,10 +215,7 @@ impl Store {
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        match self.conn.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        support::sync::lock(&self.conn)
     }
 
     fn index_err(&self, source: rusqlite::Error) -> RecorderError {
@@ -318,10 +315,7 @@ impl Store {
             source,
         };
         let mut report = std::mem::take(&mut self.report);
-        let mut conn = match self.conn.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut conn = support::sync::lock(&self.conn);
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(index_err)?;

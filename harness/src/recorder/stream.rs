@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, Stream, StreamExt};
 
 use super::draft::Draft;
-use super::format::{RecordedResponse, StreamEnd, StreamEvent};
+use super::format::{RecordedResponse, StreamEnd, StreamEvent, ms_since};
 use super::keep::{KeepPolicy, keep};
 use super::sse::{EventSplitter, Framing};
 use super::store::Store;
@@ -43,10 +43,6 @@ struct Capture {
     events: Vec<StreamEvent>,
     started: Instant,
     sink: Option<StreamSink>,
-}
-
-fn ms_since(t: Instant) -> f64 {
-    (t.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
 impl Capture {
@@ -88,7 +84,7 @@ impl Capture {
         let message = self
             .sink
             .as_ref()
-            .map(|s| s.draft.sanitize_text(&super::error::error_chain(e)))
+            .map(|s| s.draft.sanitize_text(&support::error::error_chain(e)))
             .unwrap_or_default();
         let t_ms = ms_since(self.started);
         self.finish(StreamEnd::Error {

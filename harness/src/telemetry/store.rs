@@ -2,17 +2,15 @@
 //! total per series that works for cumulative and delta exporters alike.
 
 use std::collections::{BTreeMap, HashMap, btree_map, hash_map};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::convert::{Kind, SeriesUpdate, SeriesValue, Temporality, attributes_key};
 use super::model::{
     Attributes, CapturedMetric, HistogramPoint, MetricData, MetricsSnapshot, NumberPoint,
 };
 
-/// Locks a mutex, ignoring poisoning: the stores hold plain data that stays consistent.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
+/// Locks a mutex, ignoring poisoning: the stores hold plain data that stays consistent. (The
+/// shared helper, re-exported here for the telemetry modules that lock their stores.)
+pub(crate) use support::sync::lock;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct SeriesKey {

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{Answer, ClientError, ClientStream};
 use crate::context::PROVIDER_DATA_HEADER;
-use crate::providers::error::error_chain;
+use support::error::error_chain;
 
 /// A server's base URL and the client to reach it.
 #[derive(Debug, Clone)]

@@ -51,7 +51,7 @@ pub fn http_client_with_ca(ca_file: Option<&Path>) -> Result<reqwest::Client, Cl
         .read_timeout(READ_TIMEOUT);
     tls::trust(builder, ca_file)?
         .build()
-        .map_err(|e| ClientSetupError::Http(super::error::error_chain(&e)))
+        .map_err(|e| ClientSetupError::Http(support::error::error_chain(&e)))
 }
 
 /// The provider client for this process: the client span middleware (an OpenTelemetry CLIENT

@@ -1,6 +1,7 @@
 //! What can go wrong talking to a provider, and how each failure is reported to API callers.
 
 use serde_json::Value;
+use support::error::error_chain;
 
 use crate::error::{ApiError, INVALID_REQUEST, PROVIDER_ERROR, REPLAY_MISS};
 
@@ -268,19 +269,6 @@ fn text_of(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-/// An error and its sources on one line, leaving out a source whose text is already there.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    for source in std::iter::successors(e.source(), |s| s.source()) {
-        let text = source.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

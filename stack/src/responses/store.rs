@@ -63,7 +63,7 @@ impl ResponseStore {
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        support::sync::lock(&self.conn)
     }
 
     fn query_err(&self, source: rusqlite::Error) -> StoreError {

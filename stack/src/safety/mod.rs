@@ -86,7 +86,7 @@ impl Shields {
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Vec<Shield>> {
-        self.list.read().unwrap_or_else(|p| p.into_inner())
+        support::sync::read(&self.list)
     }
 
     /// Every shield, in registration order.
@@ -115,7 +115,7 @@ impl Shields {
     }
 
     fn put(&self, shield: Shield) {
-        let mut list = self.list.write().unwrap_or_else(|p| p.into_inner());
+        let mut list = support::sync::write(&self.list);
         match list.iter_mut().find(|s| s.shield_id == shield.shield_id) {
             Some(s) => *s = shield,
             None => list.push(shield),
@@ -123,7 +123,7 @@ impl Shields {
     }
 
     fn remove(&self, id: &str) -> bool {
-        let mut list = self.list.write().unwrap_or_else(|p| p.into_inner());
+        let mut list = support::sync::write(&self.list);
         let before = list.len();
         list.retain(|s| s.shield_id != id);
         list.len() != before

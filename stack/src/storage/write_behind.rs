@@ -31,7 +31,7 @@ struct Shared {
 
 impl Shared {
     fn progress(&self) -> MutexGuard<'_, Progress> {
-        self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+        support::sync::lock(&self.progress)
     }
 }
 

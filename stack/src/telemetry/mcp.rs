@@ -74,7 +74,7 @@ impl Observer {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        support::sync::lock(&self.state)
     }
 
     /// Parents the next operations by `cx`; `in_tool_span` says that its span is the
@@ -321,7 +321,7 @@ impl McpOp {
 
     fn end(&self, failure: Option<(String, String)>, rpc_code: Option<String>) {
         {
-            let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+            let mut done = support::sync::lock(&self.done);
             if *done {
                 return;
             }

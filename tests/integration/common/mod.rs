@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use anyhow::{Context, Result, bail, ensure};
 pub use harness::fixtures::runner::TestEnv;
 use harness::fixtures::server::{ServerHandle, ServerSpec, ensure_server};
+use harness::fixtures::server_info::ServerInfo;
 use harness::fixtures::stack_config::DEFAULT_PORT;
 use harness::fixtures::{StackConfig, skip};
 use harness::telemetry::Capture;
@@ -63,12 +64,21 @@ fn start_server(config: &str, port: u16, env: &[(&str, &str)]) -> Result<ServerH
     ensure_server(&spec).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// The run's server, started (or reused) once per process.
+/// The run's server, started (or reused) once per process, and described for the script that
+/// runs the suite when it asks (`HARNESS_SERVER_INFO_FILE`: port and log, which
+/// `scripts/integration-tests.sh` prints at the end).
 async fn server(config: String, port: u16) -> Result<ServerHandle> {
     static SERVER: OnceLock<Result<ServerHandle, String>> = OnceLock::new();
     tokio::task::spawn_blocking(move || {
         SERVER
-            .get_or_init(|| start_server(&config, port, &[]).map_err(|e| format!("{e:#}")))
+            .get_or_init(|| {
+                let handle = start_server(&config, port, &[]).map_err(|e| format!("{e:#}"))?;
+                // Only a note when it cannot be written: the tests do not depend on it.
+                if let Err(e) = ServerInfo::new(port, &handle).publish() {
+                    eprintln!("[integration] {e}");
+                }
+                Ok(handle)
+            })
             .clone()
             .map_err(anyhow::Error::msg)
     })
