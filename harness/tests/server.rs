@@ -20,16 +20,41 @@ fn main() -> ExitCode {
     supervise_if_requested();
     let args = Arguments::from_args();
     let trials = vec![
-        Trial::test("starts_once_reuses_then_stops_when_the_owner_ends", || run(starts_once_reuses_then_stops_when_the_owner_ends)),
-        Trial::test("force_restart_replaces_another_runs_server_but_not_its_own", || run(force_restart_replaces_another_runs_server_but_not_its_own)),
-        Trial::test("concurrent_callers_start_one_server", || run(concurrent_callers_start_one_server)),
-        Trial::test("a_server_with_other_settings_is_not_reused", || run(a_server_with_other_settings_is_not_reused)),
-        Trial::test("another_live_runs_server_is_reused_with_a_warning_an_ended_runs_is_replaced", || run(another_live_runs_server_is_reused_with_a_warning_an_ended_runs_is_replaced)),
-        Trial::test("a_server_that_exits_fails_fast_quoting_its_log", || run(a_server_that_exits_fails_fast_quoting_its_log)),
-        Trial::test("a_missing_program_fails_fast", || run(a_missing_program_fails_fast)),
-        Trial::test("a_server_that_never_answers_times_out_and_is_stopped", || run(a_server_that_never_answers_times_out_and_is_stopped)),
-        Trial::test("telemetry_receiver_lives_in_the_supervisor_as_long_as_the_server", || run(telemetry_receiver_lives_in_the_supervisor_as_long_as_the_server)),
-        Trial::test("remote_captures_read_what_the_server_exported_to_the_supervisors_receiver", || run(remote_captures_read_what_the_server_exported_to_the_supervisors_receiver)),
+        Trial::test("starts_once_reuses_then_stops_when_the_owner_ends", || {
+            run(starts_once_reuses_then_stops_when_the_owner_ends)
+        }),
+        Trial::test(
+            "force_restart_replaces_another_runs_server_but_not_its_own",
+            || run(force_restart_replaces_another_runs_server_but_not_its_own),
+        ),
+        Trial::test("concurrent_callers_start_one_server", || {
+            run(concurrent_callers_start_one_server)
+        }),
+        Trial::test("a_server_with_other_settings_is_not_reused", || {
+            run(a_server_with_other_settings_is_not_reused)
+        }),
+        Trial::test(
+            "another_live_runs_server_is_reused_with_a_warning_an_ended_runs_is_replaced",
+            || run(another_live_runs_server_is_reused_with_a_warning_an_ended_runs_is_replaced),
+        ),
+        Trial::test("a_server_that_exits_fails_fast_quoting_its_log", || {
+            run(a_server_that_exits_fails_fast_quoting_its_log)
+        }),
+        Trial::test("a_missing_program_fails_fast", || {
+            run(a_missing_program_fails_fast)
+        }),
+        Trial::test(
+            "a_server_that_never_answers_times_out_and_is_stopped",
+            || run(a_server_that_never_answers_times_out_and_is_stopped),
+        ),
+        Trial::test(
+            "telemetry_receiver_lives_in_the_supervisor_as_long_as_the_server",
+            || run(telemetry_receiver_lives_in_the_supervisor_as_long_as_the_server),
+        ),
+        Trial::test(
+            "remote_captures_read_what_the_server_exported_to_the_supervisors_receiver",
+            || run(remote_captures_read_what_the_server_exported_to_the_supervisors_receiver),
+        ),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }
@@ -39,8 +64,6 @@ fn run(test: fn()) -> Result<(), Failed> {
     test();
     Ok(())
 }
-
-
 
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -168,7 +191,10 @@ fn a_server_with_other_settings_is_not_reused() {
     // Another run that would record.
     let second_run = Owner::spawn();
     let mut recording = spec(&dir, port, &second_run);
-    recording.env = vec![(harness::recorder::MODE_ENV.into(), "record-if-missing".into())];
+    recording.env = vec![(
+        harness::recorder::MODE_ENV.into(),
+        "record-if-missing".into(),
+    )];
     let err = ensure_server(&recording).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, ServerError::Mismatch { .. }), "{text}");
@@ -228,7 +254,6 @@ fn another_live_runs_server_is_reused_with_a_warning_an_ended_runs_is_replaced()
     drop(second_run);
     assert!(wait_until_closed(port, Duration::from_secs(20)));
 }
-
 
 fn a_server_that_exits_fails_fast_quoting_its_log() {
     let dir = tempfile::tempdir().unwrap();
@@ -355,10 +380,10 @@ fn telemetry_receiver_lives_in_the_supervisor_as_long_as_the_server() {
 
 fn remote_captures_read_what_the_server_exported_to_the_supervisors_receiver() {
     use harness::telemetry::Capture;
-    use support::otlp::{WAIT, meter_provider, runtime, tracer_provider};
     use opentelemetry::KeyValue;
     use opentelemetry::metrics::MeterProvider;
     use opentelemetry::trace::{Span as _, SpanKind, Tracer, TracerProvider};
+    use support::otlp::{WAIT, meter_provider, runtime, tracer_provider};
 
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();

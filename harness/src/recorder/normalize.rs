@@ -67,7 +67,9 @@ impl JsonPath {
         let trimmed = path.trim();
         let rest = trimmed.strip_prefix('$').unwrap_or(trimmed);
         if rest.strip_prefix('.').unwrap_or(rest).is_empty() {
-            return Err(bad("the path is empty; write e.g. $.stream_options".to_owned()));
+            return Err(bad(
+                "the path is empty; write e.g. $.stream_options".to_owned()
+            ));
         }
         let (canonical, descendant) = canonical_wildcards(trimmed);
         if descendant {

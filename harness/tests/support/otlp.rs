@@ -62,4 +62,3 @@ pub fn meter_provider(endpoint: &str, temporality: Temporality) -> SdkMeterProvi
         .with_resource(resource())
         .build()
 }
-
