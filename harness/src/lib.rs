@@ -8,6 +8,7 @@
 //! - [`telemetry`]: capture of the OpenTelemetry traces and metrics the service emits, with one
 //!   test API for library mode (in-memory exporters) and server mode (an OTLP/HTTP receiver).
 
+mod blocking_http;
 pub mod context;
 pub mod fixtures;
 pub mod recorder;

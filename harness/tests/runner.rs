@@ -11,8 +11,10 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use harness::context::TestContext;
 use harness::fixtures::server::port_open;
-use harness::fixtures::{ModelKind, ServerSpec, TestCase, TestEnv, ensure_server, run_suite, skip};
+use harness::fixtures::{ModelKind, TestCase, TestEnv, ensure_server, run_suite, skip};
 use libtest_mimic::{Arguments, Failed, Trial};
+
+mod support;
 
 const CHILD_ENV: &str = "RUNNER_DEMO_CHILD";
 
@@ -109,18 +111,7 @@ fn server(_env: TestEnv) -> BoxFuture<'static, anyhow::Result<()>> {
             return Err(skip("DEMO_SERVER_PORT is not set"));
         };
         let port: u16 = port.parse().context("DEMO_SERVER_PORT")?;
-        let mut spec = ServerSpec::new(
-            "python3",
-            [
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &port.to_string(),
-            ],
-            port,
-        );
-        spec.health_path = "/".into();
+        let mut spec = support::python_http_server(port);
         spec.log_file = std::env::temp_dir().join(format!("harness-runner-demo-{port}.log"));
         let handle = tokio::task::spawn_blocking(move || ensure_server(&spec)).await??;
         println!("started_by_us={}", handle.started_by_us);

@@ -8,16 +8,16 @@
 //! Every request is traced ([`crate::telemetry::http_server`]): it continues the caller's trace
 //! when it carries a `traceparent`.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use futures::StreamExt;
@@ -231,52 +231,41 @@ fn error_response(e: &ApiError) -> Response {
     (status, axum::Json(e.body())).into_response()
 }
 
-/// The SSE encoding of a chunk stream.
+/// The SSE encoding of a chunk stream (axum's [`Sse`], no keep-alive comments): `data: {chunk}`
+/// per chunk, then `data: [DONE]`, or a final `data: {error}` when the stream fails. Each event
+/// is serialized straight into its own buffer, one body frame per event.
 fn sse_response(chunks: ChunkStream) -> Response {
     let events = futures::stream::unfold(Some(chunks), |state| async move {
         let mut chunks = state?;
-        let (bytes, next) = match chunks.next().await {
-            Some(Ok(chunk)) => (format!("data: {chunk}\n\n"), Some(chunks)),
+        let (event, next) = match chunks.next().await {
+            Some(Ok(chunk)) => (Event::default().json_data(&chunk), Some(chunks)),
             Some(Err(e)) => {
                 tracing::warn!("stream failed: {}", e.message);
-                (format!("data: {}\n\n", e.body()), None)
+                (Event::default().json_data(e.body()), None)
             }
-            None => ("data: [DONE]\n\n".to_owned(), None),
+            None => (Ok(Event::default().data("[DONE]")), None),
         };
-        Some((Ok::<_, Infallible>(Bytes::from(bytes)), next))
+        Some((event, next))
     });
-    event_stream_response(Body::from_stream(events))
-}
-
-/// A `text/event-stream` response (not cached) with this body.
-fn event_stream_response(body: Body) -> Response {
-    let mut response = Response::new(body);
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
+    Sse::new(events).into_response()
 }
 
 /// The SSE encoding of typed events (the Responses API): `event: {type}` and `data: {event}`
-/// per event, no `[DONE]`.
+/// per event, no `[DONE]`. A `type` that cannot be an SSE field (a line break in it) is sent as
+/// `message`, the SSE default.
 fn event_response(events: ChunkStream) -> Response {
-    let bytes = events.map(|item| {
-        let text = match item {
-            Ok(event) => {
-                let kind = event
-                    .get("type")
-                    .and_then(|t| t.as_str())
-                    .unwrap_or("message");
-                format!("event: {kind}\ndata: {event}\n\n")
-            }
-            Err(e) => format!("event: error\ndata: {}\n\n", e.body()),
-        };
-        Ok::<_, Infallible>(Bytes::from(text))
+    let events = events.map(|item| match item {
+        Ok(event) => {
+            let kind = event
+                .get("type")
+                .and_then(|t| t.as_str())
+                .filter(|t| !t.contains(['\n', '\r']))
+                .unwrap_or("message");
+            Event::default().event(kind).json_data(&event)
+        }
+        Err(e) => Event::default().event("error").json_data(e.body()),
     });
-    event_stream_response(Body::from_stream(bytes))
+    Sse::new(events).into_response()
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

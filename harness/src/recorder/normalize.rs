@@ -34,126 +34,172 @@ use serde_json::Value;
 use super::error::RecorderError;
 use super::redact;
 
-/// One segment of a JSON path.
-#[derive(Clone, Debug, PartialEq)]
-enum Segment {
-    Key(String),
-    Any,
+/// A JSON path such as `$.messages[*].tool_calls[*].id`: an RFC 9535 JSONPath query
+/// ([`serde_json_path`]) naming the values a rule touches.
+///
+/// Written as in RFC 9535 (`$.a.b[*].c`, `$.a['key with spaces']`, `$.items[0]`); the leading
+/// `$` may be left out (`a.b.*.c` is `$.a.b.*.c`). A rule changes object members only: a path
+/// that ends at an array element (`$.items[0]`, `$.items[*]`) touches nothing. Two things the
+/// RFC allows are refused, since a rule should name the places it changes: the root alone (`$`,
+/// except for `drop_nulls`) and the descendant segment (`$..id`). Unlike the path syntax before
+/// RFC 9535, `[0]` is an array index only (an object member named `0` is `['0']`) and a name in
+/// brackets is quoted (`['a']`).
+#[derive(Clone, Debug)]
+pub struct JsonPath {
+    query: serde_json_path::JsonPath,
+    /// The query's normalized text (what [`PartialEq`] compares).
+    text: String,
 }
 
-/// A parsed JSON path such as `$.messages[*].tool_calls[*].id`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct JsonPath(Vec<Segment>);
+impl PartialEq for JsonPath {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
 
 impl JsonPath {
-    /// Parses `$.a.b[*].c`, `a.b.*.c` or `a.b[0]` (a numeric index is taken as a key of an
-    /// object or an index of an array).
+    /// Parses `$.a.b[*].c` or `a.b.*.c` (see the type's documentation).
     pub fn parse(path: &str) -> Result<Self, RecorderError> {
-        let bad = |reason: &str| RecorderError::InvalidRule {
+        let bad = |reason: String| RecorderError::InvalidRule {
             rule: path.to_owned(),
-            reason: reason.to_owned(),
+            reason,
         };
         let trimmed = path.trim();
         let rest = trimmed.strip_prefix('$').unwrap_or(trimmed);
-        let rest = rest.strip_prefix('.').unwrap_or(rest);
-        if rest.is_empty() {
-            return Err(bad("the path is empty; write e.g. $.stream_options"));
+        if rest.strip_prefix('.').unwrap_or(rest).is_empty() {
+            return Err(bad(
+                "the path is empty; write e.g. $.stream_options".to_owned()
+            ));
         }
-        let mut segments = Vec::new();
-        for part in rest.split('.') {
-            let mut part = part;
-            let mut trailing = Vec::new();
-            while let Some(open) = part.rfind('[') {
-                let inner = part[open..]
-                    .strip_prefix('[')
-                    .and_then(|s| s.strip_suffix(']'))
-                    .ok_or_else(|| bad("unbalanced [ ]"))?;
-                trailing.push(if inner == "*" {
-                    Segment::Any
-                } else {
-                    Segment::Key(inner.to_owned())
-                });
-                part = &part[..open];
-            }
-            if part.is_empty() && trailing.is_empty() {
-                return Err(bad("empty segment (two dots in a row?)"));
-            }
-            if part == "*" {
-                segments.push(Segment::Any);
-            } else if !part.is_empty() {
-                segments.push(Segment::Key(part.to_owned()));
-            }
-            segments.extend(trailing.into_iter().rev());
+        let (canonical, descendant) = canonical_wildcards(trimmed);
+        if descendant {
+            return Err(bad(
+                "a descendant segment (`..`) is not allowed; name each level (two dots in a \
+                 row?)"
+                    .to_owned(),
+            ));
         }
-        Ok(JsonPath(segments))
+        Self::parse_query(&canonical).map_err(bad)
     }
 
-    /// The value at this path when it names one value (no `*`), e.g. `$.jsonrpc`.
+    /// The whole body, `$` (only `drop_nulls` takes it).
+    fn root() -> Self {
+        Self {
+            query: serde_json_path::JsonPath::default(),
+            text: "$".to_owned(),
+        }
+    }
+
+    /// `text` as an RFC 9535 query, with `$.` put in front when it has no `$`.
+    fn parse_query(text: &str) -> Result<Self, String> {
+        let full = if text.starts_with('$') {
+            text.to_owned()
+        } else if text.starts_with('[') {
+            format!("${text}")
+        } else {
+            format!("$.{text}")
+        };
+        let query = serde_json_path::JsonPath::parse(&full).map_err(|e| e.to_string())?;
+        let text = query.to_string();
+        Ok(Self { query, text })
+    }
+
+    fn is_root(&self) -> bool {
+        self.text == "$"
+    }
+
+    /// The value at this path when it names exactly one value, e.g. `$.jsonrpc`.
     fn get<'v>(&self, value: &'v Value) -> Option<&'v Value> {
-        self.0.iter().try_fold(value, |v, seg| match (seg, v) {
-            (Segment::Key(k), Value::Object(map)) => map.get(k),
-            (Segment::Key(k), Value::Array(items)) => items.get(k.parse::<usize>().ok()?),
-            _ => None,
+        self.query.query(value).exactly_one().ok()
+    }
+
+    /// Calls `action` with the object and the key of every object member the path selects.
+    fn apply(&self, value: &mut Value, action: &dyn Fn(&mut serde_json::Map<String, Value>, &str)) {
+        // The places first (the query borrows the body), then the changes; a change only
+        // touches object members, so array positions stay valid, and a place gone missing (a
+        // member removed under another) is skipped.
+        let places: Vec<Place> = self
+            .query
+            .query_located(value)
+            .locations()
+            .filter_map(Place::of)
+            .collect();
+        for place in places {
+            if let Some(Value::Object(map)) = place.parent(value) {
+                action(map, &place.key);
+            }
+        }
+    }
+}
+
+/// An object member a path selected: the way to its object, and its key.
+struct Place {
+    parent: Vec<Step>,
+    key: String,
+}
+
+/// One step from a value to one of its children.
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+impl Place {
+    /// The place of a located node that is an object member (`None` for the root or an array
+    /// element).
+    fn of(location: &serde_json_path::NormalizedPath<'_>) -> Option<Place> {
+        use serde_json_path::PathElement;
+        let key = location.last()?.as_name()?.to_owned();
+        Some(Place {
+            key,
+            parent: location
+                .iter()
+                .take(location.len() - 1)
+                .map(|element| match element {
+                    PathElement::Name(name) => Step::Key((*name).to_owned()),
+                    PathElement::Index(index) => Step::Index(*index),
+                })
+                .collect(),
         })
     }
 
-    fn apply(&self, value: &mut Value, action: &dyn Fn(&mut serde_json::Map<String, Value>, &str)) {
-        fn walk(
-            v: &mut Value,
-            segs: &[Segment],
-            action: &dyn Fn(&mut serde_json::Map<String, Value>, &str),
-        ) {
-            let Some((first, rest)) = segs.split_first() else {
-                return;
-            };
-            match v {
-                Value::Object(map) => {
-                    if rest.is_empty() {
-                        match first {
-                            Segment::Key(k) => action(map, k),
-                            Segment::Any => {
-                                let keys: Vec<String> = map.keys().cloned().collect();
-                                for k in keys {
-                                    action(map, &k);
-                                }
-                            }
-                        }
-                        return;
-                    }
-                    match first {
-                        Segment::Key(k) => {
-                            if let Some(child) = map.get_mut(k) {
-                                walk(child, rest, action);
-                            }
-                        }
-                        Segment::Any => {
-                            for child in map.values_mut() {
-                                walk(child, rest, action);
-                            }
-                        }
-                    }
-                }
-                Value::Array(items) => match first {
-                    Segment::Any => {
-                        if rest.is_empty() {
-                            return;
-                        }
-                        for child in items.iter_mut() {
-                            walk(child, rest, action);
-                        }
-                    }
-                    Segment::Key(k) => {
-                        if let Some(child) = k.parse::<usize>().ok().and_then(|i| items.get_mut(i))
-                        {
-                            walk(child, rest, action);
-                        }
-                    }
-                },
-                _ => {}
-            }
-        }
-        walk(value, &self.0, action);
+    fn parent<'v>(&self, value: &'v mut Value) -> Option<&'v mut Value> {
+        self.parent.iter().try_fold(value, |v, step| match step {
+            Step::Key(key) => v.get_mut(key.as_str()),
+            Step::Index(index) => v.get_mut(*index),
+        })
     }
+}
+
+/// The query text with its wildcard shorthand `.*` written `[*]` (so that both spellings of a
+/// path compare equal), and whether it has a descendant segment (`..`), outside quoted names.
+fn canonical_wildcards(text: &str) -> (String, bool) {
+    let mut out = String::with_capacity(text.len() + 2);
+    let (mut quote, mut escaped, mut descendant) = (None, false, false);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '.' && chars.peek() == Some(&'.') => descendant = true,
+            None if c == '.' && chars.peek() == Some(&'*') => {
+                chars.next();
+                out.push_str("[*]");
+                continue;
+            }
+            None => {}
+        }
+        out.push(c);
+    }
+    (out, descendant)
 }
 
 /// What a rule does.
@@ -212,7 +258,7 @@ impl Rule {
     /// A rule that drops the `null` members of the object(s) at `path` (`$`: the top level).
     pub fn drop_nulls(path: &str) -> Result<Self, RecorderError> {
         let action = if path.trim() == "$" {
-            Action::DropNulls(JsonPath(Vec::new()))
+            Action::DropNulls(JsonPath::root())
         } else {
             Action::DropNulls(JsonPath::parse(path)?)
         };
@@ -302,7 +348,7 @@ impl Rule {
                         map.retain(|_, child| !child.is_null());
                     }
                 };
-                if path.0.is_empty() {
+                if path.is_root() {
                     strip(body);
                 } else {
                     path.apply(body, &|map, key| {

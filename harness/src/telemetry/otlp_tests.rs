@@ -11,64 +11,15 @@ use opentelemetry::trace::{
     Span, SpanKind as OtelSpanKind, Status, TraceContextExt, Tracer, TracerProvider,
 };
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::{
-    Compression, MetricExporter, Protocol, SpanExporter, WithExportConfig, WithHttpConfig,
-};
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+use opentelemetry_otlp::Protocol;
+use opentelemetry_sdk::metrics::Temporality;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
 use super::{Capture, SpanKind, SpanStatus};
 
-pub(crate) const WAIT: Duration = Duration::from_secs(10);
-
-pub(crate) fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("test runtime")
-}
-
-fn resource() -> Resource {
-    Resource::builder_empty()
-        .with_service_name("otlp-receiver-test")
-        .build()
-}
-
-pub(crate) fn tracer_provider(endpoint: &str, protocol: Protocol, gzip: bool) -> SdkTracerProvider {
-    let mut builder = SpanExporter::builder()
-        .with_http()
-        .with_protocol(protocol)
-        .with_endpoint(format!("{endpoint}/v1/traces"))
-        .with_timeout(Duration::from_secs(5));
-    if gzip {
-        builder = builder.with_compression(Compression::Gzip);
-    }
-    let exporter = builder.build().expect("span exporter");
-    SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(resource())
-        .build()
-}
-
-pub(crate) fn meter_provider(endpoint: &str, temporality: Temporality) -> SdkMeterProvider {
-    let exporter = MetricExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(format!("{endpoint}/v1/metrics"))
-        .with_temporality(temporality)
-        .with_timeout(Duration::from_secs(5))
-        .build()
-        .expect("metric exporter");
-    SdkMeterProvider::builder()
-        .with_reader(
-            PeriodicReader::builder(exporter)
-                .with_interval(Duration::from_millis(100))
-                .build(),
-        )
-        .with_resource(resource())
-        .build()
-}
+#[path = "../../tests/support/otlp.rs"]
+mod exporters;
+pub(crate) use exporters::{WAIT, meter_provider, runtime, tracer_provider};
 
 /// POSTs a body that is not OTLP protobuf to `path` of the receiver at `endpoint`; the status
 /// it got back.

@@ -2,12 +2,10 @@
 //! another process (the server supervisor's, see
 //! [`ServerSpec::telemetry`](crate::fixtures::ServerSpec::telemetry)) through its JSON read API.
 //!
-//! Requests are plain HTTP/1.1 GETs over a short-lived loopback TCP connection (std only, no
-//! async runtime), so the synchronous calls work from any thread, including a tokio runtime's;
-//! the async paths of [`Capture`](super::Capture) run them on tokio's blocking pool.
+//! Requests are blocking HTTP GETs ([`ureq`], no async runtime), so the synchronous calls work
+//! from any thread, including a tokio runtime's; the async paths of [`Capture`](super::Capture)
+//! run them on tokio's blocking pool.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,9 +36,8 @@ pub struct RemoteCapture {
 struct RemoteInner {
     /// `http://host:port`.
     base_url: String,
-    /// `host:port`, for the `Host` header.
-    authority: String,
-    addrs: Vec<SocketAddr>,
+    /// The HTTP client, with the timeouts below.
+    agent: ureq::Agent,
     cache: Mutex<SpanCache>,
 }
 
@@ -90,12 +87,11 @@ impl RemoteCapture {
         if addrs.is_empty() {
             return Err(invalid("the host resolves to no address".to_owned()));
         }
-        let authority = format!("{host}:{port}");
+        let agent = crate::blocking_http::agent(CONNECT_TIMEOUT, IO_TIMEOUT);
         Ok(RemoteCapture {
             inner: Arc::new(RemoteInner {
-                base_url: format!("http://{authority}"),
-                authority,
-                addrs,
+                base_url: format!("http://{host}:{port}"),
+                agent,
                 cache: Mutex::new(SpanCache::default()),
             }),
         })
@@ -133,9 +129,10 @@ impl RemoteCapture {
         let mut cache = lock(&self.inner.cache);
         let from = cache.spans.len();
         let response = self.get(&format!("{SPANS_PATH}?from={from}"))?;
-        let receiver_id = response.header(RECEIVER_ID_HEADER).map(str::to_owned);
+        let receiver_id = response.receiver_id.clone();
         let total = response
-            .header(SPANS_TOTAL_HEADER)
+            .spans_total
+            .as_deref()
             .and_then(|t| t.parse::<usize>().ok());
         let same_receiver = cache.receiver_id.is_none() || cache.receiver_id == receiver_id;
         if same_receiver && total.is_none_or(|t| t >= from) {
@@ -146,7 +143,7 @@ impl RemoteCapture {
         }
         let response = self.get(SPANS_PATH)?;
         cache.spans = self.parse(SPANS_PATH, &response.body)?;
-        cache.receiver_id = response.header(RECEIVER_ID_HEADER).map(str::to_owned);
+        cache.receiver_id = response.receiver_id;
         Ok(())
     }
 
@@ -194,136 +191,65 @@ impl RemoteCapture {
 
     /// `GET path`; any status but 200 is an error.
     fn get(&self, path: &str) -> Result<HttpResponse, TelemetryError> {
-        let mut last_error = None;
-        for addr in &self.inner.addrs {
-            match http_get(addr, &self.inner.authority, path) {
-                Ok(response) if response.status == 200 => return Ok(response),
-                Ok(response) => {
-                    return Err(self.error(format!(
-                        "GET {path}: status {}: {}",
-                        response.status,
-                        String::from_utf8_lossy(&response.body).trim()
-                    )));
-                }
-                Err(e) => last_error = Some(e),
-            }
+        let url = format!("{}{path}", self.inner.base_url);
+        let read = || -> Result<HttpResponse, ureq::Error> {
+            let response = self
+                .inner
+                .agent
+                .get(&url)
+                .header("Accept", "application/json")
+                .call()?;
+            let status = response.status().as_u16();
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let receiver_id = header(RECEIVER_ID_HEADER);
+            let spans_total = header(SPANS_TOTAL_HEADER);
+            // The span list has no size bound of its own; ureq's default body limit is 10 MB.
+            let body = response
+                .into_body()
+                .with_config()
+                .limit(u64::MAX)
+                .read_to_vec()?;
+            Ok(HttpResponse {
+                status,
+                receiver_id,
+                spans_total,
+                body,
+            })
+        };
+        match read() {
+            Ok(response) if response.status == 200 => Ok(response),
+            Ok(response) => Err(self.error(format!(
+                "GET {path}: status {}: {}",
+                response.status,
+                String::from_utf8_lossy(&response.body).trim()
+            ))),
+            Err(e) => Err(self.error(format!(
+                "GET {path}: {e} (is the process that runs the receiver, the server's \
+                 supervisor, still running?)"
+            ))),
         }
-        let detail = last_error.map_or_else(|| "no address".to_owned(), |e| e.to_string());
-        Err(self.error(format!(
-            "GET {path}: {detail} (is the process that runs the receiver, the server's \
-             supervisor, still running?)"
-        )))
     }
 }
 
-/// An HTTP response, read whole.
+/// An HTTP response, read whole: its status, the receiver's headers and its body.
 struct HttpResponse {
     status: u16,
-    /// Header names lowercased.
-    headers: Vec<(String, String)>,
+    /// [`RECEIVER_ID_HEADER`].
+    receiver_id: Option<String>,
+    /// [`SPANS_TOTAL_HEADER`].
+    spans_total: Option<String>,
     body: Vec<u8>,
-}
-
-impl HttpResponse {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn http_get(addr: &SocketAddr, authority: &str, path: &str) -> std::io::Result<HttpResponse> {
-    let mut stream = TcpStream::connect_timeout(addr, CONNECT_TIMEOUT)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\n\
-         Connection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    parse_response(&raw)
-}
-
-fn parse_response(raw: &[u8]) -> std::io::Result<HttpResponse> {
-    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
-    let head_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("incomplete HTTP response"))?;
-    let head = std::str::from_utf8(&raw[..head_end]).map_err(|_| bad("non-UTF-8 HTTP head"))?;
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|code| code.parse::<u16>().ok())
-        .ok_or_else(|| bad("no HTTP status line"))?;
-    let mut response = HttpResponse {
-        status,
-        headers: lines
-            .filter_map(|line| line.split_once(':'))
-            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-            .collect(),
-        body: Vec::new(),
-    };
-    let rest = &raw[head_end + 4..];
-    let chunked = response
-        .header("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
-    let length = response
-        .header("content-length")
-        .and_then(|v| v.parse::<usize>().ok());
-    response.body = if chunked {
-        dechunk(rest).ok_or_else(|| bad("bad chunked body"))?
-    } else if let Some(length) = length {
-        rest.get(..length)
-            .ok_or_else(|| bad("truncated HTTP body"))?
-            .to_vec()
-    } else {
-        rest.to_vec()
-    };
-    Ok(response)
-}
-
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
-        let size_text = size_text.split(';').next()?.trim();
-        let size = usize::from_str_radix(size_text, 16).ok()?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(data.get(..size)?);
-        data = data.get(size + 2..)?;
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_content_length_and_chunked_responses() {
-        let plain = parse_response(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Harness-Spans-Total: 7\r\n\r\n[]",
-        )
-        .unwrap();
-        assert_eq!(plain.status, 200);
-        assert_eq!(plain.body, b"[]");
-        assert_eq!(plain.header("x-harness-spans-total"), Some("7"));
-        let chunked = parse_response(
-            b"HTTP/1.1 404 Not Found\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!(chunked.status, 404);
-        assert_eq!(chunked.body, b"abcde");
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
-    }
 
     #[test]
     fn base_urls_are_checked() {
