@@ -52,10 +52,24 @@ pub enum CanonicalBody {
 impl CanonicalBody {
     /// Canonicalizes raw body bytes with the given rules.
     pub fn from_bytes(bytes: Option<&[u8]>, rules: &Rules, host: &str, path: &str) -> Self {
+        Self::from_bytes_with_secrets(bytes, rules, host, path, &mut Vec::new())
+    }
+
+    /// [`CanonicalBody::from_bytes`], also collecting the secret values of a JSON body as sent
+    /// ([`redact::secret_leaves`], before the rules mask them) into `secrets`: the recorder
+    /// scrubs them from everything it writes, and the body is parsed once for both.
+    pub fn from_bytes_with_secrets(
+        bytes: Option<&[u8]>,
+        rules: &Rules,
+        host: &str,
+        path: &str,
+        secrets: &mut Vec<String>,
+    ) -> Self {
         let Some(bytes) = bytes.filter(|b| !b.is_empty()) else {
             return CanonicalBody::Empty;
         };
         if let Ok(mut v) = serde_json::from_slice::<Value>(bytes) {
+            redact::secret_leaves(&v, secrets);
             rules.apply(host, path, &mut v);
             return CanonicalBody::Json(v);
         }
@@ -95,7 +109,9 @@ impl CanonicalBody {
         match self {
             CanonicalBody::Empty => Value::Null,
             CanonicalBody::Json(v) => {
-                serde_json::from_str::<Value>(&jcs::to_string(v)).unwrap_or_else(|_| v.clone())
+                let mut canonical = v.clone();
+                jcs::canonicalize_in_place(&mut canonical);
+                canonical
             }
             CanonicalBody::Text(s) => Value::String(s.clone()),
             CanonicalBody::Binary { sha256 } => serde_json::json!({ "binary_sha256": sha256 }),
@@ -121,6 +137,9 @@ pub struct CanonicalRequest {
     pub test_id: Option<String>,
     /// The provider label the service attached, if any.
     pub provider: Option<String>,
+    /// The secret values of the body as it was sent (see
+    /// [`CanonicalBody::from_bytes_with_secrets`]); empty for a request rebuilt from a recording.
+    pub body_secrets: Vec<String>,
     /// The RFC 8785 text of the tagged body, serialized once for both the key and the base key
     /// (it is most of the work of a key: bodies carry whole conversations).
     body_text: std::sync::OnceLock<String>,
@@ -225,13 +244,17 @@ impl CanonicalRequest {
         // Sorted by name only (a stable sort): repeated parameters keep their order, which can
         // carry meaning.
         query.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut body_secrets = Vec::new();
+        let body =
+            CanonicalBody::from_bytes_with_secrets(body, rules, host, &path, &mut body_secrets);
         CanonicalRequest {
             method: method.to_ascii_uppercase(),
-            body: CanonicalBody::from_bytes(body, rules, host, &path),
+            body,
             path,
             query,
             test_id: test_id.map(str::to_owned),
             provider: None,
+            body_secrets,
             body_text: std::sync::OnceLock::new(),
         }
     }
@@ -269,6 +292,7 @@ impl CanonicalRequest {
             body,
             test_id: test_id.map(str::to_owned),
             provider: request.provider.clone(),
+            body_secrets: Vec::new(),
             body_text: std::sync::OnceLock::new(),
         }
     }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::canonical::CanonicalRequest;
+use super::canonical::{CanonicalBody, CanonicalRequest};
 use super::format::{
     Body, FORMAT_VERSION, Metadata, REQUEST_HEADERS, RESPONSE_HEADERS, RecordedRequest,
     RecordedResponse, Recording,
@@ -29,11 +29,15 @@ impl Draft {
         headers: &http::HeaderMap,
         body: Option<&[u8]>,
     ) -> Draft {
-        let body_json = body.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
-        let mut secrets = redact::secret_values(headers, REQUEST_HEADERS, url, body_json.as_ref());
-        if body_json.is_none()
-            && let Some(text) = body.and_then(|b| std::str::from_utf8(b).ok())
-        {
+        // The body was parsed once, for its key: its secret values were collected then.
+        let body_is_json = matches!(canonical.body, CanonicalBody::Json(_));
+        let mut secrets = redact::secret_values(
+            headers,
+            REQUEST_HEADERS,
+            url,
+            canonical.body_secrets.clone(),
+        );
+        if !body_is_json && let Some(text) = body.and_then(|b| std::str::from_utf8(b).ok()) {
             secrets.extend(redact::form_secrets(text));
         }
         let mut kept = BTreeMap::new();
@@ -65,7 +69,7 @@ impl Draft {
             secrets,
         };
         // A JSON body is recorded once, as its canonical form; others as sent.
-        draft.request.body = if body_json.is_some() {
+        draft.request.body = if body_is_json {
             Body::SameAsCanonical
         } else {
             Body::from_bytes(body.unwrap_or_default(), |t| draft.sanitize_text(t))
@@ -74,15 +78,17 @@ impl Draft {
         // the request (a bearer token pasted into a message) are scrubbed from it too. A text
         // body is scrubbed as text; a JSON one as its serialization, kept only if it still
         // parses (else only the fact that it was redacted is kept: it serves diagnostics only).
-        let scrubbed = match &draft.request.canonical_body {
+        let scrubbed = match std::mem::take(&mut draft.request.canonical_body) {
             serde_json::Value::Null => serde_json::Value::Null,
-            serde_json::Value::String(text) => serde_json::Value::String(draft.sanitize_text(text)),
+            serde_json::Value::String(text) => {
+                serde_json::Value::String(draft.sanitize_text(&text))
+            }
             other => {
                 // Its secret-named fields were masked when it was made (the rules' redaction).
                 let text = other.to_string();
                 let clean = redact::sanitize_masked(&text, &draft.secrets);
                 if clean == text {
-                    other.clone()
+                    other
                 } else {
                     serde_json::from_str(&clean)
                         .unwrap_or_else(|_| serde_json::Value::String(redact::REDACTED.into()))

@@ -1,4 +1,4 @@
-//! The recording file format (one pretty-printed JSON blob per recording, format version 1).
+//! The recording file format (one JSON blob per recording, laid out by [`super::layout`]; format version 1).
 
 use std::collections::BTreeMap;
 

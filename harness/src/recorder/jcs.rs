@@ -59,6 +59,41 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
     }
 }
 
+/// Puts `value` in its RFC 8785 form in place: the members of every object in canonical order
+/// (by the UTF-16 code units of their names; `serde_json`'s `preserve_order` keeps insertion
+/// order) and every number as the double JCS writes (`1.0` becomes `1`), so that it serializes
+/// like [`to_string`]'s text parsed back, without the round trip through text.
+pub fn canonicalize_in_place(value: &mut Value) {
+    match value {
+        Value::Number(n) => {
+            let exact_integer = n
+                .as_i64()
+                .is_some_and(|i| i.unsigned_abs() <= MAX_EXACT_INTEGER)
+                || n.as_u64().is_some_and(|u| u <= MAX_EXACT_INTEGER);
+            if !exact_integer {
+                let mut text = Vec::with_capacity(24);
+                write_number(&mut text, n);
+                if let Ok(canonical) = into_string(text).parse::<serde_json::Number>() {
+                    *n = canonical;
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(canonicalize_in_place),
+        Value::Object(members) => {
+            let mut sorted: Vec<(String, Value)> = std::mem::take(members).into_iter().collect();
+            sorted.sort_unstable_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            for (_, member) in &mut sorted {
+                canonicalize_in_place(member);
+            }
+            *members = sorted.into_iter().collect();
+        }
+        _ => {}
+    }
+}
+
+/// Integers up to 2^53 are doubles exactly: JCS writes them as they are.
+const MAX_EXACT_INTEGER: u64 = 1 << 53;
+
 /// Appends `s` as a JSON string.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     // Writing a str to a Vec cannot fail; serde_json's escaping is RFC 8785's.
@@ -126,6 +161,14 @@ mod tests {
         #[test]
         fn writes_what_serde_jcs_writes(value in arb_json()) {
             prop_assert_eq!(to_string(&value), serde_jcs::to_string(&value).unwrap());
+        }
+
+        #[test]
+        fn in_place_is_the_text_parsed_back(value in arb_json()) {
+            let mut in_place = value.clone();
+            canonicalize_in_place(&mut in_place);
+            let parsed: Value = serde_json::from_str(&to_string(&value)).unwrap();
+            prop_assert_eq!(serde_json::to_string(&in_place).unwrap(), serde_json::to_string(&parsed).unwrap());
         }
     }
 

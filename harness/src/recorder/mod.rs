@@ -24,6 +24,7 @@ mod error;
 pub mod format;
 mod jcs;
 pub mod keep;
+mod layout;
 pub mod miss;
 pub mod mode;
 pub mod normalize;

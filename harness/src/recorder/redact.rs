@@ -392,14 +392,15 @@ pub fn scrub_values<'a>(text: &'a str, secrets: &[String]) -> Cow<'a, str> {
 /// `headers` not in `kept` count as secret values too (at 8 characters or more): a header the
 /// recorder does not know, such as `Ocp-Apim-Subscription-Key`, may carry a credential that a
 /// provider echoes back. Each value is also scrubbed in its URL-encoded form, as error messages
-/// quote URLs.
+/// quote URLs. `body_leaves` are the body's secret values ([`secret_leaves`] of the body as
+/// sent, collected when it was parsed for its key).
 pub fn secret_values(
     headers: &http::HeaderMap,
     kept: &[&str],
     url: &url::Url,
-    body: Option<&Value>,
+    body_leaves: Vec<String>,
 ) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out = body_leaves;
     for (name, value) in headers {
         let Ok(v) = value.to_str() else { continue };
         if is_secret_header(name.as_str()) {
@@ -420,9 +421,6 @@ pub fn secret_values(
     }
     if !url.password().unwrap_or("").is_empty() {
         out.push(url.password().unwrap_or("").to_owned());
-    }
-    if let Some(b) = body {
-        secret_leaves(b, &mut out);
     }
     out.retain(|s| s != REDACTED);
     let encoded: Vec<String> = out
@@ -602,7 +600,9 @@ mod tests {
         let mut h = http::HeaderMap::new();
         h.insert("authorization", "Bearer sk-abc".parse().unwrap());
         let u = url::Url::parse("http://h/x?key=qk123").unwrap();
-        let v = secret_values(&h, &[], &u, Some(&json!({"a": {"api_key": "bk999"}})));
+        let mut leaves = Vec::new();
+        secret_leaves(&json!({"a": {"api_key": "bk999"}}), &mut leaves);
+        let v = secret_values(&h, &[], &u, leaves);
         for s in ["sk-abc", "Bearer sk-abc", "qk123", "bk999"] {
             assert!(v.contains(&s.to_owned()), "{v:?}");
         }
@@ -654,7 +654,7 @@ mod tests {
             "http://h/api/x?code=func-code-9999&subscription-key=sk2-88888&api-version=2024-10-21",
         )
         .unwrap();
-        let v = secret_values(&h, &["content-type"], &u, None);
+        let v = secret_values(&h, &["content-type"], &u, Vec::new());
         for s in ["azure-sub-key-123456", "func-code-9999", "sk2-88888"] {
             assert!(v.contains(&s.to_owned()), "{s} in {v:?}");
         }
@@ -664,7 +664,7 @@ mod tests {
         );
         assert!(!v.contains(&"2024-10-21".to_owned()));
         let u = url::Url::parse("http://h/x?key=AbC%2Fsecret%2Bkey9999").unwrap();
-        let v = secret_values(&http::HeaderMap::new(), &[], &u, None);
+        let v = secret_values(&http::HeaderMap::new(), &[], &u, Vec::new());
         let msg = "error sending request for url (http://h/x?key=AbC%2Fsecret%2Bkey9999)";
         assert!(!scrub_values(msg, &v).contains("secret"), "{v:?}");
         assert!(

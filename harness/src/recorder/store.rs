@@ -27,6 +27,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::error::RecorderError;
 use super::format::{Recording, Replayable};
+use super::layout;
 use super::replay_cache::ReplayCache;
 
 /// Name of the index file inside the recordings directory.
@@ -270,7 +271,7 @@ impl Store {
     /// timings: [`same_but_volatile`]) is not written: the blob keeps its bytes.
     pub fn put(&self, rec: &Recording) -> Result<(), RecorderError> {
         let path = self.blob_path(&rec.request_hash);
-        let mut text = serde_json::to_vec_pretty(rec).map_err(|e| RecorderError::BadRecording {
+        let mut text = layout::to_vec(rec).map_err(|e| RecorderError::BadRecording {
             path: path.clone(),
             reason: e.to_string(),
         })?;
@@ -546,38 +547,64 @@ const VOLATILE_KEYS: &[&str] = &[
 /// Whether two blob texts record the same exchange, their volatile parts
 /// ([`VOLATILE_KEYS`], at any depth, also inside stream events' `data:` JSON) aside.
 pub fn same_but_volatile(old: &[u8], new: &[u8]) -> bool {
-    fn mask(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(map) => {
-                for (k, child) in map.iter_mut() {
-                    if VOLATILE_KEYS.contains(&k.as_str()) {
-                        *child = serde_json::Value::Null;
-                    } else {
-                        mask(child);
-                    }
-                }
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(mask),
-            serde_json::Value::String(s) => {
-                if let Some(data) = s.strip_prefix("data: ")
-                    && let Ok(mut inner) = serde_json::from_str::<serde_json::Value>(data.trim())
-                {
-                    mask(&mut inner);
-                    *s = format!("data: {inner}");
-                }
-            }
-            _ => {}
-        }
-    }
-    let (Ok(mut a), Ok(mut b)) = (
-        serde_json::from_slice::<serde_json::Value>(old),
-        serde_json::from_slice::<serde_json::Value>(new),
+    use serde_json::value::RawValue;
+    // Member by member, so that the bulk (a request's conversation) is compared as text when it
+    // is byte for byte the same, which it is unless its layout or its volatile fields changed.
+    type Members<'a> = std::collections::BTreeMap<String, &'a RawValue>;
+    let (Ok(a), Ok(b)) = (
+        serde_json::from_slice::<Members<'_>>(old),
+        serde_json::from_slice::<Members<'_>>(new),
     ) else {
         return false;
     };
-    mask(&mut a);
-    mask(&mut b);
-    a == b
+    a.len() == b.len()
+        && a.iter().all(|(name, a_raw)| {
+            let Some(b_raw) = b.get(name) else {
+                return false;
+            };
+            if a_raw.get() == b_raw.get() {
+                return true;
+            }
+            if VOLATILE_KEYS.contains(&name.as_str()) {
+                return true;
+            }
+            match (
+                serde_json::from_str::<serde_json::Value>(a_raw.get()),
+                serde_json::from_str::<serde_json::Value>(b_raw.get()),
+            ) {
+                (Ok(mut a), Ok(mut b)) => {
+                    mask_volatile(&mut a);
+                    mask_volatile(&mut b);
+                    a == b
+                }
+                _ => false,
+            }
+        })
+}
+
+/// Nulls every [`VOLATILE_KEYS`] member, at any depth, also inside stream events' `data:` JSON.
+fn mask_volatile(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                if VOLATILE_KEYS.contains(&k.as_str()) {
+                    *child = serde_json::Value::Null;
+                } else {
+                    mask_volatile(child);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(mask_volatile),
+        serde_json::Value::String(s) => {
+            if let Some(data) = s.strip_prefix("data: ")
+                && let Ok(mut inner) = serde_json::from_str::<serde_json::Value>(data.trim())
+            {
+                mask_volatile(&mut inner);
+                *s = format!("data: {inner}");
+            }
+        }
+        _ => {}
+    }
 }
 
 fn read_blob<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, RecorderError> {
