@@ -84,7 +84,6 @@ pub fn check(data: &[u8]) {
     // What diagnostics and recordings show of the body.
     let _ = a.body.to_pretty();
     let _ = a.body.model();
-    let _ = a.body.wants_stream();
     let stored = a.body.to_value();
 
     // `recordings rekey`: the stored canonical body reproduces the key under the same rules.

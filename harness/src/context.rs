@@ -5,8 +5,9 @@
 //! the `X-LlamaStack-Provider-Data` header (`{"__test_id": "..."}`, Llama Stack's convention) and
 //! re-enters the scope per request with [`TestContext::from_provider_data`].
 //!
-//! The context also hands out deterministic ids ([`TestContext::next_id`]) so that ids the service
-//! generates (response ids, tool-call ids, file ids) are the same in every run of a test.
+//! The context also hands out deterministic numbers ([`TestContext::next_number`], with
+//! [`TestContext::id_hash`]) so that ids the service generates (response ids, tool-call ids, file
+//! ids) are the same in every run of a test.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -117,16 +118,10 @@ impl TestContext {
         serde_json::Value::Object(obj).to_string()
     }
 
-    /// A deterministic id for the next object of `kind` made in this test, e.g.
-    /// `next_id("chatcmpl")` -> `chatcmpl-3f2a9c0b71d4e8a2-0`. Counters start at 0 for each
-    /// execution of a test, so every run of the test sees the same sequence.
-    pub fn next_id(&self, kind: &str) -> String {
-        format!("{kind}-{}-{}", self.id_hash(), self.next_number(kind))
-    }
-
-    /// The next number of the counter `kind` of this test execution (0, 1, 2...): what
-    /// [`TestContext::next_id`] numbers ids with, for callers that format their own ids or derive
-    /// other values (timestamps) from it.
+    /// The next number of the counter `kind` of this test execution (0, 1, 2...), for ids and
+    /// other values (timestamps) the service derives from it; with [`TestContext::id_hash`] it
+    /// makes ids that are the same in every run of the test. Counters start at 0 for each
+    /// execution of a test.
     pub fn next_number(&self, kind: &str) -> u64 {
         let mut guard = support::sync::lock(&ID_COUNTERS);
         let (run, counters) = guard
@@ -153,6 +148,17 @@ impl TestContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An id as a service makes them from the context (the stack's `next_in_test`).
+    trait NextId {
+        fn next_id(&self, kind: &str) -> String;
+    }
+
+    impl NextId for TestContext {
+        fn next_id(&self, kind: &str) -> String {
+            format!("{kind}-{}-{}", self.id_hash(), self.next_number(kind))
+        }
+    }
 
     #[tokio::test]
     async fn scope_sets_current_and_ends_with_the_future() {

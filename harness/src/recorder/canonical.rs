@@ -75,11 +75,6 @@ impl CanonicalBody {
         }
     }
 
-    /// Whether the body asks for a stream (`"stream": true`).
-    pub fn wants_stream(&self) -> bool {
-        matches!(self, CanonicalBody::Json(v) if v.get("stream").and_then(Value::as_bool) == Some(true))
-    }
-
     /// A pretty, key-sorted rendering for diffs and recordings.
     pub fn to_pretty(&self) -> String {
         match self {

@@ -50,6 +50,7 @@ use draft::Draft;
 pub use error::{RecordedTransportError, RecorderError};
 use format::{Body, RecordedResponse};
 pub use miss::ReplayMiss;
+use mode::Plan;
 pub use mode::{MODE_ENV, Mode};
 pub use normalize::{Rule, Rules};
 use sse::Framing;
@@ -246,9 +247,10 @@ impl Recorder {
     /// A recorder with an explicit configuration. Opens (and repairs) the store unless the mode
     /// is `live`.
     pub fn new(config: RecorderConfig) -> Result<Self, RecorderError> {
-        let store = match config.mode {
-            Mode::Live => None,
-            _ => Some(shared_store(&config.dir)?),
+        let store = if config.mode.uses_store() {
+            Some(shared_store(&config.dir)?)
+        } else {
+            None
         };
         Ok(Recorder {
             inner: Arc::new(Inner {
@@ -471,102 +473,91 @@ fn transport_kind(e: &reqwest::Error) -> &'static str {
     }
 }
 
-#[async_trait::async_trait]
-impl Middleware for Recorder {
-    async fn handle(
-        &self,
-        req: reqwest::Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> reqwest_middleware::Result<reqwest::Response> {
-        let config = &self.inner.config;
-        let Some(store) = self.inner.store.clone() else {
-            return next.run(req, extensions).await;
-        };
-        let ctx = TestContext::current();
-        let url = req.url().clone();
-        let method = req.method().as_str().to_owned();
-        let body: Option<Vec<u8>> = match req.body() {
-            None => None,
-            Some(b) => match b.as_bytes() {
-                Some(bytes) => Some(bytes.to_vec()),
-                None => {
-                    return Err(reqwest_middleware::Error::middleware(
-                        RecorderError::StreamingRequestBody {
-                            request: format!("{method} {}", url.path()),
-                        },
-                    ));
-                }
+/// A request's key: its canonical form, its occurrence in the test, and the key hash.
+struct Keyed {
+    canonical: CanonicalRequest,
+    occurrence: u32,
+    hash: String,
+}
+
+/// The buffered body of a request; a streaming body cannot be keyed.
+fn buffered_body(req: &reqwest::Request) -> reqwest_middleware::Result<Option<Vec<u8>>> {
+    let Some(body) = req.body() else {
+        return Ok(None);
+    };
+    match body.as_bytes() {
+        Some(bytes) => Ok(Some(bytes.to_vec())),
+        None => Err(reqwest_middleware::Error::middleware(
+            RecorderError::StreamingRequestBody {
+                request: format!("{} {}", req.method().as_str(), req.url().path()),
             },
-        };
-        let provider = extensions.get::<ProviderLabel>().map(|l| l.0.clone());
-        let test_id = ctx.as_ref().map(TestContext::test_id);
-        let large = body
-            .as_ref()
-            .is_some_and(|b| b.len() >= BLOCKING_BODY_BYTES);
+        )),
+    }
+}
+
+impl Recorder {
+    /// Keys a request: canonical form (on a blocking thread when the body is large), occurrence
+    /// in the current test, hash.
+    async fn key(
+        &self,
+        req: &reqwest::Request,
+        body: Option<&[u8]>,
+        provider: Option<String>,
+        ctx: Option<&TestContext>,
+    ) -> Keyed {
+        let config = &self.inner.config;
+        let method = req.method().as_str();
+        let url = req.url();
+        let test_id = ctx.map(TestContext::test_id);
+        let large = body.is_some_and(|b| b.len() >= BLOCKING_BODY_BYTES);
         // The common case borrows everything; only a large body is copied to a blocking thread.
         let canonical = if large && tokio::runtime::Handle::try_current().is_ok() {
             canonicalize_off_workers(
-                method.clone(),
+                method.to_owned(),
                 url.clone(),
-                body.clone(),
+                body.map(<[u8]>::to_vec),
                 test_id.map(str::to_owned),
                 config.rules.clone(),
                 provider,
             )
             .await
         } else {
-            CanonicalRequest::new(&method, &url, body.as_deref(), test_id, &config.rules)
+            CanonicalRequest::new(method, url, body, test_id, &config.rules)
                 .with_provider(provider.as_deref())
         };
-        let occurrence = self.occurrence(ctx.as_ref(), &canonical);
+        let occurrence = self.occurrence(ctx, &canonical);
         let hash = canonical.key(occurrence);
         if config.debug {
             tracing::info!(target: "harness::recorder", "[RECORDING DEBUG] mode={} hash={hash} key={}", config.mode, canonical.key_text(occurrence));
         }
-        if config.mode.reads_recordings() {
-            match store.get_replayable(&hash) {
-                Ok(Some(rec)) => return self.replay(&hash, &rec),
-                Ok(None) => {}
-                Err(e) => return Err(reqwest_middleware::Error::middleware(e)),
-            }
-        }
-        if !config.mode.may_call_provider() {
-            let miss = explain_miss(
-                store,
-                canonical,
-                hash,
-                occurrence,
-                config.record_command.clone(),
-            )
-            .await;
-            return Err(reqwest_middleware::Error::middleware(miss));
-        }
-        // Single flight: in record-if-missing, one recorder at a time (across processes) records
-        // a missing key; one that waited finds the recording made meanwhile and replays it.
-        let lock = if config.mode == Mode::RecordIfMissing {
-            let lock = store
-                .lock_key(&hash)
-                .await
-                .map_err(reqwest_middleware::Error::middleware)?;
-            match store.get_replayable(&hash) {
-                Ok(Some(rec)) => {
-                    drop(lock);
-                    return self.replay(&hash, &rec);
-                }
-                Ok(None) => Some(lock),
-                Err(e) => return Err(reqwest_middleware::Error::middleware(e)),
-            }
-        } else {
-            None
-        };
-        let draft = Draft::new(
-            hash,
+        Keyed {
+            canonical,
             occurrence,
-            &canonical,
-            &url,
+            hash,
+        }
+    }
+
+    /// Forwards the request to the provider and hands the answer back, storing it (whole, or as
+    /// the stream ends) as the [`keep`] policy says; `lock` is the key's recording lock, held
+    /// until the recording is written.
+    async fn forward_and_store(
+        &self,
+        store: Arc<Store>,
+        keyed: Keyed,
+        body: Option<&[u8]>,
+        lock: Option<store::KeyLock>,
+        req: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let config = &self.inner.config;
+        let draft = Draft::new(
+            keyed.hash,
+            keyed.occurrence,
+            &keyed.canonical,
+            req.url(),
             req.headers(),
-            body.as_deref(),
+            body,
         );
         let policy = keep::KeepPolicy {
             mode: config.mode,
@@ -629,5 +620,81 @@ impl Middleware for Recorder {
             .body(reqwest::Body::from(bytes))
             .map_err(reqwest_middleware::Error::middleware)?;
         Ok(reqwest::Response::from(out))
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for Recorder {
+    /// Keys the request, asks [`mode::plan`] what to do, and does it.
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let mode = self.inner.config.mode;
+        // Without a store (`live`) every plan is `Forward`: nothing is keyed.
+        let Some(store) = self.inner.store.clone() else {
+            return next.run(req, extensions).await;
+        };
+        let body = buffered_body(&req)?;
+        let provider = extensions.get::<ProviderLabel>().map(|l| l.0.clone());
+        let ctx = TestContext::current();
+        let keyed = self
+            .key(&req, body.as_deref(), provider, ctx.as_ref())
+            .await;
+        let recorded = if mode.reads_recordings() {
+            store
+                .get_replayable(&keyed.hash)
+                .map_err(reqwest_middleware::Error::middleware)?
+        } else {
+            None
+        };
+        match mode::plan(mode, true, recorded) {
+            Plan::Forward => next.run(req, extensions).await,
+            Plan::Replay(rec) => self.replay(&keyed.hash, &rec),
+            Plan::Miss => {
+                let Keyed {
+                    canonical,
+                    occurrence,
+                    hash,
+                } = keyed;
+                let command = self.inner.config.record_command.clone();
+                let miss = explain_miss(store, canonical, hash, occurrence, command).await;
+                Err(reqwest_middleware::Error::middleware(miss))
+            }
+            Plan::RecordIfMissing => {
+                let lock = store
+                    .lock_key(&keyed.hash)
+                    .await
+                    .map_err(reqwest_middleware::Error::middleware)?;
+                // One that waited for the lock finds the recording made meanwhile.
+                match store
+                    .get_replayable(&keyed.hash)
+                    .map_err(reqwest_middleware::Error::middleware)?
+                {
+                    Some(rec) => {
+                        drop(lock);
+                        self.replay(&keyed.hash, &rec)
+                    }
+                    None => {
+                        self.forward_and_store(
+                            store,
+                            keyed,
+                            body.as_deref(),
+                            Some(lock),
+                            req,
+                            extensions,
+                            next,
+                        )
+                        .await
+                    }
+                }
+            }
+            Plan::ForwardAndStore => {
+                self.forward_and_store(store, keyed, body.as_deref(), None, req, extensions, next)
+                    .await
+            }
+        }
     }
 }

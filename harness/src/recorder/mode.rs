@@ -1,4 +1,6 @@
-//! Where the mode is decided: `LLAMA_STACK_TEST_INFERENCE_MODE`.
+//! Where the mode is decided (`LLAMA_STACK_TEST_INFERENCE_MODE`), and what it means for one
+//! request: [`plan`] is the one place that turns a mode and what the store holds into the steps
+//! the recorder takes ([`Plan`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -51,19 +53,47 @@ impl Mode {
         }
     }
 
-    /// Whether a request that is not recorded may go to the network.
-    pub fn may_call_provider(self) -> bool {
-        !matches!(self, Mode::Replay)
+    /// Whether the mode needs the recordings store at all (every mode but `live`).
+    pub fn uses_store(self) -> bool {
+        !matches!(self, Mode::Live)
     }
 
-    /// Whether a stored recording answers the request.
+    /// Whether a stored recording answers the request, so the store is looked up before [`plan`]
+    /// decides.
     pub fn reads_recordings(self) -> bool {
         matches!(self, Mode::Replay | Mode::RecordIfMissing)
     }
+}
 
-    /// Whether provider answers are stored.
-    pub fn writes_recordings(self) -> bool {
-        matches!(self, Mode::Record | Mode::RecordIfMissing)
+/// What the recorder does with one request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Plan<R> {
+    /// Pass the request through to the provider; store nothing.
+    Forward,
+    /// Answer with this recording; the provider is not called.
+    Replay(R),
+    /// Fail with a replay miss; the provider is not called.
+    Miss,
+    /// Take the key's recording lock, then look again: replay a recording another recorder made
+    /// meanwhile, else forward the request and store the answer (single flight across processes).
+    RecordIfMissing,
+    /// Forward the request and store the answer, replacing what is stored for the key.
+    ForwardAndStore,
+}
+
+/// The plan for a request, given the mode, whether a store is configured, and the recording
+/// stored for the request's key (`None` when there is none or the mode does not
+/// [read recordings](Mode::reads_recordings)).
+pub fn plan<R>(mode: Mode, store_configured: bool, recorded: Option<R>) -> Plan<R> {
+    if !store_configured || !mode.uses_store() {
+        return Plan::Forward;
+    }
+    match (mode, recorded) {
+        (Mode::Replay | Mode::RecordIfMissing, Some(rec)) => Plan::Replay(rec),
+        (Mode::Replay, None) => Plan::Miss,
+        (Mode::RecordIfMissing, None) => Plan::RecordIfMissing,
+        (Mode::Record, _) => Plan::ForwardAndStore,
+        (Mode::Live, _) => Plan::Forward,
     }
 }
 
@@ -100,6 +130,22 @@ mod tests {
             "RECORD_IF_MISSING".parse::<Mode>().unwrap(),
             Mode::RecordIfMissing
         );
+    }
+
+    #[test]
+    fn plans_follow_the_mode_and_the_store() {
+        assert_eq!(plan(Mode::Replay, true, Some(1)), Plan::Replay(1));
+        assert_eq!(plan::<u8>(Mode::Replay, true, None), Plan::Miss);
+        assert_eq!(plan(Mode::RecordIfMissing, true, Some(1)), Plan::Replay(1));
+        assert_eq!(
+            plan::<u8>(Mode::RecordIfMissing, true, None),
+            Plan::RecordIfMissing
+        );
+        assert_eq!(plan(Mode::Record, true, Some(1)), Plan::ForwardAndStore);
+        assert_eq!(plan(Mode::Live, true, Some(1)), Plan::Forward);
+        for m in Mode::ALL {
+            assert_eq!(plan(m, false, Some(1)), Plan::Forward);
+        }
     }
 
     #[test]
