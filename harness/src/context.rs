@@ -2,8 +2,9 @@
 //!
 //! A test runs its body inside [`TestContext::scope`]; every outbound call the service makes from
 //! that task sees the context through [`TestContext::current`]. A server receives the identity in
-//! the `X-LlamaStack-Provider-Data` header (`{"__test_id": "..."}`, Llama Stack's convention) and
-//! re-enters the scope per request with [`TestContext::from_provider_data`].
+//! the profile's [context header](crate::profile::Profile::context_header) (`{"__test_id":
+//! "..."}`, Llama Stack's convention; `X-LlamaStack-Provider-Data` in its profile) and re-enters
+//! the scope per request with [`TestContext::from_provider_data`].
 //!
 //! The context also hands out deterministic numbers ([`TestContext::next_number`], with
 //! [`TestContext::id_hash`]) so that ids the service generates (response ids, tool-call ids, file
@@ -15,8 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-/// Name of the HTTP header that carries provider data, and with it the test id, to a server.
-pub const PROVIDER_DATA_HEADER: &str = "X-LlamaStack-Provider-Data";
+/// Llama Stack's header that carries provider data, and with it the test id, to a server; a
+/// profile names its own ([`Profile::context_header`](crate::profile::Profile::context_header)).
+pub use crate::profile::llama_stack::PROVIDER_DATA_HEADER;
 /// Key of the test id inside the provider-data JSON object.
 pub const TEST_ID_KEY: &str = "__test_id";
 /// Key of the per-execution nonce inside the provider-data JSON object (our extension: lets a

@@ -2,6 +2,8 @@
 //!
 //! - [`recorder`]: the `reqwest-middleware` layer that records provider traffic and replays it
 //!   offline (request key, recordings store, modes, streams, replay-miss diagnostics).
+//! - [`profile`]: what an adopting project supplies: its environment variable names, headers,
+//!   index field and normalization rules ([`profile::Profile::llama_stack`] is this repository's).
 //! - [`context`]: the test identity that keys recordings and makes generated ids deterministic.
 //! - [`fixtures`]: the integration-test framework around them: suites and setups, model
 //!   parameters, stack configs, one server per run, and the test runner.
@@ -11,5 +13,6 @@
 mod blocking_http;
 pub mod context;
 pub mod fixtures;
+pub mod profile;
 pub mod recorder;
 pub mod telemetry;

@@ -38,7 +38,7 @@ pub struct ReplayMiss {
     pub method: String,
     /// URL path.
     pub endpoint: String,
-    /// Model named in the body.
+    /// Model named in the body (the profile's [index field](crate::profile::Profile::index_field)).
     pub model: Option<String>,
     /// The provider label the service attached.
     pub provider: Option<String>,
@@ -71,8 +71,9 @@ impl ReplayMiss {
         request_hash: String,
         occurrence: u32,
         record_command: &str,
+        index_field: &str,
     ) -> ReplayMiss {
-        let model = canonical.body.model().map(str::to_owned);
+        let model = canonical.body.field(index_field).map(str::to_owned);
         let wanted = canonical.body.to_pretty();
         let deadline = Instant::now() + DIFF_BUDGET;
         let rows = store
@@ -153,6 +154,7 @@ impl ReplayMiss {
         canonical: &CanonicalRequest,
         request_hash: String,
         occurrence: u32,
+        index_field: &str,
     ) -> ReplayMiss {
         ReplayMiss {
             request_hash,
@@ -160,7 +162,7 @@ impl ReplayMiss {
             occurrence,
             method: canonical.method.clone(),
             endpoint: canonical.path.clone(),
-            model: canonical.body.model().map(str::to_owned),
+            model: canonical.body.field(index_field).map(str::to_owned),
             provider: canonical.provider.clone(),
             canonical_body: truncate_lines(&canonical.body.to_pretty(), MAX_DIFF_LINES),
             nearest: Vec::new(),

@@ -16,7 +16,10 @@
 //! Modules: [`mode`] decides what to do, [`canonical`] computes the request key, [`normalize`]
 //! holds the volatile-field rules, [`redact`] keeps secrets off disk, [`store`] keeps the
 //! recordings, [`format`](mod@format) is the blob format, `stream` records and replays streams,
-//! and [`miss`] explains a replay miss.
+//! and [`miss`] explains a replay miss. What belongs to the adopting project (variable names,
+//! header lists, the index field, the rule set) comes from its [`Profile`](crate::profile::Profile)
+//! ([`RecorderConfig::with_profile`], [`Recorder::from_env_with`]); `new` and `from_env` use
+//! Llama Stack's.
 
 pub mod canonical;
 mod draft;
@@ -57,17 +60,12 @@ use sse::Framing;
 pub use store::Store;
 pub use stream::ReplayedStreamError;
 
-/// Environment variable naming the recordings directory.
-pub const RECORDING_DIR_ENV: &str = "LLAMA_STACK_TEST_RECORDING_DIR";
-/// Environment variable choosing replay timing: `instant` (default) or `recorded`.
-pub const REPLAY_TIMING_ENV: &str = "LLAMA_STACK_TEST_REPLAY_TIMING";
-/// Environment variable holding the command a replay miss suggests (`{test_id}` is substituted).
-pub const RECORD_COMMAND_ENV: &str = "LLAMA_STACK_TEST_RECORD_COMMAND";
-/// Environment variable that makes the recorder log every key's inputs (`1`, `true`, `yes`).
-pub const DEBUG_ENV: &str = "LLAMA_STACK_TEST_DEBUG";
-
-const DEFAULT_RECORD_COMMAND: &str =
-    "scripts/integration-tests.sh --inference-mode record-if-missing --pattern '{test_id}'";
+// Llama Stack's variable names, where its users find them; a profile names its own
+// ([`crate::profile::EnvNames`]).
+use crate::profile::Profile;
+pub use crate::profile::llama_stack::{
+    DEBUG_ENV, RECORD_COMMAND_ENV, RECORDING_DIR_ENV, REPLAY_TIMING_ENV,
+};
 
 /// A label the service attaches to a request (as a `reqwest-middleware` request extension) to say
 /// which provider it is for. It becomes part of the request key, so two providers that serve the
@@ -95,16 +93,24 @@ pub enum ReplayTiming {
     Recorded,
 }
 
-impl std::str::FromStr for ReplayTiming {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+impl ReplayTiming {
+    /// The timing `s` names, read from the variable `var`; the error says what was expected.
+    fn parse(var: &str, s: &str) -> Result<Self, String> {
         match s.trim().to_ascii_lowercase().as_str() {
             "" | "instant" => Ok(ReplayTiming::Instant),
             "recorded" => Ok(ReplayTiming::Recorded),
             other => Err(format!(
-                "invalid {REPLAY_TIMING_ENV}={other:?}: expected instant (default) or recorded"
+                "invalid {var}={other:?}: expected instant (default) or recorded"
             )),
         }
+    }
+}
+
+impl std::str::FromStr for ReplayTiming {
+    type Err = String;
+    /// Parses a timing name; the error names Llama Stack's [`REPLAY_TIMING_ENV`].
+    fn from_str(s: &str) -> Result<Self, String> {
+        ReplayTiming::parse(REPLAY_TIMING_ENV, s)
     }
 }
 
@@ -124,50 +130,84 @@ pub struct RecorderConfig {
     /// Log every key's inputs.
     pub debug: bool,
     /// Store transient failures (5xx, transport errors, broken streams) too
-    /// ([`keep::RECORD_ERRORS_ENV`]); by default they are not stored.
+    /// ([`EnvNames::record_errors`](crate::profile::EnvNames::record_errors)); by default they
+    /// are not stored.
     pub record_errors: bool,
+    /// The adopting project's names, header lists, index field and rules.
+    pub profile: Profile,
 }
 
 impl RecorderConfig {
-    /// A configuration with the given mode and directory, the default LLM rules plus the
-    /// directory's `normalization.toml`, instant replay and the default record command.
+    /// A configuration with the given mode and directory under Llama Stack's profile
+    /// ([`RecorderConfig::with_profile`]).
     pub fn new(mode: Mode, dir: impl Into<PathBuf>) -> Result<Self, RecorderError> {
+        RecorderConfig::with_profile(Profile::llama_stack(), mode, dir)
+    }
+
+    /// A configuration with the given profile, mode and directory: the profile's rules plus the
+    /// directory's `normalization.toml`, instant replay and the profile's record command.
+    ///
+    /// ```
+    /// use harness::profile::Profile;
+    /// use harness::recorder::{Mode, RecorderConfig};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let config = RecorderConfig::with_profile(Profile::llama_stack(), Mode::Replay, dir.path())?;
+    /// assert_eq!(config.mode, Mode::Replay);
+    /// assert!(config.record_command.contains("{test_id}"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_profile(
+        profile: Profile,
+        mode: Mode,
+        dir: impl Into<PathBuf>,
+    ) -> Result<Self, RecorderError> {
         let dir = dir.into();
         Ok(RecorderConfig {
             mode,
-            rules: Rules::for_recordings_dir(&dir)?,
+            rules: Rules::for_recordings_dir_with(&dir, profile.rules)?,
             dir,
             timing: ReplayTiming::Instant,
-            record_command: DEFAULT_RECORD_COMMAND.to_owned(),
+            record_command: profile.default_record_command.to_owned(),
             debug: false,
             record_errors: false,
+            profile,
         })
     }
 
-    /// Reads the configuration from the environment; `Ok(None)` when
-    /// `LLAMA_STACK_TEST_INFERENCE_MODE` is unset (no recorder).
+    /// Reads the configuration from the environment under Llama Stack's profile; `Ok(None)`
+    /// when `LLAMA_STACK_TEST_INFERENCE_MODE` is unset (no recorder).
     pub fn from_env() -> Result<Option<Self>, RecorderError> {
-        let Some(mode) = Mode::from_env()? else {
+        RecorderConfig::from_env_with(Profile::llama_stack())
+    }
+
+    /// Reads the configuration from the profile's environment variables; `Ok(None)` when its
+    /// mode variable is unset (no recorder).
+    pub fn from_env_with(profile: Profile) -> Result<Option<Self>, RecorderError> {
+        let env = profile.env;
+        let Some(mode) = Mode::from_env_var(env.mode)? else {
             return Ok(None);
         };
-        let dir = match std::env::var_os(RECORDING_DIR_ENV) {
+        let dir = match std::env::var_os(env.recording_dir) {
             Some(d) if !d.is_empty() => PathBuf::from(d),
             _ => default_recordings_dir(),
         };
-        let mut config = RecorderConfig::new(mode, dir)?;
-        if let Ok(t) = std::env::var(REPLAY_TIMING_ENV) {
-            config.timing = t.parse().map_err(|reason| RecorderError::InvalidSetting {
-                name: REPLAY_TIMING_ENV.into(),
-                reason,
+        let mut config = RecorderConfig::with_profile(profile, mode, dir)?;
+        if let Ok(t) = std::env::var(env.replay_timing) {
+            config.timing = ReplayTiming::parse(env.replay_timing, &t).map_err(|reason| {
+                RecorderError::InvalidSetting {
+                    name: env.replay_timing.into(),
+                    reason,
+                }
             })?;
         }
-        if let Ok(c) = std::env::var(RECORD_COMMAND_ENV)
+        if let Ok(c) = std::env::var(env.record_command)
             && !c.trim().is_empty()
         {
             config.record_command = c;
         }
-        config.debug = env_flag(DEBUG_ENV);
-        config.record_errors = env_flag(keep::RECORD_ERRORS_ENV);
+        config.debug = env_flag(env.debug);
+        config.record_errors = env_flag(env.record_errors);
         Ok(Some(config))
     }
 }
@@ -262,9 +302,17 @@ impl Recorder {
     }
 
     /// The recorder the environment asks for, or `None` when `LLAMA_STACK_TEST_INFERENCE_MODE`
-    /// is unset.
+    /// is unset (Llama Stack's profile).
     pub fn from_env() -> Result<Option<Self>, RecorderError> {
         RecorderConfig::from_env()?.map(Recorder::new).transpose()
+    }
+
+    /// The recorder the profile's environment variables ask for, or `None` when its mode
+    /// variable is unset.
+    pub fn from_env_with(profile: Profile) -> Result<Option<Self>, RecorderError> {
+        RecorderConfig::from_env_with(profile)?
+            .map(Recorder::new)
+            .transpose()
     }
 
     /// The mode.
@@ -446,18 +494,33 @@ async fn explain_miss(
     hash: String,
     occurrence: u32,
     record_command: String,
+    index_field: &'static str,
 ) -> ReplayMiss {
     if tokio::runtime::Handle::try_current().is_err() {
-        return ReplayMiss::new(&store, &canonical, hash, occurrence, &record_command);
+        return ReplayMiss::new(
+            &store,
+            &canonical,
+            hash,
+            occurrence,
+            &record_command,
+            index_field,
+        );
     }
     let fallback = (canonical.clone(), hash.clone());
     let explained = tokio::task::spawn_blocking(move || {
-        ReplayMiss::new(&store, &canonical, hash, occurrence, &record_command)
+        ReplayMiss::new(
+            &store,
+            &canonical,
+            hash,
+            occurrence,
+            &record_command,
+            index_field,
+        )
     })
     .await;
     explained.unwrap_or_else(|e| {
         tracing::error!("explaining a replay miss failed: {e}");
-        ReplayMiss::without_neighbours(&fallback.0, fallback.1, occurrence)
+        ReplayMiss::without_neighbours(&fallback.0, fallback.1, occurrence, index_field)
     })
 }
 
@@ -558,10 +621,12 @@ impl Recorder {
             req.url(),
             req.headers(),
             body,
+            &config.profile,
         );
         let policy = keep::KeepPolicy {
             mode: config.mode,
             record_errors: config.record_errors,
+            record_errors_env: config.profile.env.record_errors,
         };
         let started = Instant::now();
         let resp = match next.run(req, extensions).await {
@@ -576,7 +641,7 @@ impl Recorder {
             }
         };
         let status = resp.status().as_u16();
-        let headers = draft.response_headers(resp.headers());
+        let headers = draft.response_headers(resp.headers(), config.profile.response_headers);
         let framing = resp
             .headers()
             .get(http::header::CONTENT_TYPE)
@@ -659,8 +724,10 @@ impl Middleware for Recorder {
                     occurrence,
                     hash,
                 } = keyed;
-                let command = self.inner.config.record_command.clone();
-                let miss = explain_miss(store, canonical, hash, occurrence, command).await;
+                let config = &self.inner.config;
+                let command = config.record_command.clone();
+                let field = config.profile.index_field;
+                let miss = explain_miss(store, canonical, hash, occurrence, command, field).await;
                 Err(reqwest_middleware::Error::middleware(miss))
             }
             Plan::RecordIfMissing => {

@@ -7,8 +7,9 @@ use std::str::FromStr;
 
 use super::error::RecorderError;
 
-/// Environment variable that selects the mode. Its presence turns the recorder on.
-pub const MODE_ENV: &str = "LLAMA_STACK_TEST_INFERENCE_MODE";
+/// Llama Stack's variable that selects the mode; a profile names its own
+/// ([`EnvNames::mode`](crate::profile::EnvNames::mode)).
+pub use crate::profile::llama_stack::MODE_ENV;
 
 /// What the recorder does with each outbound request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,15 +43,25 @@ impl Mode {
         }
     }
 
-    /// Reads the mode from the environment: `Ok(None)` when the variable is unset.
+    /// Reads the mode from [`MODE_ENV`]: `Ok(None)` when the variable is unset.
     pub fn from_env() -> Result<Option<Mode>, RecorderError> {
-        match std::env::var(MODE_ENV) {
-            Ok(v) => v.parse().map(Some),
+        Mode::from_env_var(MODE_ENV)
+    }
+
+    /// Reads the mode from the environment variable `name`: `Ok(None)` when it is unset.
+    pub fn from_env_var(name: &'static str) -> Result<Option<Mode>, RecorderError> {
+        let invalid = |value: String| RecorderError::InvalidMode { var: name, value };
+        match std::env::var(name) {
+            Ok(v) => Mode::parse(&v).map(Some).ok_or_else(|| invalid(v)),
             Err(std::env::VarError::NotPresent) => Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => Err(RecorderError::InvalidMode {
-                value: "<not unicode>".into(),
-            }),
+            Err(std::env::VarError::NotUnicode(_)) => Err(invalid("<not unicode>".into())),
         }
+    }
+
+    /// The mode a name stands for (lenient on case and `_` for `-`).
+    fn parse(s: &str) -> Option<Mode> {
+        let wanted = s.trim().to_ascii_lowercase().replace('_', "-");
+        Mode::ALL.into_iter().find(|m| m.as_str() == wanted)
     }
 
     /// Whether the mode needs the recordings store at all (every mode but `live`).
@@ -106,14 +117,12 @@ impl fmt::Display for Mode {
 impl FromStr for Mode {
     type Err = RecorderError;
 
+    /// Parses a mode name; the error names Llama Stack's [`MODE_ENV`].
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let wanted = s.trim().to_ascii_lowercase().replace('_', "-");
-        Mode::ALL
-            .into_iter()
-            .find(|m| m.as_str() == wanted)
-            .ok_or_else(|| RecorderError::InvalidMode {
-                value: s.to_owned(),
-            })
+        Mode::parse(s).ok_or_else(|| RecorderError::InvalidMode {
+            var: MODE_ENV,
+            value: s.to_owned(),
+        })
     }
 }
 

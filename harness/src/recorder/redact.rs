@@ -46,12 +46,9 @@ const SECRET_ENDINGS: &[&str] = &[
     "signature",
 ];
 
-/// Headers that are secret whatever their name says.
-const SECRET_HEADERS: &[&str] = &[
-    "x-llamastack-provider-data",
-    "proxy-authorization",
-    "set-cookie",
-];
+/// Headers that are secret whatever their name says (a profile adds its own:
+/// [`Profile::secret_headers`](crate::profile::Profile::secret_headers)).
+const SECRET_HEADERS: &[&str] = &["proxy-authorization", "set-cookie"];
 
 fn normalized(name: &str) -> std::borrow::Cow<'_, str> {
     // Most names (`model`, `messages`, `role`) are already in this form: no copy for them.
@@ -113,8 +110,16 @@ fn looks_like_a_credential(value: &str) -> bool {
 
 /// Whether a header with this name holds a secret.
 pub fn is_secret_header(name: &str) -> bool {
+    is_secret_header_among(name, &[])
+}
+
+/// Whether a header with this name holds a secret, `extra` (lower case) naming more secret
+/// headers.
+pub fn is_secret_header_among(name: &str, extra: &[&str]) -> bool {
     let lower = name.to_ascii_lowercase();
-    SECRET_HEADERS.contains(&lower.as_str()) || is_secret_name(&lower)
+    SECRET_HEADERS.contains(&lower.as_str())
+        || extra.contains(&lower.as_str())
+        || is_secret_name(&lower)
 }
 
 /// Replaces, in place, every value whose key names a secret: a scalar by [`REDACTED`]; an array
@@ -392,17 +397,19 @@ pub fn scrub_values<'a>(text: &'a str, secrets: &[String]) -> Cow<'a, str> {
 /// `headers` not in `kept` count as secret values too (at 8 characters or more): a header the
 /// recorder does not know, such as `Ocp-Apim-Subscription-Key`, may carry a credential that a
 /// provider echoes back. Each value is also scrubbed in its URL-encoded form, as error messages
-/// quote URLs.
+/// quote URLs. `secret_headers` (lower case) names more secret headers
+/// ([`is_secret_header_among`]).
 pub fn secret_values(
     headers: &http::HeaderMap,
     kept: &[&str],
+    secret_headers: &[&str],
     url: &url::Url,
     body: Option<&Value>,
 ) -> Vec<String> {
     let mut out = Vec::new();
     for (name, value) in headers {
         let Ok(v) = value.to_str() else { continue };
-        if is_secret_header(name.as_str()) {
+        if is_secret_header_among(name.as_str(), secret_headers) {
             out.push(v.to_owned());
             for prefix in ["Bearer ", "bearer ", "Basic ", "Token "] {
                 if let Some(rest) = v.strip_prefix(prefix) {
@@ -490,7 +497,11 @@ mod tests {
         ] {
             assert!(!is_secret_name(n), "{n}");
         }
-        assert!(is_secret_header("Cookie") && is_secret_header("X-LlamaStack-Provider-Data"));
+        let llama_stack = crate::profile::Profile::llama_stack();
+        assert!(
+            is_secret_header("Cookie")
+                && llama_stack.is_secret_header("X-LlamaStack-Provider-Data")
+        );
         assert!(!is_secret_header("content-type"));
     }
 
@@ -602,7 +613,7 @@ mod tests {
         let mut h = http::HeaderMap::new();
         h.insert("authorization", "Bearer sk-abc".parse().unwrap());
         let u = url::Url::parse("http://h/x?key=qk123").unwrap();
-        let v = secret_values(&h, &[], &u, Some(&json!({"a": {"api_key": "bk999"}})));
+        let v = secret_values(&h, &[], &[], &u, Some(&json!({"a": {"api_key": "bk999"}})));
         for s in ["sk-abc", "Bearer sk-abc", "qk123", "bk999"] {
             assert!(v.contains(&s.to_owned()), "{v:?}");
         }
@@ -654,7 +665,7 @@ mod tests {
             "http://h/api/x?code=func-code-9999&subscription-key=sk2-88888&api-version=2024-10-21",
         )
         .unwrap();
-        let v = secret_values(&h, &["content-type"], &u, None);
+        let v = secret_values(&h, &["content-type"], &[], &u, None);
         for s in ["azure-sub-key-123456", "func-code-9999", "sk2-88888"] {
             assert!(v.contains(&s.to_owned()), "{s} in {v:?}");
         }
@@ -664,7 +675,7 @@ mod tests {
         );
         assert!(!v.contains(&"2024-10-21".to_owned()));
         let u = url::Url::parse("http://h/x?key=AbC%2Fsecret%2Bkey9999").unwrap();
-        let v = secret_values(&http::HeaderMap::new(), &[], &u, None);
+        let v = secret_values(&http::HeaderMap::new(), &[], &[], &u, None);
         let msg = "error sending request for url (http://h/x?key=AbC%2Fsecret%2Bkey9999)";
         assert!(!scrub_values(msg, &v).contains("secret"), "{v:?}");
         assert!(
