@@ -496,18 +496,8 @@ async fn explain_miss(
     record_command: String,
     index_field: &'static str,
 ) -> ReplayMiss {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return ReplayMiss::new(
-            &store,
-            &canonical,
-            hash,
-            occurrence,
-            &record_command,
-            index_field,
-        );
-    }
     let fallback = (canonical.clone(), hash.clone());
-    let explained = tokio::task::spawn_blocking(move || {
+    let explain = move || {
         ReplayMiss::new(
             &store,
             &canonical,
@@ -516,8 +506,11 @@ async fn explain_miss(
             &record_command,
             index_field,
         )
-    })
-    .await;
+    };
+    if tokio::runtime::Handle::try_current().is_err() {
+        return explain();
+    }
+    let explained = tokio::task::spawn_blocking(explain).await;
     explained.unwrap_or_else(|e| {
         tracing::error!("explaining a replay miss failed: {e}");
         ReplayMiss::without_neighbours(&fallback.0, fallback.1, occurrence, index_field)
