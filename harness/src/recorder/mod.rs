@@ -25,6 +25,7 @@ pub mod canonical;
 mod draft;
 mod error;
 pub mod format;
+pub mod framing;
 mod jcs;
 pub mod keep;
 pub mod miss;
@@ -32,7 +33,6 @@ pub mod mode;
 pub mod normalize;
 pub mod redact;
 mod replay_cache;
-pub mod sse;
 pub mod store;
 mod stream;
 
@@ -52,13 +52,13 @@ pub use canonical::{CanonicalBody, CanonicalRequest};
 use draft::Draft;
 pub use error::{RecordedTransportError, RecorderError};
 use format::{Body, RecordedResponse};
+use framing::Framing;
 pub use miss::ReplayMiss;
 use mode::Plan;
 pub use mode::{MODE_ENV, Mode};
 pub use normalize::{Rule, Rules};
-use sse::Framing;
 pub use store::Store;
-pub use stream::ReplayedStreamError;
+pub use stream::StreamFailure;
 
 // Llama Stack's variable names, where its users find them; a profile names its own
 // ([`crate::profile::EnvNames`]).
