@@ -9,6 +9,12 @@
 //!   parameters, stack configs, one server per run, and the test runner.
 //! - [`telemetry`]: capture of the OpenTelemetry traces and metrics the service emits, with one
 //!   test API for library mode (in-memory exporters) and server mode (an OTLP/HTTP receiver).
+//!
+//! `examples/weather.rs` is a small non-LLM service adopting the recorder with its own
+//! [`profile::Profile`]: it records against a provider it starts on 127.0.0.1, then replays with
+//! the provider gone (`cargo test -p harness --example weather` runs it).
+
+#![warn(missing_docs)]
 
 mod blocking_http;
 pub mod context;

@@ -266,6 +266,28 @@ fn shared_store(dir: &Path) -> Result<Arc<Store>, RecorderError> {
 }
 
 /// The record/replay middleware. Cheap to clone; clones share the store and counters.
+///
+/// Record a call, then replay it with the provider gone (see `harness/examples/weather.rs` for
+/// the whole story, with a project profile and a provider of its own):
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use harness::context::TestContext;
+/// use harness::recorder::{Mode, Recorder, RecorderConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// let replaying = Recorder::new(RecorderConfig::new(Mode::Replay, dir.path())?)?;
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(replaying.clone())
+///     .build();
+/// // Nothing is recorded yet: in replay mode the call fails with a miss, without any network.
+/// let call = client.get("http://127.0.0.1:9/v1/models").send();
+/// let err = TestContext::new("doc::recorder").scope(call).await.unwrap_err();
+/// assert!(err.to_string().contains("Recording not found"));
+/// assert_eq!(replaying.mode(), Mode::Replay);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Recorder {
     inner: Arc<Inner>,

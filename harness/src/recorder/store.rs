@@ -110,6 +110,17 @@ pub struct KeyLock {
 }
 
 /// The recordings directory.
+///
+/// ```
+/// use harness::recorder::Store;
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path())?;
+/// assert!(store.rows()?.is_empty());
+/// assert!(store.get("0123abcd")?.is_none());
+/// assert!(store.blob_path("0123abcd").starts_with(dir.path()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Store {
     dir: PathBuf,
     responses: PathBuf,
