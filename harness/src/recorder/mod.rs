@@ -551,11 +551,13 @@ fn transport_kind(e: &reqwest::Error) -> &'static str {
     }
 }
 
-/// A request's key: its canonical form, its occurrence in the test, and the key hash.
+/// A request's key: its canonical form, its occurrence in the test, and the key hash; with the
+/// buffered body it was computed from.
 struct Keyed {
     canonical: CanonicalRequest,
     occurrence: u32,
     hash: String,
+    body: Option<Vec<u8>>,
 }
 
 /// The buffered body of a request; a streaming body cannot be keyed.
@@ -579,7 +581,7 @@ impl Recorder {
     async fn key(
         &self,
         req: &reqwest::Request,
-        body: Option<&[u8]>,
+        body: Option<Vec<u8>>,
         provider: Option<String>,
         ctx: Option<&TestContext>,
     ) -> Keyed {
@@ -587,20 +589,22 @@ impl Recorder {
         let method = req.method().as_str();
         let url = req.url();
         let test_id = ctx.map(TestContext::test_id);
-        let large = body.is_some_and(|b| b.len() >= BLOCKING_BODY_BYTES);
+        let large = body
+            .as_ref()
+            .is_some_and(|b| b.len() >= BLOCKING_BODY_BYTES);
         // The common case borrows everything; only a large body is copied to a blocking thread.
         let canonical = if large && tokio::runtime::Handle::try_current().is_ok() {
             canonicalize_off_workers(
                 method.to_owned(),
                 url.clone(),
-                body.map(<[u8]>::to_vec),
+                body.clone(),
                 test_id.map(str::to_owned),
                 config.rules.clone(),
                 provider,
             )
             .await
         } else {
-            CanonicalRequest::new(method, url, body, test_id, &config.rules)
+            CanonicalRequest::new(method, url, body.as_deref(), test_id, &config.rules)
                 .with_provider(provider.as_deref())
         };
         let occurrence = self.occurrence(ctx, &canonical);
@@ -612,6 +616,7 @@ impl Recorder {
             canonical,
             occurrence,
             hash,
+            body,
         }
     }
 
@@ -622,7 +627,6 @@ impl Recorder {
         &self,
         store: Arc<Store>,
         keyed: Keyed,
-        body: Option<&[u8]>,
         lock: Option<store::KeyLock>,
         req: reqwest::Request,
         extensions: &mut Extensions,
@@ -635,7 +639,7 @@ impl Recorder {
             &keyed.canonical,
             req.url(),
             req.headers(),
-            body,
+            keyed.body.as_deref(),
             &config.profile,
         );
         let policy = keep::KeepPolicy {
@@ -720,9 +724,7 @@ impl Middleware for Recorder {
         let body = buffered_body(&req)?;
         let provider = extensions.get::<ProviderLabel>().map(|l| l.0.clone());
         let ctx = TestContext::current();
-        let keyed = self
-            .key(&req, body.as_deref(), provider, ctx.as_ref())
-            .await;
+        let keyed = self.key(&req, body, provider, ctx.as_ref()).await;
         let recorded = if mode.reads_recordings() {
             store
                 .get_replayable(&keyed.hash)
@@ -738,6 +740,7 @@ impl Middleware for Recorder {
                     canonical,
                     occurrence,
                     hash,
+                    ..
                 } = keyed;
                 let config = &self.inner.config;
                 let command = config.record_command.clone();
@@ -760,21 +763,13 @@ impl Middleware for Recorder {
                         self.replay(&keyed.hash, &rec)
                     }
                     None => {
-                        self.forward_and_store(
-                            store,
-                            keyed,
-                            body.as_deref(),
-                            Some(lock),
-                            req,
-                            extensions,
-                            next,
-                        )
-                        .await
+                        self.forward_and_store(store, keyed, Some(lock), req, extensions, next)
+                            .await
                     }
                 }
             }
             Plan::ForwardAndStore => {
-                self.forward_and_store(store, keyed, body.as_deref(), None, req, extensions, next)
+                self.forward_and_store(store, keyed, None, req, extensions, next)
                     .await
             }
         }
