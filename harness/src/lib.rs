@@ -5,7 +5,7 @@
 //! - [`profile`]: what an adopting project supplies: its environment variable names, headers,
 //!   index field and normalization rules ([`profile::Profile::llama_stack`] is this repository's).
 //! - [`context`]: the test identity that keys recordings and makes generated ids deterministic.
-//! - [`fixtures`]: the integration-test framework around them: suites and setups, model
+//! - [`testkit`]: the integration-test framework around them: suites and setups, model
 //!   parameters, stack configs, one server per run, and the test runner.
 //! - [`telemetry`]: capture of the OpenTelemetry traces and metrics the service emits, with one
 //!   test API for library mode (in-memory exporters) and server mode (an OTLP/HTTP receiver).
@@ -18,7 +18,7 @@
 
 mod blocking_http;
 pub mod context;
-pub mod fixtures;
 pub mod profile;
 pub mod recorder;
 pub mod telemetry;
+pub mod testkit;
