@@ -162,7 +162,7 @@ else
 fi
 
 # Where the auto-started server listened and logged, as the test process that started (or
-# reused) it wrote them to $HARNESS_SERVER_INFO_FILE (harness::fixtures::server_info): nothing is
+# reused) it wrote them to $HARNESS_SERVER_INFO_FILE (harness::testkit::server_info): nothing is
 # re-derived here. No file: no test used a server (another stack config, --collect-only, or no
 # test selected).
 if [[ -s "$HARNESS_SERVER_INFO_FILE" ]]; then

@@ -83,8 +83,7 @@ pub fn check(data: &[u8]) {
 
     // What diagnostics and recordings show of the body.
     let _ = a.body.to_pretty();
-    let _ = a.body.model();
-    let _ = a.body.wants_stream();
+    let _ = a.body.field("model");
     let stored = a.body.to_value();
 
     // `recordings rekey`: the stored canonical body reproduces the key under the same rules.
@@ -102,7 +101,7 @@ pub fn check(data: &[u8]) {
             method: a.method.clone(),
             path: a.path.clone(),
             query: a.query.clone(),
-            model: a.body.model().map(str::to_owned),
+            model: a.body.field("model").map(str::to_owned),
             provider: None,
             headers: Default::default(),
             canonical_body: stored,

@@ -1,5 +1,5 @@
 //! `sse_splitter`: the event splitter the recorder cuts streamed bodies with
-//! ([`harness::recorder::sse::EventSplitter`]), for both framings.
+//! ([`harness::recorder::framing::EventSplitter`]), for both framings.
 //!
 //! Input: one byte that seeds the chunk sizes, then the stream's bytes.
 //!
@@ -14,7 +14,7 @@
 //!   one); with line framing it is one line, ending with its only `\n`;
 //! - the remainder holds no complete event: a fresh splitter fed it gives no event.
 
-use harness::recorder::sse::{EventSplitter, Framing};
+use harness::recorder::framing::{EventSplitter, Framing};
 
 /// Events and remainder of `stream` pushed in the given chunk sizes (cycled; 0 is an empty push).
 fn split(framing: Framing, stream: &[u8], sizes: &mut dyn FnMut() -> usize) -> Split {

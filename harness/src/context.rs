@@ -2,11 +2,13 @@
 //!
 //! A test runs its body inside [`TestContext::scope`]; every outbound call the service makes from
 //! that task sees the context through [`TestContext::current`]. A server receives the identity in
-//! the `X-LlamaStack-Provider-Data` header (`{"__test_id": "..."}`, Llama Stack's convention) and
-//! re-enters the scope per request with [`TestContext::from_provider_data`].
+//! the profile's [context header](crate::profile::Profile::context_header) (`{"__test_id":
+//! "..."}`, Llama Stack's convention; `X-LlamaStack-Provider-Data` in its profile) and re-enters
+//! the scope per request with [`TestContext::from_provider_data`].
 //!
-//! The context also hands out deterministic ids ([`TestContext::next_id`]) so that ids the service
-//! generates (response ids, tool-call ids, file ids) are the same in every run of a test.
+//! The context also hands out deterministic numbers ([`TestContext::next_number`], with
+//! [`TestContext::id_hash`]) so that ids the service generates (response ids, tool-call ids, file
+//! ids) are the same in every run of a test.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,8 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-/// Name of the HTTP header that carries provider data, and with it the test id, to a server.
-pub const PROVIDER_DATA_HEADER: &str = "X-LlamaStack-Provider-Data";
+/// Llama Stack's header that carries provider data, and with it the test id, to a server; a
+/// profile names its own ([`Profile::context_header`](crate::profile::Profile::context_header)).
+pub use crate::profile::llama_stack::PROVIDER_DATA_HEADER;
 /// Key of the test id inside the provider-data JSON object.
 pub const TEST_ID_KEY: &str = "__test_id";
 /// Key of the per-execution nonce inside the provider-data JSON object (our extension: lets a
@@ -117,16 +120,10 @@ impl TestContext {
         serde_json::Value::Object(obj).to_string()
     }
 
-    /// A deterministic id for the next object of `kind` made in this test, e.g.
-    /// `next_id("chatcmpl")` -> `chatcmpl-3f2a9c0b71d4e8a2-0`. Counters start at 0 for each
-    /// execution of a test, so every run of the test sees the same sequence.
-    pub fn next_id(&self, kind: &str) -> String {
-        format!("{kind}-{}-{}", self.id_hash(), self.next_number(kind))
-    }
-
-    /// The next number of the counter `kind` of this test execution (0, 1, 2...): what
-    /// [`TestContext::next_id`] numbers ids with, for callers that format their own ids or derive
-    /// other values (timestamps) from it.
+    /// The next number of the counter `kind` of this test execution (0, 1, 2...), for ids and
+    /// other values (timestamps) the service derives from it; with [`TestContext::id_hash`] it
+    /// makes ids that are the same in every run of the test. Counters start at 0 for each
+    /// execution of a test.
     pub fn next_number(&self, kind: &str) -> u64 {
         let mut guard = support::sync::lock(&ID_COUNTERS);
         let (run, counters) = guard
@@ -153,6 +150,17 @@ impl TestContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An id as a service makes them from the context (the stack's `next_in_test`).
+    trait NextId {
+        fn next_id(&self, kind: &str) -> String;
+    }
+
+    impl NextId for TestContext {
+        fn next_id(&self, kind: &str) -> String {
+            format!("{kind}-{}-{}", self.id_hash(), self.next_number(kind))
+        }
+    }
 
     #[tokio::test]
     async fn scope_sets_current_and_ends_with_the_future() {

@@ -1,4 +1,4 @@
-//! End-to-end test of `harness::fixtures::run_suite`: this binary is both a small demo suite
+//! End-to-end test of `harness::testkit::run_suite`: this binary is both a small demo suite
 //! (when `RUNNER_DEMO_CHILD` is set) and the tests that run it as a child process with the
 //! command lines `cargo test` and nextest use.
 
@@ -10,8 +10,8 @@ use anyhow::{Context, anyhow, ensure};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use harness::context::TestContext;
-use harness::fixtures::server::port_open;
-use harness::fixtures::{ModelKind, TestCase, TestEnv, ensure_server, run_suite, skip};
+use harness::testkit::server::port_open;
+use harness::testkit::{ModelKind, TestCase, TestEnv, ensure_server, run_suite, skip};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 mod support;

@@ -8,11 +8,11 @@ mod support;
 use std::process::{Child, Command, ExitCode};
 use std::time::Duration;
 
-use harness::fixtures::server::state;
-use harness::fixtures::server::{
+use harness::testkit::server::state;
+use harness::testkit::server::{
     FORCE_RESTART_ENV, RunOwner, ServerError, listening_pids, port_open, wait_until,
 };
-use harness::fixtures::{ServerSpec, ensure_server, supervise_if_requested};
+use harness::testkit::{ServerSpec, ensure_server, supervise_if_requested};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 fn main() -> ExitCode {

@@ -16,8 +16,8 @@ mod telemetry;
 use std::path::Path;
 use std::process::ExitCode;
 
-use harness::fixtures::ModelKind::{Completion, Embedding, SafetyShield, Text};
-use harness::fixtures::runner::{TestCase, run_suite};
+use harness::testkit::ModelKind::{Completion, Embedding, SafetyShield, Text};
+use harness::testkit::runner::{TestCase, run_suite};
 
 /// A test case whose id (`area/file.rs::test`) is derived from the function's own path, so the
 /// id that keys its recordings cannot drift from the code.

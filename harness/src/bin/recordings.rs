@@ -18,11 +18,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use harness::fixtures::SuitesFile;
 use harness::recorder::format::RecordedResponse;
 use harness::recorder::{
     CanonicalRequest, RECORDING_DIR_ENV, Rules, Store, default_recordings_dir, workspace_root,
 };
+use harness::testkit::SuitesFile;
 
 #[derive(Parser)]
 #[command(

@@ -81,17 +81,12 @@ impl CanonicalBody {
         }
     }
 
-    /// The `model` field of a JSON body, if any.
-    pub fn model(&self) -> Option<&str> {
+    /// The top-level string field `name` of a JSON body (e.g. `model`), if any.
+    pub fn field(&self, name: &str) -> Option<&str> {
         match self {
-            CanonicalBody::Json(v) => v.get("model").and_then(Value::as_str),
+            CanonicalBody::Json(v) => v.get(name).and_then(Value::as_str),
             _ => None,
         }
-    }
-
-    /// Whether the body asks for a stream (`"stream": true`).
-    pub fn wants_stream(&self) -> bool {
-        matches!(self, CanonicalBody::Json(v) if v.get("stream").and_then(Value::as_bool) == Some(true))
     }
 
     /// A pretty, key-sorted rendering for diffs and recordings.

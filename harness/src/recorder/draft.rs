@@ -3,11 +3,9 @@
 use std::collections::BTreeMap;
 
 use super::canonical::{CanonicalBody, CanonicalRequest};
-use super::format::{
-    Body, FORMAT_VERSION, Metadata, REQUEST_HEADERS, RESPONSE_HEADERS, RecordedRequest,
-    RecordedResponse, Recording,
-};
+use super::format::{Body, FORMAT_VERSION, Metadata, RecordedRequest, RecordedResponse, Recording};
 use super::redact;
+use crate::profile::Profile;
 
 /// The request half of a recording plus what is needed to keep secrets out of the response half.
 #[derive(Debug)]
@@ -28,12 +26,14 @@ impl Draft {
         url: &url::Url,
         headers: &http::HeaderMap,
         body: Option<&[u8]>,
+        profile: &Profile,
     ) -> Draft {
         // The body was parsed once, for its key: its secret values were collected then.
         let body_is_json = matches!(canonical.body, CanonicalBody::Json(_));
         let mut secrets = redact::secret_values(
             headers,
-            REQUEST_HEADERS,
+            profile.request_headers,
+            profile.secret_headers,
             url,
             canonical.body_secrets.clone(),
         );
@@ -43,9 +43,9 @@ impl Draft {
         let mut kept = BTreeMap::new();
         for (name, value) in headers {
             let n = name.as_str();
-            if redact::is_secret_header(n) {
+            if profile.is_secret_header(n) {
                 kept.insert(n.to_owned(), redact::REDACTED.to_owned());
-            } else if REQUEST_HEADERS.contains(&n)
+            } else if profile.request_headers.contains(&n)
                 && let Ok(v) = value.to_str()
             {
                 kept.insert(n.to_owned(), v.to_owned());
@@ -59,7 +59,7 @@ impl Draft {
                 method: canonical.method.clone(),
                 path: canonical.path.clone(),
                 query: canonical.query.clone(),
-                model: canonical.body.model().map(str::to_owned),
+                model: canonical.body.field(profile.index_field).map(str::to_owned),
                 provider: canonical.provider.clone(),
                 headers: kept,
                 canonical_body: canonical.body.to_value(),
@@ -114,11 +114,15 @@ impl Draft {
         redact::sanitize(text, &self.secrets)
     }
 
-    /// Keeps the allow-listed response headers.
-    pub(crate) fn response_headers(&self, headers: &http::HeaderMap) -> BTreeMap<String, String> {
+    /// Keeps the response headers `allowed` lists.
+    pub(crate) fn response_headers(
+        &self,
+        headers: &http::HeaderMap,
+        allowed: &[&str],
+    ) -> BTreeMap<String, String> {
         headers
             .iter()
-            .filter(|(n, _)| RESPONSE_HEADERS.contains(&n.as_str()))
+            .filter(|(n, _)| allowed.contains(&n.as_str()))
             .filter_map(|(n, v)| {
                 v.to_str()
                     .ok()

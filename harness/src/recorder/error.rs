@@ -5,12 +5,14 @@ use std::path::PathBuf;
 /// An error of the recorder itself (configuration or storage), as opposed to a provider error.
 #[derive(Debug, thiserror::Error)]
 pub enum RecorderError {
-    /// `LLAMA_STACK_TEST_INFERENCE_MODE` holds an unknown value.
+    /// The mode variable holds an unknown value.
     #[error(
-        "invalid LLAMA_STACK_TEST_INFERENCE_MODE={value:?}: expected one of replay (the default), \
-         record-if-missing, record, live"
+        "invalid {var}={value:?}: expected one of replay (the default), record-if-missing, \
+         record, live"
     )]
     InvalidMode {
+        /// The variable (the profile's [`EnvNames::mode`](crate::profile::EnvNames::mode)).
+        var: &'static str,
         /// The value found.
         value: String,
     },

@@ -243,26 +243,6 @@ pub struct Metadata {
     pub harness_version: String,
 }
 
-/// Response headers worth keeping (everything else, e.g. dates and request ids, is dropped).
-/// `mcp-session-id` is the MCP session a server opens at `initialize`: a client sends it back on
-/// every later request of the session, so a replay without it would run session-less.
-pub const RESPONSE_HEADERS: &[&str] = &[
-    "content-type",
-    "content-encoding",
-    "openai-version",
-    "mcp-session-id",
-];
-/// Request headers worth keeping besides secret ones (which are kept as `<redacted>`).
-pub const REQUEST_HEADERS: &[&str] = &[
-    "content-type",
-    "accept",
-    "openai-beta",
-    "anthropic-version",
-    "api-version",
-    "mcp-session-id",
-    "mcp-protocol-version",
-];
-
 /// A request in a log line: method, path, key prefix and test id.
 pub(crate) fn describe_request(
     method: &str,

@@ -17,7 +17,8 @@
 
 use serde_json::Value;
 
-/// The RFC 8785 text of `value`.
+/// The RFC 8785 text of `value` (the key uses [`write_value`] into its own buffer).
+#[cfg(test)]
 pub fn to_string(value: &Value) -> String {
     let mut out = Vec::with_capacity(128);
     write_value(&mut out, value);

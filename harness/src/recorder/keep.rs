@@ -3,7 +3,7 @@
 //! A transient failure (an HTTP 5xx answer, a transport error, a stream that broke off) says
 //! nothing lasting about the request: stored, it would be replayed forever after. So by default it
 //! is not stored, and the log says so (the next recording run calls the provider again); the
-//! switch [`RECORD_ERRORS_ENV`] (`LLAMA_STACK_TEST_RECORD_ERRORS=1`) stores failures too, for
+//! switch [`RECORD_ERRORS_ENV`] (`LLAMA_STACK_TEST_RECORD_ERRORS=1` in Llama Stack's profile) stores failures too, for
 //! tests of error paths. And `record` mode never replaces a good recording with a failure, switch
 //! or not. Everything else (2xx, 3xx, 4xx answers, whole streams) is stored.
 
@@ -12,9 +12,9 @@ use super::format::{RecordedResponse, Recording, StreamEnd};
 use super::mode::Mode;
 use super::store::Store;
 
-/// Environment variable that makes the recorder store transient failures too (`1`, `true`,
-/// `yes`).
-pub const RECORD_ERRORS_ENV: &str = "LLAMA_STACK_TEST_RECORD_ERRORS";
+/// Llama Stack's variable that makes the recorder store transient failures too (`1`, `true`,
+/// `yes`); a profile names its own ([`EnvNames::record_errors`](crate::profile::EnvNames)).
+pub use crate::profile::llama_stack::RECORD_ERRORS_ENV;
 
 /// What decides whether a recording is kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +23,8 @@ pub struct KeepPolicy {
     pub mode: Mode,
     /// Store transient failures too.
     pub record_errors: bool,
+    /// The variable that switches `record_errors` on, for the log.
+    pub record_errors_env: &'static str,
 }
 
 /// A transient failure: an HTTP 5xx (streamed or not), a transport error, or a stream that
@@ -76,7 +78,8 @@ pub fn keep(store: &Store, policy: KeepPolicy, rec: &Recording) -> Result<(), Re
     tracing::warn!(
         target: "harness::recorder",
         "{what}: got {failure}; not recorded, transient failures are not stored (the next \
-         recording run calls the provider again; {RECORD_ERRORS_ENV}=1 records them)"
+         recording run calls the provider again; {}=1 records them)",
+        policy.record_errors_env
     );
     Ok(())
 }

@@ -10,6 +10,8 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use support::error::error_chain;
+
 use super::canonical::CanonicalRequest;
 use super::store::{IndexRow, Store};
 
@@ -38,7 +40,7 @@ pub struct ReplayMiss {
     pub method: String,
     /// URL path.
     pub endpoint: String,
-    /// Model named in the body.
+    /// Model named in the body (the profile's [index field](crate::profile::Profile::index_field)).
     pub model: Option<String>,
     /// The provider label the service attached.
     pub provider: Option<String>,
@@ -50,6 +52,10 @@ pub struct ReplayMiss {
     pub recordings_dir: String,
     /// The command that records the request.
     pub record_command: String,
+    /// Errors met reading the store while looking for nearby recordings (with their causes):
+    /// when there are any, [`ReplayMiss::nearest`] may be incomplete, and an empty one does not
+    /// mean that nothing is recorded.
+    pub store_errors: Vec<String>,
 }
 
 impl std::error::Error for ReplayMiss {}
@@ -71,10 +77,12 @@ impl ReplayMiss {
         request_hash: String,
         occurrence: u32,
         record_command: &str,
+        index_field: &str,
     ) -> ReplayMiss {
-        let model = canonical.body.model().map(str::to_owned);
+        let model = canonical.body.field(index_field).map(str::to_owned);
         let wanted = canonical.body.to_pretty();
         let deadline = Instant::now() + DIFF_BUDGET;
+        let mut store_errors = Vec::new();
         let rows = store
             .nearest(
                 &canonical.method,
@@ -83,11 +91,17 @@ impl ReplayMiss {
                 canonical.test_id.as_deref(),
                 3,
             )
-            .unwrap_or_default();
+            .unwrap_or_else(|e| {
+                store_errors.push(error_chain(&e));
+                Vec::new()
+            });
         let nearest = rows
             .into_iter()
             .map(|row| {
-                let rec = store.get(&row.request_hash).ok().flatten();
+                let rec = store.get(&row.request_hash).unwrap_or_else(|e| {
+                    store_errors.push(error_chain(&e));
+                    None
+                });
                 let provider = rec.as_ref().and_then(|r| r.request.provider.clone());
                 let recorded = rec
                     .map(|rec| {
@@ -124,6 +138,7 @@ impl ReplayMiss {
             nearest,
             recordings_dir: store.dir().display().to_string(),
             record_command: record_command_for(record_command, canonical.test_id.as_deref()),
+            store_errors,
         }
     }
 }
@@ -153,6 +168,7 @@ impl ReplayMiss {
         canonical: &CanonicalRequest,
         request_hash: String,
         occurrence: u32,
+        index_field: &str,
     ) -> ReplayMiss {
         ReplayMiss {
             request_hash,
@@ -160,12 +176,13 @@ impl ReplayMiss {
             occurrence,
             method: canonical.method.clone(),
             endpoint: canonical.path.clone(),
-            model: canonical.body.model().map(str::to_owned),
+            model: canonical.body.field(index_field).map(str::to_owned),
             provider: canonical.provider.clone(),
             canonical_body: truncate_lines(&canonical.body.to_pretty(), MAX_DIFF_LINES),
             nearest: Vec::new(),
             recordings_dir: String::new(),
             record_command: String::new(),
+            store_errors: Vec::new(),
         }
     }
 }
@@ -307,7 +324,22 @@ impl ReplayMiss {
         writeln!(f, "  store:    {}", self.recordings_dir)?;
         writeln!(f, "  canonical body:")?;
         write!(f, "{}", indent(&self.canonical_body))?;
-        if self.nearest.is_empty() {
+        if !self.store_errors.is_empty() {
+            writeln!(
+                f,
+                "Reading the recordings store failed, so the recordings below may be incomplete:"
+            )?;
+            for e in &self.store_errors {
+                writeln!(f, "  - {e}")?;
+            }
+        }
+        if self.nearest.is_empty() && !self.store_errors.is_empty() {
+            writeln!(
+                f,
+                "No nearby recording of {} {} could be read.",
+                self.method, self.endpoint
+            )?;
+        } else if self.nearest.is_empty() {
             writeln!(
                 f,
                 "No recording exists for {} {} at all.",

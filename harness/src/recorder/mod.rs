@@ -16,12 +16,16 @@
 //! Modules: [`mode`] decides what to do, [`canonical`] computes the request key, [`normalize`]
 //! holds the volatile-field rules, [`redact`] keeps secrets off disk, [`store`] keeps the
 //! recordings, [`format`](mod@format) is the blob format, `stream` records and replays streams,
-//! and [`miss`] explains a replay miss.
+//! and [`miss`] explains a replay miss. What belongs to the adopting project (variable names,
+//! header lists, the index field, the rule set) comes from its [`Profile`](crate::profile::Profile)
+//! ([`RecorderConfig::with_profile`], [`Recorder::from_env_with`]); `new` and `from_env` use
+//! Llama Stack's.
 
 pub mod canonical;
 mod draft;
 mod error;
 pub mod format;
+pub mod framing;
 mod jcs;
 pub mod keep;
 mod layout;
@@ -30,7 +34,6 @@ pub mod mode;
 pub mod normalize;
 pub mod redact;
 mod replay_cache;
-pub mod sse;
 pub mod store;
 mod stream;
 
@@ -50,24 +53,20 @@ pub use canonical::{CanonicalBody, CanonicalRequest};
 use draft::Draft;
 pub use error::{RecordedTransportError, RecorderError};
 use format::{Body, RecordedResponse};
+use framing::Framing;
 pub use miss::ReplayMiss;
+use mode::Plan;
 pub use mode::{MODE_ENV, Mode};
 pub use normalize::{Rule, Rules};
-use sse::Framing;
 pub use store::Store;
-pub use stream::ReplayedStreamError;
+pub use stream::StreamFailure;
 
-/// Environment variable naming the recordings directory.
-pub const RECORDING_DIR_ENV: &str = "LLAMA_STACK_TEST_RECORDING_DIR";
-/// Environment variable choosing replay timing: `instant` (default) or `recorded`.
-pub const REPLAY_TIMING_ENV: &str = "LLAMA_STACK_TEST_REPLAY_TIMING";
-/// Environment variable holding the command a replay miss suggests (`{test_id}` is substituted).
-pub const RECORD_COMMAND_ENV: &str = "LLAMA_STACK_TEST_RECORD_COMMAND";
-/// Environment variable that makes the recorder log every key's inputs (`1`, `true`, `yes`).
-pub const DEBUG_ENV: &str = "LLAMA_STACK_TEST_DEBUG";
-
-const DEFAULT_RECORD_COMMAND: &str =
-    "scripts/integration-tests.sh --inference-mode record-if-missing --pattern '{test_id}'";
+// Llama Stack's variable names, where its users find them; a profile names its own
+// ([`crate::profile::EnvNames`]).
+use crate::profile::Profile;
+pub use crate::profile::llama_stack::{
+    DEBUG_ENV, RECORD_COMMAND_ENV, RECORDING_DIR_ENV, REPLAY_TIMING_ENV,
+};
 
 /// A label the service attaches to a request (as a `reqwest-middleware` request extension) to say
 /// which provider it is for. It becomes part of the request key, so two providers that serve the
@@ -95,16 +94,24 @@ pub enum ReplayTiming {
     Recorded,
 }
 
-impl std::str::FromStr for ReplayTiming {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+impl ReplayTiming {
+    /// The timing `s` names, read from the variable `var`; the error says what was expected.
+    fn parse(var: &str, s: &str) -> Result<Self, String> {
         match s.trim().to_ascii_lowercase().as_str() {
             "" | "instant" => Ok(ReplayTiming::Instant),
             "recorded" => Ok(ReplayTiming::Recorded),
             other => Err(format!(
-                "invalid {REPLAY_TIMING_ENV}={other:?}: expected instant (default) or recorded"
+                "invalid {var}={other:?}: expected instant (default) or recorded"
             )),
         }
+    }
+}
+
+impl std::str::FromStr for ReplayTiming {
+    type Err = String;
+    /// Parses a timing name; the error names Llama Stack's [`REPLAY_TIMING_ENV`].
+    fn from_str(s: &str) -> Result<Self, String> {
+        ReplayTiming::parse(REPLAY_TIMING_ENV, s)
     }
 }
 
@@ -124,50 +131,84 @@ pub struct RecorderConfig {
     /// Log every key's inputs.
     pub debug: bool,
     /// Store transient failures (5xx, transport errors, broken streams) too
-    /// ([`keep::RECORD_ERRORS_ENV`]); by default they are not stored.
+    /// ([`EnvNames::record_errors`](crate::profile::EnvNames::record_errors)); by default they
+    /// are not stored.
     pub record_errors: bool,
+    /// The adopting project's names, header lists, index field and rules.
+    pub profile: Profile,
 }
 
 impl RecorderConfig {
-    /// A configuration with the given mode and directory, the default LLM rules plus the
-    /// directory's `normalization.toml`, instant replay and the default record command.
+    /// A configuration with the given mode and directory under Llama Stack's profile
+    /// ([`RecorderConfig::with_profile`]).
     pub fn new(mode: Mode, dir: impl Into<PathBuf>) -> Result<Self, RecorderError> {
+        RecorderConfig::with_profile(Profile::llama_stack(), mode, dir)
+    }
+
+    /// A configuration with the given profile, mode and directory: the profile's rules plus the
+    /// directory's `normalization.toml`, instant replay and the profile's record command.
+    ///
+    /// ```
+    /// use harness::profile::Profile;
+    /// use harness::recorder::{Mode, RecorderConfig};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let config = RecorderConfig::with_profile(Profile::llama_stack(), Mode::Replay, dir.path())?;
+    /// assert_eq!(config.mode, Mode::Replay);
+    /// assert!(config.record_command.contains("{test_id}"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_profile(
+        profile: Profile,
+        mode: Mode,
+        dir: impl Into<PathBuf>,
+    ) -> Result<Self, RecorderError> {
         let dir = dir.into();
         Ok(RecorderConfig {
             mode,
-            rules: Rules::for_recordings_dir(&dir)?,
+            rules: Rules::for_recordings_dir_with(&dir, profile.rules)?,
             dir,
             timing: ReplayTiming::Instant,
-            record_command: DEFAULT_RECORD_COMMAND.to_owned(),
+            record_command: profile.default_record_command.to_owned(),
             debug: false,
             record_errors: false,
+            profile,
         })
     }
 
-    /// Reads the configuration from the environment; `Ok(None)` when
-    /// `LLAMA_STACK_TEST_INFERENCE_MODE` is unset (no recorder).
+    /// Reads the configuration from the environment under Llama Stack's profile; `Ok(None)`
+    /// when `LLAMA_STACK_TEST_INFERENCE_MODE` is unset (no recorder).
     pub fn from_env() -> Result<Option<Self>, RecorderError> {
-        let Some(mode) = Mode::from_env()? else {
+        RecorderConfig::from_env_with(Profile::llama_stack())
+    }
+
+    /// Reads the configuration from the profile's environment variables; `Ok(None)` when its
+    /// mode variable is unset (no recorder).
+    pub fn from_env_with(profile: Profile) -> Result<Option<Self>, RecorderError> {
+        let env = profile.env;
+        let Some(mode) = Mode::from_env_var(env.mode)? else {
             return Ok(None);
         };
-        let dir = match std::env::var_os(RECORDING_DIR_ENV) {
+        let dir = match std::env::var_os(env.recording_dir) {
             Some(d) if !d.is_empty() => PathBuf::from(d),
             _ => default_recordings_dir(),
         };
-        let mut config = RecorderConfig::new(mode, dir)?;
-        if let Ok(t) = std::env::var(REPLAY_TIMING_ENV) {
-            config.timing = t.parse().map_err(|reason| RecorderError::InvalidSetting {
-                name: REPLAY_TIMING_ENV.into(),
-                reason,
+        let mut config = RecorderConfig::with_profile(profile, mode, dir)?;
+        if let Ok(t) = std::env::var(env.replay_timing) {
+            config.timing = ReplayTiming::parse(env.replay_timing, &t).map_err(|reason| {
+                RecorderError::InvalidSetting {
+                    name: env.replay_timing.into(),
+                    reason,
+                }
             })?;
         }
-        if let Ok(c) = std::env::var(RECORD_COMMAND_ENV)
+        if let Ok(c) = std::env::var(env.record_command)
             && !c.trim().is_empty()
         {
             config.record_command = c;
         }
-        config.debug = env_flag(DEBUG_ENV);
-        config.record_errors = env_flag(keep::RECORD_ERRORS_ENV);
+        config.debug = env_flag(env.debug);
+        config.record_errors = env_flag(env.record_errors);
         Ok(Some(config))
     }
 }
@@ -226,6 +267,28 @@ fn shared_store(dir: &Path) -> Result<Arc<Store>, RecorderError> {
 }
 
 /// The record/replay middleware. Cheap to clone; clones share the store and counters.
+///
+/// Record a call, then replay it with the provider gone (see `harness/examples/weather.rs` for
+/// the whole story, with a project profile and a provider of its own):
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use harness::context::TestContext;
+/// use harness::recorder::{Mode, Recorder, RecorderConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// let replaying = Recorder::new(RecorderConfig::new(Mode::Replay, dir.path())?)?;
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(replaying.clone())
+///     .build();
+/// // Nothing is recorded yet: in replay mode the call fails with a miss, without any network.
+/// let call = client.get("http://127.0.0.1:9/v1/models").send();
+/// let err = TestContext::new("doc::recorder").scope(call).await.unwrap_err();
+/// assert!(err.to_string().contains("Recording not found"));
+/// assert_eq!(replaying.mode(), Mode::Replay);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Recorder {
     inner: Arc<Inner>,
@@ -247,9 +310,10 @@ impl Recorder {
     /// A recorder with an explicit configuration. Opens (and repairs) the store unless the mode
     /// is `live`.
     pub fn new(config: RecorderConfig) -> Result<Self, RecorderError> {
-        let store = match config.mode {
-            Mode::Live => None,
-            _ => Some(shared_store(&config.dir)?),
+        let store = if config.mode.uses_store() {
+            Some(shared_store(&config.dir)?)
+        } else {
+            None
         };
         Ok(Recorder {
             inner: Arc::new(Inner {
@@ -261,9 +325,17 @@ impl Recorder {
     }
 
     /// The recorder the environment asks for, or `None` when `LLAMA_STACK_TEST_INFERENCE_MODE`
-    /// is unset.
+    /// is unset (Llama Stack's profile).
     pub fn from_env() -> Result<Option<Self>, RecorderError> {
         RecorderConfig::from_env()?.map(Recorder::new).transpose()
+    }
+
+    /// The recorder the profile's environment variables ask for, or `None` when its mode
+    /// variable is unset.
+    pub fn from_env_with(profile: Profile) -> Result<Option<Self>, RecorderError> {
+        RecorderConfig::from_env_with(profile)?
+            .map(Recorder::new)
+            .transpose()
     }
 
     /// The mode.
@@ -445,18 +517,26 @@ async fn explain_miss(
     hash: String,
     occurrence: u32,
     record_command: String,
+    index_field: &'static str,
 ) -> ReplayMiss {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return ReplayMiss::new(&store, &canonical, hash, occurrence, &record_command);
-    }
     let fallback = (canonical.clone(), hash.clone());
-    let explained = tokio::task::spawn_blocking(move || {
-        ReplayMiss::new(&store, &canonical, hash, occurrence, &record_command)
-    })
-    .await;
+    let explain = move || {
+        ReplayMiss::new(
+            &store,
+            &canonical,
+            hash,
+            occurrence,
+            &record_command,
+            index_field,
+        )
+    };
+    if tokio::runtime::Handle::try_current().is_err() {
+        return explain();
+    }
+    let explained = tokio::task::spawn_blocking(explain).await;
     explained.unwrap_or_else(|e| {
         tracing::error!("explaining a replay miss failed: {e}");
-        ReplayMiss::without_neighbours(&fallback.0, fallback.1, occurrence)
+        ReplayMiss::without_neighbours(&fallback.0, fallback.1, occurrence, index_field)
     })
 }
 
@@ -472,43 +552,51 @@ fn transport_kind(e: &reqwest::Error) -> &'static str {
     }
 }
 
-#[async_trait::async_trait]
-impl Middleware for Recorder {
-    async fn handle(
-        &self,
-        req: reqwest::Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> reqwest_middleware::Result<reqwest::Response> {
-        let config = &self.inner.config;
-        let Some(store) = self.inner.store.clone() else {
-            return next.run(req, extensions).await;
-        };
-        let ctx = TestContext::current();
-        let url = req.url().clone();
-        let method = req.method().as_str().to_owned();
-        let body: Option<Vec<u8>> = match req.body() {
-            None => None,
-            Some(b) => match b.as_bytes() {
-                Some(bytes) => Some(bytes.to_vec()),
-                None => {
-                    return Err(reqwest_middleware::Error::middleware(
-                        RecorderError::StreamingRequestBody {
-                            request: format!("{method} {}", url.path()),
-                        },
-                    ));
-                }
+/// A request's key: its canonical form, its occurrence in the test, and the key hash; with the
+/// buffered body it was computed from.
+struct Keyed {
+    canonical: CanonicalRequest,
+    occurrence: u32,
+    hash: String,
+    body: Option<Vec<u8>>,
+}
+
+/// The buffered body of a request; a streaming body cannot be keyed.
+fn buffered_body(req: &reqwest::Request) -> reqwest_middleware::Result<Option<Vec<u8>>> {
+    let Some(body) = req.body() else {
+        return Ok(None);
+    };
+    match body.as_bytes() {
+        Some(bytes) => Ok(Some(bytes.to_vec())),
+        None => Err(reqwest_middleware::Error::middleware(
+            RecorderError::StreamingRequestBody {
+                request: format!("{} {}", req.method().as_str(), req.url().path()),
             },
-        };
-        let provider = extensions.get::<ProviderLabel>().map(|l| l.0.clone());
-        let test_id = ctx.as_ref().map(TestContext::test_id);
+        )),
+    }
+}
+
+impl Recorder {
+    /// Keys a request: canonical form (on a blocking thread when the body is large), occurrence
+    /// in the current test, hash.
+    async fn key(
+        &self,
+        req: &reqwest::Request,
+        body: Option<Vec<u8>>,
+        provider: Option<String>,
+        ctx: Option<&TestContext>,
+    ) -> Keyed {
+        let config = &self.inner.config;
+        let method = req.method().as_str();
+        let url = req.url();
+        let test_id = ctx.map(TestContext::test_id);
         let large = body
             .as_ref()
             .is_some_and(|b| b.len() >= BLOCKING_BODY_BYTES);
         // The common case borrows everything; only a large body is copied to a blocking thread.
         let canonical = if large && tokio::runtime::Handle::try_current().is_ok() {
             canonicalize_off_workers(
-                method.clone(),
+                method.to_owned(),
                 url.clone(),
                 body.clone(),
                 test_id.map(str::to_owned),
@@ -517,61 +605,48 @@ impl Middleware for Recorder {
             )
             .await
         } else {
-            CanonicalRequest::new(&method, &url, body.as_deref(), test_id, &config.rules)
+            CanonicalRequest::new(method, url, body.as_deref(), test_id, &config.rules)
                 .with_provider(provider.as_deref())
         };
-        let occurrence = self.occurrence(ctx.as_ref(), &canonical);
+        let occurrence = self.occurrence(ctx, &canonical);
         let hash = canonical.key(occurrence);
         if config.debug {
             tracing::info!(target: "harness::recorder", "[RECORDING DEBUG] mode={} hash={hash} key={}", config.mode, canonical.key_text(occurrence));
         }
-        if config.mode.reads_recordings() {
-            match store.get_replayable(&hash) {
-                Ok(Some(rec)) => return self.replay(&hash, &rec),
-                Ok(None) => {}
-                Err(e) => return Err(reqwest_middleware::Error::middleware(e)),
-            }
-        }
-        if !config.mode.may_call_provider() {
-            let miss = explain_miss(
-                store,
-                canonical,
-                hash,
-                occurrence,
-                config.record_command.clone(),
-            )
-            .await;
-            return Err(reqwest_middleware::Error::middleware(miss));
-        }
-        // Single flight: in record-if-missing, one recorder at a time (across processes) records
-        // a missing key; one that waited finds the recording made meanwhile and replays it.
-        let lock = if config.mode == Mode::RecordIfMissing {
-            let lock = store
-                .lock_key(&hash)
-                .await
-                .map_err(reqwest_middleware::Error::middleware)?;
-            match store.get_replayable(&hash) {
-                Ok(Some(rec)) => {
-                    drop(lock);
-                    return self.replay(&hash, &rec);
-                }
-                Ok(None) => Some(lock),
-                Err(e) => return Err(reqwest_middleware::Error::middleware(e)),
-            }
-        } else {
-            None
-        };
-        let draft = Draft::new(
-            hash,
+        Keyed {
+            canonical,
             occurrence,
-            &canonical,
-            &url,
+            hash,
+            body,
+        }
+    }
+
+    /// Forwards the request to the provider and hands the answer back, storing it (whole, or as
+    /// the stream ends) as the [`keep`] policy says; `lock` is the key's recording lock, held
+    /// until the recording is written.
+    async fn forward_and_store(
+        &self,
+        store: Arc<Store>,
+        keyed: Keyed,
+        lock: Option<store::KeyLock>,
+        req: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let config = &self.inner.config;
+        let draft = Draft::new(
+            keyed.hash,
+            keyed.occurrence,
+            &keyed.canonical,
+            req.url(),
             req.headers(),
-            body.as_deref(),
+            keyed.body.as_deref(),
+            &config.profile,
         );
         let policy = keep::KeepPolicy {
             mode: config.mode,
             record_errors: config.record_errors,
+            record_errors_env: config.profile.env.record_errors,
         };
         let started = Instant::now();
         let resp = match next.run(req, extensions).await {
@@ -586,7 +661,7 @@ impl Middleware for Recorder {
             }
         };
         let status = resp.status().as_u16();
-        let headers = draft.response_headers(resp.headers());
+        let headers = draft.response_headers(resp.headers(), config.profile.response_headers);
         let framing = resp
             .headers()
             .get(http::header::CONTENT_TYPE)
@@ -630,5 +705,74 @@ impl Middleware for Recorder {
             .body(reqwest::Body::from(bytes))
             .map_err(reqwest_middleware::Error::middleware)?;
         Ok(reqwest::Response::from(out))
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for Recorder {
+    /// Keys the request, asks [`mode::plan`] what to do, and does it.
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let mode = self.inner.config.mode;
+        // Without a store (`live`) every plan is `Forward`: nothing is keyed.
+        let Some(store) = self.inner.store.clone() else {
+            return next.run(req, extensions).await;
+        };
+        let body = buffered_body(&req)?;
+        let provider = extensions.get::<ProviderLabel>().map(|l| l.0.clone());
+        let ctx = TestContext::current();
+        let keyed = self.key(&req, body, provider, ctx.as_ref()).await;
+        let recorded = if mode.reads_recordings() {
+            store
+                .get_replayable(&keyed.hash)
+                .map_err(reqwest_middleware::Error::middleware)?
+        } else {
+            None
+        };
+        match mode::plan(mode, true, recorded) {
+            Plan::Forward => next.run(req, extensions).await,
+            Plan::Replay(rec) => self.replay(&keyed.hash, &rec),
+            Plan::Miss => {
+                let Keyed {
+                    canonical,
+                    occurrence,
+                    hash,
+                    ..
+                } = keyed;
+                let config = &self.inner.config;
+                let command = config.record_command.clone();
+                let field = config.profile.index_field;
+                let miss = explain_miss(store, canonical, hash, occurrence, command, field).await;
+                Err(reqwest_middleware::Error::middleware(miss))
+            }
+            Plan::RecordIfMissing => {
+                let lock = store
+                    .lock_key(&keyed.hash)
+                    .await
+                    .map_err(reqwest_middleware::Error::middleware)?;
+                // One that waited for the lock finds the recording made meanwhile.
+                match store
+                    .get_replayable(&keyed.hash)
+                    .map_err(reqwest_middleware::Error::middleware)?
+                {
+                    Some(rec) => {
+                        drop(lock);
+                        self.replay(&keyed.hash, &rec)
+                    }
+                    None => {
+                        self.forward_and_store(store, keyed, Some(lock), req, extensions, next)
+                            .await
+                    }
+                }
+            }
+            Plan::ForwardAndStore => {
+                self.forward_and_store(store, keyed, None, req, extensions, next)
+                    .await
+            }
+        }
     }
 }

@@ -1,12 +1,15 @@
-//! Where the mode is decided: `LLAMA_STACK_TEST_INFERENCE_MODE`.
+//! Where the mode is decided (`LLAMA_STACK_TEST_INFERENCE_MODE`), and what it means for one
+//! request: [`plan`] is the one place that turns a mode and what the store holds into the steps
+//! the recorder takes ([`Plan`]).
 
 use std::fmt;
 use std::str::FromStr;
 
 use super::error::RecorderError;
 
-/// Environment variable that selects the mode. Its presence turns the recorder on.
-pub const MODE_ENV: &str = "LLAMA_STACK_TEST_INFERENCE_MODE";
+/// Llama Stack's variable that selects the mode; a profile names its own
+/// ([`EnvNames::mode`](crate::profile::EnvNames::mode)).
+pub use crate::profile::llama_stack::MODE_ENV;
 
 /// What the recorder does with each outbound request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -40,30 +43,68 @@ impl Mode {
         }
     }
 
-    /// Reads the mode from the environment: `Ok(None)` when the variable is unset.
+    /// Reads the mode from [`MODE_ENV`]: `Ok(None)` when the variable is unset.
     pub fn from_env() -> Result<Option<Mode>, RecorderError> {
-        match std::env::var(MODE_ENV) {
-            Ok(v) => v.parse().map(Some),
+        Mode::from_env_var(MODE_ENV)
+    }
+
+    /// Reads the mode from the environment variable `name`: `Ok(None)` when it is unset.
+    pub fn from_env_var(name: &'static str) -> Result<Option<Mode>, RecorderError> {
+        let invalid = |value: String| RecorderError::InvalidMode { var: name, value };
+        match std::env::var(name) {
+            Ok(v) => Mode::parse(&v).map(Some).ok_or_else(|| invalid(v)),
             Err(std::env::VarError::NotPresent) => Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => Err(RecorderError::InvalidMode {
-                value: "<not unicode>".into(),
-            }),
+            Err(std::env::VarError::NotUnicode(_)) => Err(invalid("<not unicode>".into())),
         }
     }
 
-    /// Whether a request that is not recorded may go to the network.
-    pub fn may_call_provider(self) -> bool {
-        !matches!(self, Mode::Replay)
+    /// The mode a name stands for (lenient on case and `_` for `-`).
+    fn parse(s: &str) -> Option<Mode> {
+        let wanted = s.trim().to_ascii_lowercase().replace('_', "-");
+        Mode::ALL.into_iter().find(|m| m.as_str() == wanted)
     }
 
-    /// Whether a stored recording answers the request.
+    /// Whether the mode needs the recordings store at all (every mode but `live`).
+    pub fn uses_store(self) -> bool {
+        !matches!(self, Mode::Live)
+    }
+
+    /// Whether a stored recording answers the request, so the store is looked up before [`plan`]
+    /// decides.
     pub fn reads_recordings(self) -> bool {
         matches!(self, Mode::Replay | Mode::RecordIfMissing)
     }
+}
 
-    /// Whether provider answers are stored.
-    pub fn writes_recordings(self) -> bool {
-        matches!(self, Mode::Record | Mode::RecordIfMissing)
+/// What the recorder does with one request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Plan<R> {
+    /// Pass the request through to the provider; store nothing.
+    Forward,
+    /// Answer with this recording; the provider is not called.
+    Replay(R),
+    /// Fail with a replay miss; the provider is not called.
+    Miss,
+    /// Take the key's recording lock, then look again: replay a recording another recorder made
+    /// meanwhile, else forward the request and store the answer (single flight across processes).
+    RecordIfMissing,
+    /// Forward the request and store the answer, replacing what is stored for the key.
+    ForwardAndStore,
+}
+
+/// The plan for a request, given the mode, whether a store is configured, and the recording
+/// stored for the request's key (`None` when there is none or the mode does not
+/// [read recordings](Mode::reads_recordings)).
+pub fn plan<R>(mode: Mode, store_configured: bool, recorded: Option<R>) -> Plan<R> {
+    if !store_configured || !mode.uses_store() {
+        return Plan::Forward;
+    }
+    match (mode, recorded) {
+        (Mode::Replay | Mode::RecordIfMissing, Some(rec)) => Plan::Replay(rec),
+        (Mode::Replay, None) => Plan::Miss,
+        (Mode::RecordIfMissing, None) => Plan::RecordIfMissing,
+        (Mode::Record, _) => Plan::ForwardAndStore,
+        (Mode::Live, _) => Plan::Forward,
     }
 }
 
@@ -76,14 +117,12 @@ impl fmt::Display for Mode {
 impl FromStr for Mode {
     type Err = RecorderError;
 
+    /// Parses a mode name; the error names Llama Stack's [`MODE_ENV`].
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let wanted = s.trim().to_ascii_lowercase().replace('_', "-");
-        Mode::ALL
-            .into_iter()
-            .find(|m| m.as_str() == wanted)
-            .ok_or_else(|| RecorderError::InvalidMode {
-                value: s.to_owned(),
-            })
+        Mode::parse(s).ok_or_else(|| RecorderError::InvalidMode {
+            var: MODE_ENV,
+            value: s.to_owned(),
+        })
     }
 }
 
@@ -100,6 +139,22 @@ mod tests {
             "RECORD_IF_MISSING".parse::<Mode>().unwrap(),
             Mode::RecordIfMissing
         );
+    }
+
+    #[test]
+    fn plans_follow_the_mode_and_the_store() {
+        assert_eq!(plan(Mode::Replay, true, Some(1)), Plan::Replay(1));
+        assert_eq!(plan::<u8>(Mode::Replay, true, None), Plan::Miss);
+        assert_eq!(plan(Mode::RecordIfMissing, true, Some(1)), Plan::Replay(1));
+        assert_eq!(
+            plan::<u8>(Mode::RecordIfMissing, true, None),
+            Plan::RecordIfMissing
+        );
+        assert_eq!(plan(Mode::Record, true, Some(1)), Plan::ForwardAndStore);
+        assert_eq!(plan(Mode::Live, true, Some(1)), Plan::Forward);
+        for m in Mode::ALL {
+            assert_eq!(plan(m, false, Some(1)), Plan::Forward);
+        }
     }
 
     #[test]

@@ -616,15 +616,20 @@ impl Rules {
 
     /// The defaults plus the rules of `<dir>/normalization.toml` when that file exists.
     pub fn for_recordings_dir(dir: &Path) -> Result<Self, RecorderError> {
-        Self::for_dir_on(dir, Rules::llm_defaults)
+        Self::for_recordings_dir_with(dir, Rules::llm_defaults)
     }
 
     /// [`Rules::for_recordings_dir`] with the version-1 defaults ([`Rules::llm_defaults_v1`]).
     pub fn for_recordings_dir_v1(dir: &Path) -> Result<Self, RecorderError> {
-        Self::for_dir_on(dir, Rules::llm_defaults_v1)
+        Self::for_recordings_dir_with(dir, Rules::llm_defaults_v1)
     }
 
-    fn for_dir_on(dir: &Path, defaults: fn() -> Rules) -> Result<Self, RecorderError> {
+    /// `defaults` (a profile's rule set, [`Profile::rules`](crate::profile::Profile::rules))
+    /// plus the rules of `<dir>/normalization.toml` when that file exists.
+    pub fn for_recordings_dir_with(
+        dir: &Path,
+        defaults: fn() -> Rules,
+    ) -> Result<Self, RecorderError> {
         let path = dir.join("normalization.toml");
         match std::fs::read_to_string(&path) {
             Ok(text) => Rules::from_toml_on(&text, &path.display().to_string(), defaults),

@@ -46,12 +46,9 @@ const SECRET_ENDINGS: &[&str] = &[
     "signature",
 ];
 
-/// Headers that are secret whatever their name says.
-const SECRET_HEADERS: &[&str] = &[
-    "x-llamastack-provider-data",
-    "proxy-authorization",
-    "set-cookie",
-];
+/// Headers that are secret whatever their name says (a profile adds its own:
+/// [`Profile::secret_headers`](crate::profile::Profile::secret_headers)).
+const SECRET_HEADERS: &[&str] = &["proxy-authorization", "set-cookie"];
 
 fn normalized(name: &str) -> std::borrow::Cow<'_, str> {
     // Most names (`model`, `messages`, `role`) are already in this form: no copy for them.
@@ -113,8 +110,16 @@ fn looks_like_a_credential(value: &str) -> bool {
 
 /// Whether a header with this name holds a secret.
 pub fn is_secret_header(name: &str) -> bool {
+    is_secret_header_among(name, &[])
+}
+
+/// Whether a header with this name holds a secret, `extra` (lower case) naming more secret
+/// headers.
+pub fn is_secret_header_among(name: &str, extra: &[&str]) -> bool {
     let lower = name.to_ascii_lowercase();
-    SECRET_HEADERS.contains(&lower.as_str()) || is_secret_name(&lower)
+    SECRET_HEADERS.contains(&lower.as_str())
+        || extra.contains(&lower.as_str())
+        || is_secret_name(&lower)
 }
 
 /// Replaces, in place, every value whose key names a secret: a scalar by [`REDACTED`]; an array
@@ -392,18 +397,20 @@ pub fn scrub_values<'a>(text: &'a str, secrets: &[String]) -> Cow<'a, str> {
 /// `headers` not in `kept` count as secret values too (at 8 characters or more): a header the
 /// recorder does not know, such as `Ocp-Apim-Subscription-Key`, may carry a credential that a
 /// provider echoes back. Each value is also scrubbed in its URL-encoded form, as error messages
-/// quote URLs. `body_leaves` are the body's secret values ([`secret_leaves`] of the body as
-/// sent, collected when it was parsed for its key).
+/// quote URLs. `secret_headers` (lower case) names more secret headers
+/// ([`is_secret_header_among`]). `body_leaves` are the body's secret values ([`secret_leaves`]
+/// of the body as sent, collected when it was parsed for its key).
 pub fn secret_values(
     headers: &http::HeaderMap,
     kept: &[&str],
+    secret_headers: &[&str],
     url: &url::Url,
     body_leaves: Vec<String>,
 ) -> Vec<String> {
     let mut out = body_leaves;
     for (name, value) in headers {
         let Ok(v) = value.to_str() else { continue };
-        if is_secret_header(name.as_str()) {
+        if is_secret_header_among(name.as_str(), secret_headers) {
             out.push(v.to_owned());
             for prefix in ["Bearer ", "bearer ", "Basic ", "Token "] {
                 if let Some(rest) = v.strip_prefix(prefix) {
@@ -488,7 +495,11 @@ mod tests {
         ] {
             assert!(!is_secret_name(n), "{n}");
         }
-        assert!(is_secret_header("Cookie") && is_secret_header("X-LlamaStack-Provider-Data"));
+        let llama_stack = crate::profile::Profile::llama_stack();
+        assert!(
+            is_secret_header("Cookie")
+                && llama_stack.is_secret_header("X-LlamaStack-Provider-Data")
+        );
         assert!(!is_secret_header("content-type"));
     }
 
@@ -602,7 +613,7 @@ mod tests {
         let u = url::Url::parse("http://h/x?key=qk123").unwrap();
         let mut leaves = Vec::new();
         secret_leaves(&json!({"a": {"api_key": "bk999"}}), &mut leaves);
-        let v = secret_values(&h, &[], &u, leaves);
+        let v = secret_values(&h, &[], &[], &u, leaves);
         for s in ["sk-abc", "Bearer sk-abc", "qk123", "bk999"] {
             assert!(v.contains(&s.to_owned()), "{v:?}");
         }
@@ -654,7 +665,7 @@ mod tests {
             "http://h/api/x?code=func-code-9999&subscription-key=sk2-88888&api-version=2024-10-21",
         )
         .unwrap();
-        let v = secret_values(&h, &["content-type"], &u, Vec::new());
+        let v = secret_values(&h, &["content-type"], &[], &u, Vec::new());
         for s in ["azure-sub-key-123456", "func-code-9999", "sk2-88888"] {
             assert!(v.contains(&s.to_owned()), "{s} in {v:?}");
         }
@@ -664,7 +675,7 @@ mod tests {
         );
         assert!(!v.contains(&"2024-10-21".to_owned()));
         let u = url::Url::parse("http://h/x?key=AbC%2Fsecret%2Bkey9999").unwrap();
-        let v = secret_values(&http::HeaderMap::new(), &[], &u, Vec::new());
+        let v = secret_values(&http::HeaderMap::new(), &[], &[], &u, Vec::new());
         let msg = "error sending request for url (http://h/x?key=AbC%2Fsecret%2Bkey9999)";
         assert!(!scrub_values(msg, &v).contains("secret"), "{v:?}");
         assert!(

@@ -111,6 +111,17 @@ pub struct KeyLock {
 }
 
 /// The recordings directory.
+///
+/// ```
+/// use harness::recorder::Store;
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path())?;
+/// assert!(store.rows()?.is_empty());
+/// assert!(store.get("0123abcd")?.is_none());
+/// assert!(store.blob_path("0123abcd").starts_with(dir.path()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Store {
     dir: PathBuf,
     responses: PathBuf,
@@ -341,7 +352,7 @@ impl Store {
                 .map_err(index_err)?;
             let rows = stmt
                 .query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                    Ok((r.get::<_, String>(0)?, checked::<u64>(r, "blob_size")?))
                 })
                 .map_err(index_err)?;
             rows.collect::<Result<_, _>>().map_err(index_err)?
@@ -423,7 +434,13 @@ impl Store {
         self.query(
             "SELECT * FROM recordings WHERE method = ?1 AND endpoint = ?2
              ORDER BY (model IS ?3) DESC, (test_id IS ?4) DESC, timestamp DESC LIMIT ?5",
-            params![method, endpoint, model, test_id, limit as i64],
+            params![
+                method,
+                endpoint,
+                model,
+                test_id,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
         )
     }
 
@@ -635,22 +652,61 @@ fn row_of(rec: &Recording) -> IndexRow {
     }
 }
 
+/// A value of the index that does not fit its column's type (a damaged or foreign index).
+#[derive(Debug, thiserror::Error)]
+#[error("column {column} holds {value}, which does not fit its type")]
+pub struct ColumnValueError {
+    /// The column.
+    pub column: &'static str,
+    /// The value found.
+    pub value: i64,
+    /// The failed conversion.
+    #[source]
+    pub source: std::num::TryFromIntError,
+}
+
+/// The integer in `column` of `r`, checked against `T`'s range: an out-of-range value is a
+/// [`ColumnValueError`] (the store adds the index file, [`RecorderError::Index`]).
+fn checked<T: TryFrom<i64, Error = std::num::TryFromIntError>>(
+    r: &rusqlite::Row<'_>,
+    column: &'static str,
+) -> rusqlite::Result<T> {
+    let value: i64 = r.get(column)?;
+    T::try_from(value).map_err(|source| {
+        let index = r.as_ref().column_index(column).unwrap_or_default();
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Integer,
+            Box::new(ColumnValueError {
+                column,
+                value,
+                source,
+            }),
+        )
+    })
+}
+
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IndexRow> {
     Ok(IndexRow {
         request_hash: r.get("request_hash")?,
         test_id: r.get("test_id")?,
-        occurrence: r.get::<_, i64>("occurrence")? as u32,
+        occurrence: checked::<u32>(r, "occurrence")?,
         method: r.get("method")?,
         endpoint: r.get("endpoint")?,
         model: r.get("model")?,
         timestamp: r.get("timestamp")?,
         is_streaming: r.get("is_streaming")?,
-        status: r.get::<_, Option<i64>>("status")?.map(|s| s as u16),
+        status: match r.get::<_, Option<i64>>("status")? {
+            Some(_) => Some(checked::<u16>(r, "status")?),
+            None => None,
+        },
         response_file: r.get("response_file")?,
     })
 }
 
 fn upsert(conn: &Connection, row: &IndexRow, blob_size: u64) -> rusqlite::Result<()> {
+    let blob_size = i64::try_from(blob_size)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     conn.execute(
         "INSERT OR REPLACE INTO recordings
          (request_hash, test_id, occurrence, method, endpoint, model, timestamp, is_streaming, status, response_file, blob_size)
@@ -658,7 +714,7 @@ fn upsert(conn: &Connection, row: &IndexRow, blob_size: u64) -> rusqlite::Result
         params![
             row.request_hash,
             row.test_id,
-            row.occurrence as i64,
+            i64::from(row.occurrence),
             row.method,
             row.endpoint,
             row.model,
@@ -666,7 +722,7 @@ fn upsert(conn: &Connection, row: &IndexRow, blob_size: u64) -> rusqlite::Result
             row.is_streaming,
             row.status.map(i64::from),
             row.response_file,
-            blob_size as i64
+            blob_size
         ],
     )?;
     Ok(())

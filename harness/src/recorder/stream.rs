@@ -12,14 +12,15 @@ use futures::stream::{BoxStream, Stream, StreamExt};
 
 use super::draft::Draft;
 use super::format::{RecordedResponse, StreamEnd, StreamEvent, ms_since};
+use super::framing::{EventSplitter, Framing};
 use super::keep::{KeepPolicy, keep};
-use super::sse::{EventSplitter, Framing};
 use super::store::Store;
 
-/// Error yielded by a replayed stream where the recorded stream failed or was cut short.
+/// Error a stream yields where it fails: a live provider stream that broke off while being
+/// recorded, or a replayed stream where the recorded one failed or was cut short.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
-pub struct ReplayedStreamError(pub String);
+pub struct StreamFailure(pub String);
 
 /// Where a recorded stream goes when it ends.
 pub(crate) struct StreamSink {
@@ -159,9 +160,7 @@ impl Stream for RecordingStream {
             Poll::Ready(Some(Err(e))) => {
                 let message = self.capture.fail(&e);
                 self.done = true;
-                Poll::Ready(Some(Err(std::io::Error::other(ReplayedStreamError(
-                    message,
-                )))))
+                Poll::Ready(Some(Err(std::io::Error::other(StreamFailure(message)))))
             }
             Poll::Ready(None) => {
                 self.capture.finish(StreamEnd::Complete);
@@ -277,7 +276,7 @@ pub(crate) fn replay(
     for e in events {
         items.push((e.t_ms, Ok(Bytes::from(e.bytes()?))));
     }
-    items.extend(tail.map(|(t, m)| (t, Err(std::io::Error::other(ReplayedStreamError(m))))));
+    items.extend(tail.map(|(t, m)| (t, Err(std::io::Error::other(StreamFailure(m))))));
     Ok(
         futures::stream::iter(items).then(move |(t_ms, item)| async move {
             if paced && t_ms.is_finite() && t_ms > 0.0 {

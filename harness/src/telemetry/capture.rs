@@ -31,7 +31,7 @@ pub enum Capture {
     /// Server mode: an OTLP/HTTP receiver the server exports to, in this process.
     Otlp(OtlpReceiver),
     /// Server mode: an OTLP/HTTP receiver in another process (the server supervisor's, see
-    /// [`ServerSpec::telemetry`](crate::fixtures::ServerSpec::telemetry)), read over its JSON
+    /// [`ServerSpec::telemetry`](crate::testkit::ServerSpec::telemetry)), read over its JSON
     /// read API.
     Remote(RemoteCapture),
 }
@@ -67,7 +67,7 @@ impl Capture {
 
     /// Server mode, receiver in another process: reads the OTLP receiver whose base URL is
     /// `base_url` (`http://host:port`, e.g.
-    /// [`ServerHandle::telemetry_url`](crate::fixtures::ServerHandle::telemetry_url)) over its
+    /// [`ServerHandle::telemetry_url`](crate::testkit::ServerHandle::telemetry_url)) over its
     /// read API. Checks the URL only; the receiver is first contacted when something is read.
     pub fn remote(base_url: &str) -> Result<Capture, TelemetryError> {
         RemoteCapture::new(base_url).map(Capture::Remote)

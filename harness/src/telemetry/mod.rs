@@ -13,12 +13,12 @@
 //!   (`POST /v1/traces`, `POST /v1/metrics`; protobuf or JSON, optionally gzip) on
 //!   `127.0.0.1:<random port>`; pass [`OtlpReceiver::env`] to the server's environment so its
 //!   standard OTLP exporter sends there, with short batch and export intervals.
-//! - **Server mode, one server per run** (see [`crate::fixtures::server`]): with
-//!   [`ServerSpec::telemetry`](crate::fixtures::ServerSpec::telemetry) set, the server's
+//! - **Server mode, one server per run** (see [`crate::testkit::server`]): with
+//!   [`ServerSpec::telemetry`](crate::testkit::ServerSpec::telemetry) set, the server's
 //!   supervisor process runs the receiver, so it lives exactly as long as the server, and every
 //!   test process of the run reads it over its JSON read API (`GET /harness/v1/spans`,
 //!   `/harness/v1/metrics`, `/harness/v1/status`, same port) with
-//!   [`Capture::remote`]`(`[`ServerHandle::telemetry_url`](crate::fixtures::ServerHandle::telemetry_url)`)`.
+//!   [`Capture::remote`]`(`[`ServerHandle::telemetry_url`](crate::testkit::ServerHandle::telemetry_url)`)`.
 //!
 //! [`Capture`] wraps any of them and gives tests the same calls: [`Capture::spans`],
 //! [`Capture::wait_for_spans`], [`Capture::wait_quiet`], [`Capture::spans_in_trace`],

@@ -1,6 +1,6 @@
 //! Server mode across processes: reading an [`OtlpReceiver`](super::OtlpReceiver) that runs in
 //! another process (the server supervisor's, see
-//! [`ServerSpec::telemetry`](crate::fixtures::ServerSpec::telemetry)) through its JSON read API.
+//! [`ServerSpec::telemetry`](crate::testkit::ServerSpec::telemetry)) through its JSON read API.
 //!
 //! Requests are blocking HTTP GETs ([`ureq`], no async runtime), so the synchronous calls work
 //! from any thread, including a tokio runtime's; the async paths of [`Capture`](super::Capture)
@@ -27,7 +27,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// clones share a cache of the spans read so far, so each poll fetches only the new ones.
 ///
 /// Build it with [`Capture::remote`](super::Capture::remote) (or [`RemoteCapture::new`]) from
-/// the receiver's base URL, e.g. [`ServerHandle::telemetry_url`](crate::fixtures::ServerHandle).
+/// the receiver's base URL, e.g. [`ServerHandle::telemetry_url`](crate::testkit::ServerHandle).
 #[derive(Clone)]
 pub struct RemoteCapture {
     inner: Arc<RemoteInner>,

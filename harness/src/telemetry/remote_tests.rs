@@ -1,7 +1,7 @@
 //! [`Capture::Remote`] against a receiver fed by the real `opentelemetry-otlp` HTTP exporter: it
 //! must see exactly what the receiver got and behave as [`Capture::Otlp`] does. The receiver is
 //! in this process here (the read API does not care); the supervisor's receiver is exercised in
-//! `fixtures::server`'s tests.
+//! `testkit::server`'s tests.
 //!
 //! As in `otlp_tests`, the exporting happens on the test thread (the exporter's blocking client
 //! must not run inside a tokio runtime) and the reads in a runtime.

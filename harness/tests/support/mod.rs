@@ -4,7 +4,7 @@
 
 pub mod otlp;
 
-use harness::fixtures::ServerSpec;
+use harness::testkit::ServerSpec;
 
 /// A server that answers `GET /` on 127.0.0.1:`port`: Python's `http.server`.
 pub fn python_http_server(port: u16) -> ServerSpec {

@@ -27,7 +27,7 @@ ROOT = INTEGRATION_DIR.parent.parent
 MIRRORS_FILE = INTEGRATION_DIR / "client-mirrors.json"
 PROVIDER_DATA_HEADER = "X-LlamaStack-Provider-Data"
 
-# The model kinds of a Rust test id's parameters (harness::fixtures::ModelKind::id_prefix).
+# The model kinds of a Rust test id's parameters (harness::testkit::ModelKind::id_prefix).
 KINDS = ("txt", "vis", "cmpl", "emb", "shield", "judge", "rerank")
 _ID = re.compile(r"^(?P<file>[\w./-]+\.rs)::(?P<fn>\w+)(?:\[(?P<params>.*)\])?$")
 _PARAM_SPLIT = re.compile(r":(?=(?:%s)=)" % "|".join(KINDS))

@@ -1,18 +1,18 @@
 //! What every test of the suite shares: the client for the configured stack, and assertions.
 //!
 //! The stack under test comes from `LLAMA_STACK_TEST_STACK_CONFIG` (default `starter`, in
-//! process): see `harness::fixtures::StackConfig` for the forms. A library stack is built per
+//! process): see `harness::testkit::StackConfig` for the forms. A library stack is built per
 //! test (cheap: model discovery replays); a server is started once per run and shared.
 
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail, ensure};
-pub use harness::fixtures::runner::TestEnv;
-use harness::fixtures::server::{ServerHandle, ServerSpec, ensure_server};
-use harness::fixtures::server_info::ServerInfo;
-use harness::fixtures::stack_config::DEFAULT_PORT;
-use harness::fixtures::{StackConfig, skip};
 use harness::telemetry::Capture;
+pub use harness::testkit::runner::TestEnv;
+use harness::testkit::server::{ServerHandle, ServerSpec, ensure_server};
+use harness::testkit::server_info::ServerInfo;
+use harness::testkit::stack_config::DEFAULT_PORT;
+use harness::testkit::{StackConfig, skip};
 use serde_json::Value;
 use stack::telemetry::Telemetry;
 use stack::{ClientError, RunConfig, Stack, StackClient};
