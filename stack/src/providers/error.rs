@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 use support::error::error_chain;
+use support::transport::TransportKind;
 
 use crate::error::{ApiError, INVALID_REQUEST, PROVIDER_ERROR, REPLAY_MISS};
 
@@ -69,8 +70,8 @@ pub enum ProviderError {
     RecordedTransport {
         /// Provider id.
         provider: String,
-        /// `connect`, `timeout` or `other`.
-        kind: String,
+        /// How the recorded request failed.
+        kind: TransportKind,
         /// The recorded failure.
         message: String,
     },
@@ -114,7 +115,7 @@ impl ProviderError {
             .find_map(|c| c.downcast_ref::<RecordedTransportError>())
             .map(|t| Self::RecordedTransport {
                 provider: provider.to_owned(),
-                kind: t.kind().to_string(),
+                kind: t.kind(),
                 message: t.to_string(),
             })
     }
@@ -186,10 +187,10 @@ impl ProviderError {
             Self::Transport { .. } => ERROR_TRANSPORT.to_owned(),
             Self::InvalidResponse { .. } => ERROR_INVALID_RESPONSE.to_owned(),
             Self::ReplayMiss(_) => REPLAY_MISS.to_owned(),
-            Self::RecordedTransport { kind, .. } => match kind.as_str() {
-                "connect" => ERROR_CONNECTION.to_owned(),
-                "timeout" => ERROR_TIMEOUT.to_owned(),
-                _ => ERROR_TRANSPORT.to_owned(),
+            Self::RecordedTransport { kind, .. } => match kind {
+                TransportKind::Connect => ERROR_CONNECTION.to_owned(),
+                TransportKind::Timeout => ERROR_TIMEOUT.to_owned(),
+                TransportKind::Body | TransportKind::Other => ERROR_TRANSPORT.to_owned(),
             },
         }
     }
@@ -246,10 +247,10 @@ impl ProviderError {
                 ApiError::new(500, REPLAY_MISS, text.clone(), None, Some(REPLAY_MISS))
             }
             Self::RecordedTransport { kind, .. } => {
-                let (status, code) = match kind.as_str() {
-                    "connect" => (502, "provider_unreachable"),
-                    "timeout" => (504, "provider_timeout"),
-                    _ => (502, "provider_transport_error"),
+                let (status, code) = match kind {
+                    TransportKind::Connect => (502, "provider_unreachable"),
+                    TransportKind::Timeout => (504, "provider_timeout"),
+                    TransportKind::Body | TransportKind::Other => (502, "provider_transport_error"),
                 };
                 ApiError::new(status, PROVIDER_ERROR, self.to_string(), None, Some(code))
             }
