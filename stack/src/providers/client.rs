@@ -27,11 +27,12 @@ pub enum ClientSetupError {
     )]
     ReplayNotBuilt(String),
     /// The recorder refused its configuration.
-    #[error("cannot set up the recorder ({INFERENCE_MODE_VAR}): {0}")]
-    Recorder(String),
+    #[cfg(feature = "replay")]
+    #[error("cannot set up the recorder ({INFERENCE_MODE_VAR})")]
+    Recorder(#[source] harness::recorder::RecorderError),
     /// reqwest could not build a client.
-    #[error("cannot build the provider HTTP client: {0}")]
-    Http(String),
+    #[error("cannot build the provider HTTP client")]
+    Http(#[source] reqwest::Error),
     /// The extra CA file (`SSL_CERT_FILE`) cannot be used.
     #[error(transparent)]
     CaFile(#[from] CaFileError),
@@ -51,7 +52,7 @@ pub fn http_client_with_ca(ca_file: Option<&Path>) -> Result<reqwest::Client, Cl
         .read_timeout(READ_TIMEOUT);
     tls::trust(builder, ca_file)?
         .build()
-        .map_err(|e| ClientSetupError::Http(support::error::error_chain(&e)))
+        .map_err(ClientSetupError::Http)
 }
 
 /// The provider client for this process: the client span middleware (an OpenTelemetry CLIENT
@@ -79,7 +80,7 @@ pub fn provider_client_with(
                 Ok(builder.with(recorder).build())
             }
             Ok(None) => Ok(builder.build()),
-            Err(e) => Err(ClientSetupError::Recorder(e.to_string())),
+            Err(e) => Err(ClientSetupError::Recorder(e)),
         }
     }
     #[cfg(not(feature = "replay"))]

@@ -1,5 +1,7 @@
 //! What can go wrong talking to a provider, and how each failure is reported to API callers.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use support::error::error_chain;
 use support::transport::TransportKind;
@@ -14,6 +16,10 @@ pub const ERROR_TIMEOUT: &str = "timeout";
 pub const ERROR_TRANSPORT: &str = "transport_error";
 /// `error.type` of a 2xx answer that is not what the API promises.
 pub const ERROR_INVALID_RESPONSE: &str = "invalid_response";
+
+/// A source error shared by the clones of a [`ProviderError`] (a stream's error goes to the
+/// caller and to telemetry).
+pub type SharedError = Arc<dyn std::error::Error + Send + Sync>;
 
 /// A failed provider call.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -35,24 +41,33 @@ pub enum ProviderError {
     Connect {
         /// Provider id.
         provider: String,
-        /// What failed.
+        /// What failed (the source's chain as one line).
         message: String,
+        /// The transport error, when the stack had it to keep.
+        #[source]
+        source: Option<SharedError>,
     },
     /// The provider did not answer in time.
     #[error("provider '{provider}' timed out: {message}")]
     Timeout {
         /// Provider id.
         provider: String,
-        /// What failed.
+        /// What failed (the source's chain as one line).
         message: String,
+        /// The transport error, when the stack had it to keep.
+        #[source]
+        source: Option<SharedError>,
     },
     /// Any other transport failure, including a body that broke off.
     #[error("transport error talking to provider '{provider}': {message}")]
     Transport {
         /// Provider id.
         provider: String,
-        /// What failed.
+        /// What failed (the source's chain as one line).
         message: String,
+        /// The transport error, when the stack had it to keep.
+        #[source]
+        source: Option<SharedError>,
     },
     /// The provider answered 2xx with something that is not what the API promises.
     #[error("provider '{provider}' sent an invalid response: {message}")]
@@ -74,35 +89,53 @@ pub enum ProviderError {
         kind: TransportKind,
         /// The recorded failure.
         message: String,
+        /// The recorder's error, when the stack had it to keep.
+        #[source]
+        source: Option<SharedError>,
     },
 }
 
 impl ProviderError {
     /// Classifies an error of the middleware client: recorder errors (feature `replay`) first,
-    /// then reqwest's connect/timeout kinds.
+    /// then reqwest's connect/timeout kinds. The error is kept as the source.
     pub fn from_send(provider: &str, err: reqwest_middleware::Error) -> Self {
-        Self::classify_send(provider, &err)
-    }
-
-    /// [`ProviderError::from_send`] without taking the error (e.g. for a middleware that passes
-    /// it on).
-    pub fn classify_send(provider: &str, err: &reqwest_middleware::Error) -> Self {
         match err {
             reqwest_middleware::Error::Reqwest(e) => Self::from_reqwest(provider, e),
             reqwest_middleware::Error::Middleware(e) => {
-                #[cfg(feature = "replay")]
-                if let Some(found) = Self::from_recorder(provider, e) {
-                    return found;
+                let mut classified = Self::from_middleware(provider, &e);
+                if let Self::Connect { source, .. }
+                | Self::Timeout { source, .. }
+                | Self::Transport { source, .. }
+                | Self::RecordedTransport { source, .. } = &mut classified
+                {
+                    let boxed: Box<dyn std::error::Error + Send + Sync> = e.into();
+                    *source = Some(Arc::from(boxed));
                 }
-                if let Some(r) = e.chain().find_map(|c| c.downcast_ref::<reqwest::Error>()) {
-                    return Self::from_reqwest(provider, r);
-                }
-                Self::Transport {
-                    provider: provider.to_owned(),
-                    message: format!("{e:#}"),
-                }
+                classified
             }
         }
+    }
+
+    /// [`ProviderError::from_send`] without taking the error (e.g. for a middleware that passes
+    /// it on); the result has no source.
+    pub fn classify_send(provider: &str, err: &reqwest_middleware::Error) -> Self {
+        match err {
+            reqwest_middleware::Error::Reqwest(e) => {
+                Self::transport(provider, reqwest_kind(e), error_chain(e), None)
+            }
+            reqwest_middleware::Error::Middleware(e) => Self::from_middleware(provider, e),
+        }
+    }
+
+    fn from_middleware(provider: &str, e: &anyhow::Error) -> Self {
+        #[cfg(feature = "replay")]
+        if let Some(found) = Self::from_recorder(provider, e) {
+            return found;
+        }
+        if let Some(r) = e.chain().find_map(|c| c.downcast_ref::<reqwest::Error>()) {
+            return Self::transport(provider, reqwest_kind(r), error_chain(r), None);
+        }
+        Self::transport(provider, TransportKind::Other, format!("{e:#}"), None)
     }
 
     #[cfg(feature = "replay")]
@@ -117,19 +150,42 @@ impl ProviderError {
                 provider: provider.to_owned(),
                 kind: t.kind(),
                 message: t.to_string(),
+                source: None,
             })
     }
 
-    /// Classifies a reqwest error.
-    pub fn from_reqwest(provider: &str, e: &reqwest::Error) -> Self {
+    /// Classifies a reqwest error, keeping it as the source.
+    pub fn from_reqwest(provider: &str, e: reqwest::Error) -> Self {
+        let kind = reqwest_kind(&e);
+        let message = error_chain(&e);
+        Self::transport(provider, kind, message, Some(Arc::new(e)))
+    }
+
+    /// A [`ProviderError::Connect`], [`ProviderError::Timeout`] or [`ProviderError::Transport`]
+    /// by `kind`.
+    fn transport(
+        provider: &str,
+        kind: TransportKind,
+        message: String,
+        source: Option<SharedError>,
+    ) -> Self {
         let provider = provider.to_owned();
-        let message = error_chain(e);
-        if e.is_timeout() {
-            Self::Timeout { provider, message }
-        } else if e.is_connect() {
-            Self::Connect { provider, message }
-        } else {
-            Self::Transport { provider, message }
+        match kind {
+            TransportKind::Timeout => Self::Timeout {
+                provider,
+                message,
+                source,
+            },
+            TransportKind::Connect => Self::Connect {
+                provider,
+                message,
+                source,
+            },
+            TransportKind::Body | TransportKind::Other => Self::Transport {
+                provider,
+                message,
+                source,
+            },
         }
     }
 
@@ -272,6 +328,17 @@ fn text_of(v: &Value) -> String {
     }
 }
 
+/// How a reqwest error failed, as the recorder classifies it (connect and timeout apart).
+fn reqwest_kind(e: &reqwest::Error) -> TransportKind {
+    if e.is_timeout() {
+        TransportKind::Timeout
+    } else if e.is_connect() {
+        TransportKind::Connect
+    } else {
+        TransportKind::Other
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +386,7 @@ mod tests {
             provider: "p".into(),
             kind: kind.into(),
             message: "refused".into(),
+            source: None,
         };
         assert_eq!(rec("connect").to_api_error().status, 502);
         assert_eq!(rec("timeout").to_api_error().status, 504);

@@ -150,7 +150,7 @@ impl Provider {
         response
             .bytes()
             .await
-            .map_err(|e| ProviderError::from_reqwest(&self.id, &e))
+            .map_err(|e| ProviderError::from_reqwest(&self.id, e))
     }
 
     fn parse_json(&self, body: &[u8]) -> Result<Value, ProviderError> {
