@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use crate::config::{ModelConfig, ModelType};
-use crate::error::{ApiError, INVALID_REQUEST};
 use crate::providers::Provider;
 
 /// One model the stack can route to.
@@ -169,18 +168,6 @@ fn available(known: &[String]) -> String {
     }
 }
 
-impl From<RouterError> for ApiError {
-    fn from(e: RouterError) -> Self {
-        ApiError::new(
-            404,
-            INVALID_REQUEST,
-            e.to_string(),
-            Some("model"),
-            Some("model_not_found"),
-        )
-    }
-}
-
 /// Providers and the models they serve.
 #[derive(Debug, Clone, Default)]
 pub struct ModelRegistry {
@@ -320,6 +307,7 @@ impl ModelRegistry {
 mod tests {
     use super::*;
     use crate::config::{ProviderConfig, ProviderType};
+    use crate::error::ApiError;
 
     fn provider(id: &str) -> Provider {
         let cfg = ProviderConfig {
