@@ -109,7 +109,8 @@ impl Stack {
         config: RunConfig,
         telemetry: Telemetry,
     ) -> Result<Stack, StackError> {
-        let client = providers::provider_client_with(telemetry.clone())?;
+        let spans = telemetry::ClientSpanMiddleware::with_telemetry(telemetry.clone());
+        let client = providers::provider_client_with(spans)?;
         Self::from_config_with(config, client, telemetry).await
     }
 

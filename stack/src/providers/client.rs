@@ -3,10 +3,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware};
 
 use super::tls::{self, CaFileError};
-use crate::telemetry::{ClientSpanMiddleware, Telemetry};
 
 /// The variable that switches the harness recorder on (`record`, `replay`, `record-if-missing`, ...).
 pub const INFERENCE_MODE_VAR: &str = "LLAMA_STACK_TEST_INFERENCE_MODE";
@@ -55,21 +54,16 @@ pub fn http_client_with_ca(ca_file: Option<&Path>) -> Result<reqwest::Client, Cl
         .map_err(ClientSetupError::Http)
 }
 
-/// The provider client for this process: the client span middleware (an OpenTelemetry CLIENT
-/// span per request, `traceparent` injected), then the harness recorder when
-/// `LLAMA_STACK_TEST_INFERENCE_MODE` is set (feature `replay`); without the feature that variable
-/// is refused with a message saying how to rebuild. The span middleware comes first so replayed
-/// calls have client spans too; the recorder keeps headers out of its request key.
-pub fn provider_client() -> Result<ClientWithMiddleware, ClientSetupError> {
-    provider_client_with(Telemetry::global())
-}
-
-/// [`provider_client`] with its client spans sent where `telemetry` says.
+/// The provider client for this process: `spans` (the stack passes its client span middleware,
+/// an OpenTelemetry CLIENT span per request with `traceparent` injected), then the harness
+/// recorder when `LLAMA_STACK_TEST_INFERENCE_MODE` is set (feature `replay`); without the feature
+/// that variable is refused with a message saying how to rebuild. The span middleware comes
+/// first so replayed calls have client spans too; the recorder keeps headers out of its request
+/// key. Providers know nothing of telemetry: the caller brings the middleware.
 pub fn provider_client_with(
-    telemetry: Telemetry,
+    spans: impl Middleware,
 ) -> Result<ClientWithMiddleware, ClientSetupError> {
-    let builder =
-        ClientBuilder::new(http_client()?).with(ClientSpanMiddleware::with_telemetry(telemetry));
+    let builder = ClientBuilder::new(http_client()?).with(spans);
     #[cfg(feature = "replay")]
     {
         match harness::recorder::Recorder::from_env() {

@@ -13,8 +13,7 @@ use url::Url;
 
 use crate::config::{ProviderConfig, ProviderType};
 pub use client::{
-    ClientSetupError, INFERENCE_MODE_VAR, http_client, http_client_with_ca, provider_client,
-    provider_client_with,
+    ClientSetupError, INFERENCE_MODE_VAR, http_client, http_client_with_ca, provider_client_with,
 };
 pub use error::ProviderError;
 pub use sse::DataStream;
