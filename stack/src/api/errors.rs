@@ -4,8 +4,8 @@
 use support::transport::TransportKind;
 
 use crate::error::{ApiError, INVALID_REQUEST, PROVIDER_ERROR, REPLAY_MISS};
+use crate::model_registry::RouterError;
 use crate::providers::ProviderError;
-use crate::router::RouterError;
 
 /// The API error a caller receives for a failure.
 pub trait ToApiError {

@@ -1,4 +1,5 @@
-//! The model registry: which models exist and which provider serves each.
+//! The model registry: resolves `provider/model` ids to the provider that serves each model,
+//! and knows which models exist.
 //!
 //! A model's id is `provider_id/provider_model_id` (the provider model id may itself contain
 //! `/`). Models come from each provider's `GET /models` at start and from `[[models]]` in the run

@@ -1,4 +1,5 @@
-//! The HTTP client every provider call goes through, with the recorder installed when asked.
+//! The provider HTTP client: what every provider call is sent with (timeouts, CAs), with the
+//! recorder installed when asked. Not the stack's own API client ([`crate::client`]).
 
 use std::path::Path;
 use std::time::Duration;
