@@ -21,6 +21,8 @@
 //! - [`context`]: test identity (feature `replay`).
 //! - [`telemetry`]: OpenTelemetry spans and metrics (GenAI semantic conventions), SDK setup.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod cli;
 pub mod client;
