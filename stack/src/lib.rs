@@ -6,8 +6,9 @@
 //!
 //! Modules:
 //! - [`config`]: the run config (TOML, `${env.VAR}` substitution) and built-in distributions.
-//! - [`providers`]: the OpenAI-compatible provider adapter and its HTTP client (recorder).
-//! - [`router`]: the model registry.
+//! - [`providers`]: the OpenAI-compatible provider adapter and the HTTP client it sends with
+//!   ([`providers::http`], the recorder's place).
+//! - [`model_registry`]: resolves `provider/model` ids to the provider that serves them.
 //! - [`api`]: endpoints, request validation and the inference handlers.
 //! - [`responses`]: the Responses API (orchestration, MCP tools, storage).
 //! - [`mcp`]: the MCP client (rmcp on the recorded HTTP client).
@@ -16,9 +17,11 @@
 //! - [`ids`]: ids the stack mints (deterministic inside tests).
 //! - [`error`]: OpenAI-style API errors.
 //! - [`server`]: the axum HTTP server; [`listen`]: its accept loop and limits.
-//! - [`client`]: one client API with an in-process and an HTTP backend.
+//! - [`client`]: the stack's own API client (for tests and embedders), in-process or over HTTP.
 //! - [`context`]: test identity (feature `replay`).
 //! - [`telemetry`]: OpenTelemetry spans and metrics (GenAI semantic conventions), SDK setup.
+
+#![warn(missing_docs)]
 
 pub mod api;
 pub mod cli;
@@ -29,9 +32,9 @@ pub mod error;
 pub mod ids;
 pub mod listen;
 pub mod mcp;
+pub mod model_registry;
 pub mod providers;
 pub mod responses;
-pub mod router;
 pub mod safety;
 pub mod server;
 pub mod storage;
@@ -51,8 +54,8 @@ pub use client::{ClientError, StackClient};
 pub use config::RunConfig;
 pub use error::ApiError;
 
+use model_registry::ModelRegistry;
 use providers::{ClientSetupError, Provider};
-use router::ModelRegistry;
 use telemetry::Telemetry;
 
 /// How long model discovery may take per provider at start.
@@ -109,7 +112,8 @@ impl Stack {
         config: RunConfig,
         telemetry: Telemetry,
     ) -> Result<Stack, StackError> {
-        let client = providers::provider_client_with(telemetry.clone())?;
+        let spans = telemetry::ClientSpanMiddleware::with_telemetry(telemetry.clone());
+        let client = providers::provider_client_with(spans)?;
         Self::from_config_with(config, client, telemetry).await
     }
 

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use support::transport::TransportKind;
+
 /// An error of the recorder itself (configuration or storage), as opposed to a provider error.
 #[derive(Debug, thiserror::Error)]
 pub enum RecorderError {
@@ -83,16 +85,16 @@ impl RecorderError {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("replayed provider transport error ({kind}) for {method} {url}: {message}")]
 pub struct RecordedTransportError {
-    pub(crate) kind: String,
+    pub(crate) kind: TransportKind,
     pub(crate) message: String,
     pub(crate) method: String,
     pub(crate) url: String,
 }
 
 impl RecordedTransportError {
-    /// `connect`, `timeout` or `other`.
-    pub fn kind(&self) -> &str {
-        &self.kind
+    /// How the recorded request failed.
+    pub fn kind(&self) -> TransportKind {
+        self.kind
     }
 
     /// The original error's message.

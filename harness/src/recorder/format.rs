@@ -189,8 +189,8 @@ pub enum RecordedResponse {
     },
     /// No HTTP response: the connection was refused, timed out or broke.
     TransportError {
-        /// `connect`, `timeout`, `body` or `other`.
-        error_kind: String,
+        /// `connect`, `timeout`, `body` or `other` (other text reads as `other`).
+        error_kind: support::transport::TransportKind,
         /// The error message.
         message: String,
     },

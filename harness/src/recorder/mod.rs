@@ -47,6 +47,7 @@ use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
 use support::error::error_chain;
 use support::sync::lock;
+use support::transport::TransportKind;
 
 use crate::context::TestContext;
 pub use canonical::{CanonicalBody, CanonicalRequest};
@@ -415,7 +416,7 @@ impl Recorder {
                 message,
             } => Err(reqwest_middleware::Error::middleware(
                 RecordedTransportError {
-                    kind: error_kind.clone(),
+                    kind: *error_kind,
                     message: message.clone(),
                     method: method.clone(),
                     url: path.clone(),
@@ -466,12 +467,12 @@ fn record_failure(
     store: &Store,
     policy: keep::KeepPolicy,
     draft: Draft,
-    kind: &str,
+    kind: TransportKind,
     message: &str,
 ) -> reqwest_middleware::Result<()> {
     let message = draft.sanitize_text(message);
     let rec = draft.into_recording(RecordedResponse::TransportError {
-        error_kind: kind.to_owned(),
+        error_kind: kind,
         message,
     });
     keep::keep(store, policy, &rec).map_err(reqwest_middleware::Error::middleware)
@@ -540,15 +541,15 @@ async fn explain_miss(
     })
 }
 
-fn transport_kind(e: &reqwest::Error) -> &'static str {
+fn transport_kind(e: &reqwest::Error) -> TransportKind {
     if e.is_timeout() {
-        "timeout"
+        TransportKind::Timeout
     } else if e.is_connect() {
-        "connect"
+        TransportKind::Connect
     } else if e.is_body() || e.is_decode() {
-        "body"
+        TransportKind::Body
     } else {
-        "other"
+        TransportKind::Other
     }
 }
 
@@ -654,7 +655,9 @@ impl Recorder {
             Err(e) => {
                 let (kind, message) = match &e {
                     reqwest_middleware::Error::Reqwest(re) => (transport_kind(re), error_chain(re)),
-                    reqwest_middleware::Error::Middleware(me) => ("other", format!("{me:#}")),
+                    reqwest_middleware::Error::Middleware(me) => {
+                        (TransportKind::Other, format!("{me:#}"))
+                    }
                 };
                 record_failure(&store, policy, draft, kind, &message)?;
                 return Err(e);

@@ -18,8 +18,8 @@ use super::{ChunkStream, Reply, completion_logprobs, embeddings, validate};
 use crate::Stack;
 use crate::config::{ModelType, ProviderType};
 use crate::error::{ApiError, INVALID_REQUEST, PROVIDER_ERROR};
+use crate::model_registry::Route;
 use crate::providers::{DataStream, Provider, ProviderError};
-use crate::router::Route;
 use crate::telemetry::genai::{ResponseSummary, StreamStats};
 use crate::telemetry::{self, Failure, GenAiCall, Operation, Telemetry};
 

@@ -4,6 +4,7 @@
 
 pub mod completion_logprobs;
 pub mod embeddings;
+pub mod errors;
 pub mod inference;
 pub mod listing;
 pub mod providers;

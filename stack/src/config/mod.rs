@@ -30,6 +30,7 @@
 
 pub mod distributions;
 pub mod llama_stack_yaml;
+mod raw;
 pub mod subst;
 
 use std::path::{Path, PathBuf};
@@ -128,7 +129,8 @@ impl Default for ServerConfig {
 }
 
 /// The kinds of remote provider; all speak the OpenAI HTTP API and differ only in URL and auth.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum ProviderType {
     /// `remote::openai`: OpenAI or any OpenAI-compatible endpoint, base URL used as given.
     OpenAi,
@@ -219,7 +221,8 @@ impl ProviderConfig {
 }
 
 /// The kinds of model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum ModelType {
     /// A language model (chat and completions).
     Llm,
@@ -417,7 +420,7 @@ impl RunConfig {
                     source_name: source.to_owned(),
                     message: e.to_string().trim_end().to_owned(),
                 })?;
-        Parser { source, env }.run_config(&table)
+        Self::from_table(table, source, env)
     }
 
     /// Parses a Llama Stack `run.yaml` ([`llama_stack_yaml`]), substituting variables from
@@ -428,470 +431,32 @@ impl RunConfig {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<RunConfig, ConfigError> {
         let translated = llama_stack_yaml::translate(text, source, env)?;
-        let mut config = Parser { source, env }.run_config(&translated.table)?;
+        let mut config = Self::from_table(translated.table, source, env)?;
         config.warnings = translated.warnings;
         Ok(config)
+    }
+
+    /// Substitutes the strings of a run config in TOML shape, deserializes and checks it.
+    fn from_table(
+        table: toml::Table,
+        source: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<RunConfig, ConfigError> {
+        let checker = raw::Checker { source, env };
+        let mut value = toml::Value::Table(table);
+        subst::substitute_all(&mut value, env)
+            .map_err(|e| checker.err(&e.path, e.source.to_string()))?;
+        let raw: raw::RawRunConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." { String::new() } else { path };
+            checker.err(&field, e.inner().message())
+        })?;
+        checker.run_config(raw)
     }
 
     /// The enabled providers.
     pub fn enabled_providers(&self) -> impl Iterator<Item = &ProviderConfig> {
         self.providers.iter().filter(|p| p.is_enabled())
-    }
-}
-
-/// `~/x` with the home directory in front; other paths as written.
-fn expand_home(path: &str, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
-    match (path.strip_prefix("~/"), env("HOME")) {
-        (Some(rest), Some(home)) if !home.is_empty() => PathBuf::from(home).join(rest),
-        _ => PathBuf::from(path),
-    }
-}
-
-/// Walks the TOML table, substituting strings and naming fields in errors.
-struct Parser<'a> {
-    source: &'a str,
-    env: &'a dyn Fn(&str) -> Option<String>,
-}
-
-impl Parser<'_> {
-    fn err(&self, field: &str, message: impl Into<String>) -> ConfigError {
-        ConfigError::Field {
-            source_name: self.source.to_owned(),
-            field: field.to_owned(),
-            message: message.into(),
-        }
-    }
-
-    fn check_keys(
-        &self,
-        table: &toml::Table,
-        prefix: &str,
-        allowed: &[&str],
-    ) -> Result<(), ConfigError> {
-        for key in table.keys() {
-            if !allowed.contains(&key.as_str()) {
-                return Err(self.err(
-                    &join(prefix, key),
-                    format!("unknown field; expected one of: {}", allowed.join(", ")),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// A string field, substituted; `None` when absent.
-    fn string(
-        &self,
-        table: &toml::Table,
-        prefix: &str,
-        key: &str,
-    ) -> Result<Option<String>, ConfigError> {
-        let field = join(prefix, key);
-        match table.get(key) {
-            None => Ok(None),
-            Some(toml::Value::String(s)) => subst::substitute(s, self.env)
-                .map(Some)
-                .map_err(|e| self.err(&field, e.to_string())),
-            Some(other) => Err(self.err(
-                &field,
-                format!("expected a string, found {}", other.type_str()),
-            )),
-        }
-    }
-
-    fn required_string(
-        &self,
-        table: &toml::Table,
-        prefix: &str,
-        key: &str,
-    ) -> Result<String, ConfigError> {
-        self.string(table, prefix, key)?
-            .ok_or_else(|| self.err(&join(prefix, key), "missing required field"))
-    }
-
-    /// A boolean, written as one or as a string (`"${env.X:=true}"`) that substitutes to
-    /// `true` or `false`.
-    fn boolean(&self, value: &toml::Value, field: &str) -> Result<bool, ConfigError> {
-        match value {
-            toml::Value::Boolean(b) => Ok(*b),
-            toml::Value::String(raw) => {
-                let text =
-                    subst::substitute(raw, self.env).map_err(|e| self.err(field, e.to_string()))?;
-                match text.trim() {
-                    "true" => Ok(true),
-                    "false" => Ok(false),
-                    other => {
-                        Err(self.err(field, format!("expected true or false, found '{other}'")))
-                    }
-                }
-            }
-            other => Err(self.err(
-                field,
-                format!("expected true or false, found {}", other.type_str()),
-            )),
-        }
-    }
-
-    /// An integer field that may also be written as a (substituted) string.
-    fn integer(&self, value: &toml::Value, field: &str) -> Result<i64, ConfigError> {
-        match value {
-            toml::Value::Integer(i) => Ok(*i),
-            toml::Value::String(s) => {
-                let s =
-                    subst::substitute(s, self.env).map_err(|e| self.err(field, e.to_string()))?;
-                s.trim()
-                    .parse::<i64>()
-                    .map_err(|_| self.err(field, format!("expected an integer, found \"{s}\"")))
-            }
-            other => Err(self.err(
-                field,
-                format!("expected an integer, found {}", other.type_str()),
-            )),
-        }
-    }
-
-    fn run_config(&self, root: &toml::Table) -> Result<RunConfig, ConfigError> {
-        self.check_keys(
-            root,
-            "",
-            &[
-                "name",
-                "server",
-                "providers",
-                "models",
-                "storage",
-                "shields",
-            ],
-        )?;
-        let name = self.string(root, "", "name")?.unwrap_or_default();
-        let server = match root.get("server") {
-            None => ServerConfig::default(),
-            Some(toml::Value::Table(t)) => self.server(t)?,
-            Some(other) => {
-                return Err(self.err(
-                    "server",
-                    format!("expected a table, found {}", other.type_str()),
-                ));
-            }
-        };
-        let providers = self
-            .array_of_tables(root, "providers")?
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| self.provider(t, &format!("providers[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
-        for (i, p) in providers.iter().enumerate() {
-            if !p.is_enabled() {
-                continue;
-            }
-            if providers[..i]
-                .iter()
-                .any(|q| q.is_enabled() && q.provider_id == p.provider_id)
-            {
-                return Err(self.err(
-                    &format!("providers[{i}].provider_id"),
-                    format!(
-                        "provider id '{}' is used by more than one enabled provider",
-                        p.provider_id
-                    ),
-                ));
-            }
-        }
-        let mut models = Vec::new();
-        for (i, t) in self
-            .array_of_tables(root, "models")?
-            .into_iter()
-            .enumerate()
-        {
-            let prefix = format!("models[{i}]");
-            let model = self.model(t, &prefix)?;
-            let declared = providers.iter().any(|p| p.provider_id == model.provider_id);
-            let enabled = providers
-                .iter()
-                .any(|p| p.is_enabled() && p.provider_id == model.provider_id);
-            if enabled {
-                models.push(model);
-            } else if !declared && !model.provider_id.is_empty() {
-                return Err(self.err(
-                    &format!("{prefix}.provider_id"),
-                    format!(
-                        "no provider with id '{}' in [[providers]]",
-                        model.provider_id
-                    ),
-                ));
-            }
-        }
-        let storage = match root.get("storage") {
-            None => StorageConfig::default_for(&name, self.env),
-            Some(toml::Value::Table(t)) => {
-                self.check_keys(t, "storage", &["db_path", "store_chat_completions"])?;
-                let mut storage = match self
-                    .string(t, "storage", "db_path")?
-                    .filter(|p| !p.is_empty())
-                {
-                    Some(p) => StorageConfig {
-                        db_path: expand_home(&p, self.env),
-                        store_chat_completions: true,
-                    },
-                    None => StorageConfig::default_for(&name, self.env),
-                };
-                if let Some(v) = t.get("store_chat_completions") {
-                    storage.store_chat_completions =
-                        self.boolean(v, "storage.store_chat_completions")?;
-                }
-                storage
-            }
-            Some(other) => {
-                return Err(self.err(
-                    "storage",
-                    format!("expected a table, found {}", other.type_str()),
-                ));
-            }
-        };
-        let mut shields = Vec::new();
-        for (i, t) in self
-            .array_of_tables(root, "shields")?
-            .into_iter()
-            .enumerate()
-        {
-            if let Some(shield) = self.shield(t, &format!("shields[{i}]"))? {
-                shields.push(shield);
-            }
-        }
-        Ok(RunConfig {
-            name,
-            source: self.source.to_owned(),
-            server,
-            providers,
-            models,
-            storage,
-            shields,
-            warnings: Vec::new(),
-        })
-    }
-
-    fn array_of_tables<'t>(
-        &self,
-        root: &'t toml::Table,
-        key: &str,
-    ) -> Result<Vec<&'t toml::Table>, ConfigError> {
-        match root.get(key) {
-            None => Ok(Vec::new()),
-            Some(toml::Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    toml::Value::Table(t) => Ok(t),
-                    other => Err(self.err(
-                        &format!("{key}[{i}]"),
-                        format!("expected a table, found {}", other.type_str()),
-                    )),
-                })
-                .collect(),
-            Some(other) => Err(self.err(
-                key,
-                format!(
-                    "expected an array of tables ([[{key}]]), found {}",
-                    other.type_str()
-                ),
-            )),
-        }
-    }
-
-    fn server(&self, t: &toml::Table) -> Result<ServerConfig, ConfigError> {
-        self.check_keys(t, "server", &["host", "port"])?;
-        let host = self
-            .string(t, "server", "host")?
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| DEFAULT_HOST.to_owned());
-        let port = match t.get("port") {
-            None => DEFAULT_PORT,
-            Some(v) => {
-                let n = self.integer(v, "server.port")?;
-                u16::try_from(n).map_err(|_| {
-                    self.err("server.port", format!("{n} is not a port number (0-65535)"))
-                })?
-            }
-        };
-        Ok(ServerConfig { host, port })
-    }
-
-    fn provider(&self, t: &toml::Table, prefix: &str) -> Result<ProviderConfig, ConfigError> {
-        self.check_keys(
-            t,
-            prefix,
-            &["provider_id", "provider_type", "base_url", "api_key"],
-        )?;
-        let provider_id = self.required_string(t, prefix, "provider_id")?;
-        if provider_id.contains('/') || provider_id.chars().any(char::is_whitespace) {
-            return Err(self.err(
-                &join(prefix, "provider_id"),
-                format!("'{provider_id}' must not contain '/' or whitespace"),
-            ));
-        }
-        let type_name = self.required_string(t, prefix, "provider_type")?;
-        let provider_type = ProviderType::parse(&type_name).ok_or_else(|| {
-            self.err(
-                &join(prefix, "provider_type"),
-                format!(
-                    "unknown provider type '{type_name}'; expected one of: {}",
-                    ProviderType::ALL.map(|(n, _)| n).join(", ")
-                ),
-            )
-        })?;
-        let raw_url = self.required_string(t, prefix, "base_url")?;
-        let base_url = if raw_url.trim().is_empty() {
-            None
-        } else {
-            Some(
-                normalize_base_url(raw_url.trim(), provider_type)
-                    .map_err(|m| self.err(&join(prefix, "base_url"), m))?,
-            )
-        };
-        let api_key = self.string(t, prefix, "api_key")?.filter(|k| !k.is_empty());
-        Ok(ProviderConfig {
-            provider_id,
-            provider_type,
-            base_url,
-            api_key,
-        })
-    }
-
-    /// A `[[shields]]` entry; `None` when its `provider_shield_id` (or `provider_id`) resolves
-    /// to empty, as Llama Stack's `${env.SAFETY_MODEL:=}` disables it.
-    fn shield(&self, t: &toml::Table, prefix: &str) -> Result<Option<ShieldConfig>, ConfigError> {
-        self.check_keys(
-            t,
-            prefix,
-            &["shield_id", "provider_id", "provider_shield_id", "params"],
-        )?;
-        let shield_id = self.required_string(t, prefix, "shield_id")?;
-        let provider_id = self
-            .string(t, prefix, "provider_id")?
-            .unwrap_or_else(|| "llama-guard".to_owned());
-        let model = self
-            .string(t, prefix, "provider_shield_id")?
-            .unwrap_or_default();
-        if model.is_empty() || provider_id.is_empty() {
-            return Ok(None);
-        }
-        if shield_id.is_empty() {
-            return Err(self.err(&join(prefix, "shield_id"), "must not be empty"));
-        }
-        if provider_id != "llama-guard" {
-            return Err(self.err(
-                &join(prefix, "provider_id"),
-                format!("unknown safety provider '{provider_id}'; expected llama-guard"),
-            ));
-        }
-        let params_field = join(prefix, "params");
-        let params = match t.get("params") {
-            None => Map::new(),
-            Some(v @ toml::Value::Table(_)) => match self.json(v, &params_field)? {
-                Value::Object(o) => o,
-                _ => Map::new(),
-            },
-            Some(other) => {
-                return Err(self.err(
-                    &params_field,
-                    format!("expected a table, found {}", other.type_str()),
-                ));
-            }
-        };
-        Ok(Some(ShieldConfig {
-            shield_id,
-            provider_id,
-            provider_shield_id: model,
-            params,
-        }))
-    }
-
-    fn model(&self, t: &toml::Table, prefix: &str) -> Result<ModelConfig, ConfigError> {
-        self.check_keys(
-            t,
-            prefix,
-            &["provider_id", "provider_model_id", "model_type", "metadata"],
-        )?;
-        let provider_id = self.required_string(t, prefix, "provider_id")?;
-        let provider_model_id = self.required_string(t, prefix, "provider_model_id")?;
-        if provider_model_id.is_empty() && !provider_id.is_empty() {
-            return Err(self.err(&join(prefix, "provider_model_id"), "must not be empty"));
-        }
-        let model_type = match self.string(t, prefix, "model_type")?.as_deref() {
-            None | Some("llm") => ModelType::Llm,
-            Some("embedding") => ModelType::Embedding,
-            Some(other) => {
-                return Err(self.err(
-                    &join(prefix, "model_type"),
-                    format!("unknown model type '{other}'; expected llm or embedding"),
-                ));
-            }
-        };
-        let meta_field = join(prefix, "metadata");
-        let mut metadata = match t.get("metadata") {
-            None => Map::new(),
-            Some(toml::Value::Table(m)) => {
-                match self.json(&toml::Value::Table(m.clone()), &meta_field)? {
-                    Value::Object(o) => o,
-                    _ => Map::new(),
-                }
-            }
-            Some(other) => {
-                return Err(self.err(
-                    &meta_field,
-                    format!("expected a table, found {}", other.type_str()),
-                ));
-            }
-        };
-        if let Some(raw) = t.get("metadata").and_then(|m| m.get("embedding_dimension")) {
-            let field = format!("{meta_field}.embedding_dimension");
-            let n = self.integer(raw, &field)?;
-            if n <= 0 {
-                return Err(self.err(&field, format!("expected a positive integer, found {n}")));
-            }
-            metadata.insert("embedding_dimension".into(), Value::from(n));
-        }
-        Ok(ModelConfig {
-            provider_id,
-            provider_model_id,
-            model_type,
-            metadata,
-        })
-    }
-
-    /// Converts a TOML value to JSON, substituting strings.
-    fn json(&self, v: &toml::Value, field: &str) -> Result<Value, ConfigError> {
-        Ok(match v {
-            toml::Value::String(s) => Value::String(
-                subst::substitute(s, self.env).map_err(|e| self.err(field, e.to_string()))?,
-            ),
-            toml::Value::Integer(i) => Value::from(*i),
-            toml::Value::Float(f) => serde_json::Number::from_f64(*f)
-                .map(Value::Number)
-                .ok_or_else(|| self.err(field, "non-finite numbers are not allowed"))?,
-            toml::Value::Boolean(b) => Value::Bool(*b),
-            toml::Value::Datetime(d) => Value::String(d.to_string()),
-            toml::Value::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, x)| self.json(x, &format!("{field}[{i}]")))
-                    .collect::<Result<_, _>>()?,
-            ),
-            toml::Value::Table(t) => Value::Object(
-                t.iter()
-                    .map(|(k, x)| Ok((k.clone(), self.json(x, &join(field, k))?)))
-                    .collect::<Result<_, ConfigError>>()?,
-            ),
-        })
-    }
-}
-
-fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{prefix}.{key}")
     }
 }
 
@@ -1117,5 +682,17 @@ provider_model_id = "skipped"
         let missing = dir.path().join("missing.toml");
         let e = RunConfig::resolve_with_env(missing.to_str().unwrap(), &env_of(&[])).unwrap_err();
         assert!(matches!(e, ConfigError::Read { .. }), "{e}");
+    }
+    #[test]
+    fn serde_errors_and_nested_substitutions_name_their_key() {
+        let e = parse("[server]\nport = true", &[]).unwrap_err().to_string();
+        assert!(e.contains("field `server.port`"), "{e}");
+        let nested = "[[providers]]\nprovider_id='a'\nprovider_type='remote::openai'\nbase_url='http://h'\n\
+                      [[models]]\nprovider_id='a'\nprovider_model_id='m'\nmetadata={a=['${env.NOPE}']}";
+        let e = parse(nested, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("field `models[0].metadata.a[0]`") && e.contains("NOPE"),
+            "{e}"
+        );
     }
 }

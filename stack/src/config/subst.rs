@@ -128,6 +128,64 @@ fn evaluate(
     })
 }
 
+/// A substitution that failed in a run config: the key path of the string and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct ValueSubstError {
+    /// Key path of the string, e.g. `providers[1].base_url`.
+    pub path: String,
+    /// Why its substitution failed.
+    #[source]
+    pub source: SubstError,
+}
+
+/// Substitutes every string in `value` (table values and array items, not keys) in place, the
+/// run config's one substitution pass before it is deserialized.
+pub fn substitute_all(
+    value: &mut toml::Value,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ValueSubstError> {
+    substitute_at(value, env, &mut String::new())
+}
+
+fn substitute_at(
+    value: &mut toml::Value,
+    env: &dyn Fn(&str) -> Option<String>,
+    path: &mut String,
+) -> Result<(), ValueSubstError> {
+    let len = path.len();
+    match value {
+        toml::Value::String(s) => {
+            *s = substitute(s, env).map_err(|source| ValueSubstError {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                path.push_str(&format!("[{i}]"));
+                substitute_at(item, env, path)?;
+                path.truncate(len);
+            }
+        }
+        toml::Value::Table(table) => {
+            for (key, item) in table.iter_mut() {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                substitute_at(item, env, path)?;
+                path.truncate(len);
+            }
+        }
+        toml::Value::Integer(_)
+        | toml::Value::Float(_)
+        | toml::Value::Boolean(_)
+        | toml::Value::Datetime(_) => {}
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,12 @@
-//! What can go wrong talking to a provider, and how each failure is reported to API callers.
+//! What can go wrong talking to a provider (how callers see it is decided in `api::errors`).
+
+use std::sync::Arc;
 
 use serde_json::Value;
 use support::error::error_chain;
+use support::transport::TransportKind;
 
-use crate::error::{ApiError, INVALID_REQUEST, PROVIDER_ERROR, REPLAY_MISS};
+use crate::error::REPLAY_MISS;
 
 /// `error.type` of a provider that could not be reached.
 pub const ERROR_CONNECTION: &str = "connection_error";
@@ -13,6 +16,10 @@ pub const ERROR_TIMEOUT: &str = "timeout";
 pub const ERROR_TRANSPORT: &str = "transport_error";
 /// `error.type` of a 2xx answer that is not what the API promises.
 pub const ERROR_INVALID_RESPONSE: &str = "invalid_response";
+
+/// A source error shared by the clones of a [`ProviderError`] (a stream's error goes to the
+/// caller and to telemetry).
+pub type SharedError = Arc<dyn std::error::Error + Send + Sync>;
 
 /// A failed provider call.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -34,24 +41,33 @@ pub enum ProviderError {
     Connect {
         /// Provider id.
         provider: String,
-        /// What failed.
+        /// What failed (the source's chain as one line).
         message: String,
+        /// The transport error, when the stack had it to keep.
+        #[source]
+        source: Option<SharedError>,
     },
     /// The provider did not answer in time.
     #[error("provider '{provider}' timed out: {message}")]
     Timeout {
         /// Provider id.
         provider: String,
-        /// What failed.
+        /// What failed (the source's chain as one line).
         message: String,
+        /// The transport error, when the stack had it to keep.
+        #[source]
+        source: Option<SharedError>,
     },
     /// Any other transport failure, including a body that broke off.
     #[error("transport error talking to provider '{provider}': {message}")]
     Transport {
         /// Provider id.
         provider: String,
-        /// What failed.
+        /// What failed (the source's chain as one line).
         message: String,
+        /// The transport error, when the stack had it to keep.
+        #[source]
+        source: Option<SharedError>,
     },
     /// The provider answered 2xx with something that is not what the API promises.
     #[error("provider '{provider}' sent an invalid response: {message}")]
@@ -69,39 +85,57 @@ pub enum ProviderError {
     RecordedTransport {
         /// Provider id.
         provider: String,
-        /// `connect`, `timeout` or `other`.
-        kind: String,
+        /// How the recorded request failed.
+        kind: TransportKind,
         /// The recorded failure.
         message: String,
+        /// The recorder's error, when the stack had it to keep.
+        #[source]
+        source: Option<SharedError>,
     },
 }
 
 impl ProviderError {
     /// Classifies an error of the middleware client: recorder errors (feature `replay`) first,
-    /// then reqwest's connect/timeout kinds.
+    /// then reqwest's connect/timeout kinds. The error is kept as the source.
     pub fn from_send(provider: &str, err: reqwest_middleware::Error) -> Self {
-        Self::classify_send(provider, &err)
-    }
-
-    /// [`ProviderError::from_send`] without taking the error (e.g. for a middleware that passes
-    /// it on).
-    pub fn classify_send(provider: &str, err: &reqwest_middleware::Error) -> Self {
         match err {
             reqwest_middleware::Error::Reqwest(e) => Self::from_reqwest(provider, e),
             reqwest_middleware::Error::Middleware(e) => {
-                #[cfg(feature = "replay")]
-                if let Some(found) = Self::from_recorder(provider, e) {
-                    return found;
+                let mut classified = Self::from_middleware(provider, &e);
+                if let Self::Connect { source, .. }
+                | Self::Timeout { source, .. }
+                | Self::Transport { source, .. }
+                | Self::RecordedTransport { source, .. } = &mut classified
+                {
+                    let boxed: Box<dyn std::error::Error + Send + Sync> = e.into();
+                    *source = Some(Arc::from(boxed));
                 }
-                if let Some(r) = e.chain().find_map(|c| c.downcast_ref::<reqwest::Error>()) {
-                    return Self::from_reqwest(provider, r);
-                }
-                Self::Transport {
-                    provider: provider.to_owned(),
-                    message: format!("{e:#}"),
-                }
+                classified
             }
         }
+    }
+
+    /// [`ProviderError::from_send`] without taking the error (e.g. for a middleware that passes
+    /// it on); the result has no source.
+    pub fn classify_send(provider: &str, err: &reqwest_middleware::Error) -> Self {
+        match err {
+            reqwest_middleware::Error::Reqwest(e) => {
+                Self::transport(provider, reqwest_kind(e), error_chain(e), None)
+            }
+            reqwest_middleware::Error::Middleware(e) => Self::from_middleware(provider, e),
+        }
+    }
+
+    fn from_middleware(provider: &str, e: &anyhow::Error) -> Self {
+        #[cfg(feature = "replay")]
+        if let Some(found) = Self::from_recorder(provider, e) {
+            return found;
+        }
+        if let Some(r) = e.chain().find_map(|c| c.downcast_ref::<reqwest::Error>()) {
+            return Self::transport(provider, reqwest_kind(r), error_chain(r), None);
+        }
+        Self::transport(provider, TransportKind::Other, format!("{e:#}"), None)
     }
 
     #[cfg(feature = "replay")]
@@ -114,21 +148,44 @@ impl ProviderError {
             .find_map(|c| c.downcast_ref::<RecordedTransportError>())
             .map(|t| Self::RecordedTransport {
                 provider: provider.to_owned(),
-                kind: t.kind().to_string(),
+                kind: t.kind(),
                 message: t.to_string(),
+                source: None,
             })
     }
 
-    /// Classifies a reqwest error.
-    pub fn from_reqwest(provider: &str, e: &reqwest::Error) -> Self {
+    /// Classifies a reqwest error, keeping it as the source.
+    pub fn from_reqwest(provider: &str, e: reqwest::Error) -> Self {
+        let kind = reqwest_kind(&e);
+        let message = error_chain(&e);
+        Self::transport(provider, kind, message, Some(Arc::new(e)))
+    }
+
+    /// A [`ProviderError::Connect`], [`ProviderError::Timeout`] or [`ProviderError::Transport`]
+    /// by `kind`.
+    fn transport(
+        provider: &str,
+        kind: TransportKind,
+        message: String,
+        source: Option<SharedError>,
+    ) -> Self {
         let provider = provider.to_owned();
-        let message = error_chain(e);
-        if e.is_timeout() {
-            Self::Timeout { provider, message }
-        } else if e.is_connect() {
-            Self::Connect { provider, message }
-        } else {
-            Self::Transport { provider, message }
+        match kind {
+            TransportKind::Timeout => Self::Timeout {
+                provider,
+                message,
+                source,
+            },
+            TransportKind::Connect => Self::Connect {
+                provider,
+                message,
+                source,
+            },
+            TransportKind::Body | TransportKind::Other => Self::Transport {
+                provider,
+                message,
+                source,
+            },
         }
     }
 
@@ -186,80 +243,12 @@ impl ProviderError {
             Self::Transport { .. } => ERROR_TRANSPORT.to_owned(),
             Self::InvalidResponse { .. } => ERROR_INVALID_RESPONSE.to_owned(),
             Self::ReplayMiss(_) => REPLAY_MISS.to_owned(),
-            Self::RecordedTransport { kind, .. } => match kind.as_str() {
-                "connect" => ERROR_CONNECTION.to_owned(),
-                "timeout" => ERROR_TIMEOUT.to_owned(),
-                _ => ERROR_TRANSPORT.to_owned(),
+            Self::RecordedTransport { kind, .. } => match kind {
+                TransportKind::Connect => ERROR_CONNECTION.to_owned(),
+                TransportKind::Timeout => ERROR_TIMEOUT.to_owned(),
+                TransportKind::Body | TransportKind::Other => ERROR_TRANSPORT.to_owned(),
             },
         }
-    }
-
-    /// The API error a caller receives for this failure.
-    pub fn to_api_error(&self) -> ApiError {
-        match self {
-            Self::Status {
-                status,
-                message,
-                error,
-                ..
-            } => {
-                let status = if (400..=599).contains(status) {
-                    *status
-                } else {
-                    502
-                };
-                let default_type = if status < 500 {
-                    INVALID_REQUEST
-                } else {
-                    PROVIDER_ERROR
-                };
-                let mut api = match error {
-                    Some(obj) => ApiError::from_error_object(status, obj, default_type),
-                    None => ApiError::new(status, default_type, message.clone(), None, None),
-                };
-                api.message = message.clone();
-                api
-            }
-            Self::Connect { .. } | Self::Transport { .. } => {
-                let code = if matches!(self, Self::Connect { .. }) {
-                    "provider_unreachable"
-                } else {
-                    "provider_transport_error"
-                };
-                ApiError::new(502, PROVIDER_ERROR, self.to_string(), None, Some(code))
-            }
-            Self::Timeout { .. } => ApiError::new(
-                504,
-                PROVIDER_ERROR,
-                self.to_string(),
-                None,
-                Some("provider_timeout"),
-            ),
-            Self::InvalidResponse { .. } => ApiError::new(
-                502,
-                PROVIDER_ERROR,
-                self.to_string(),
-                None,
-                Some("invalid_provider_response"),
-            ),
-            Self::ReplayMiss(text) => {
-                ApiError::new(500, REPLAY_MISS, text.clone(), None, Some(REPLAY_MISS))
-            }
-            Self::RecordedTransport { kind, .. } => {
-                let (status, code) = match kind.as_str() {
-                    "connect" => (502, "provider_unreachable"),
-                    "timeout" => (504, "provider_timeout"),
-                    _ => (502, "provider_transport_error"),
-                };
-                ApiError::new(status, PROVIDER_ERROR, self.to_string(), None, Some(code))
-            }
-        }
-    }
-}
-
-impl From<ProviderError> for ApiError {
-    fn from(e: ProviderError) -> Self {
-        e.to_api_error()
     }
 }
 
@@ -271,56 +260,13 @@ fn text_of(v: &Value) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn provider_error_bodies_keep_status_and_message() {
-        let body = br#"{"error":{"code":400,"message":"model 'x' not found","type":"invalid_request_error"}}"#;
-        let api = ProviderError::from_status("llamacpp", 400, body).to_api_error();
-        assert_eq!(api.status, 400);
-        assert_eq!(api.message, "model 'x' not found");
-        assert_eq!(api.error_type, "invalid_request_error");
-        assert_eq!(api.code(), Some(&json!(400)));
-
-        let api =
-            ProviderError::from_status("vllm", 422, br#"{"detail":"bad field"}"#).to_api_error();
-        assert_eq!(
-            (api.status, api.message.as_str(), api.error_type.as_str()),
-            (422, "bad field", INVALID_REQUEST)
-        );
-
-        let api = ProviderError::from_status("p", 503, b"  overloaded \n").to_api_error();
-        assert_eq!(
-            (api.status, api.message.as_str(), api.error_type.as_str()),
-            (503, "overloaded", PROVIDER_ERROR)
-        );
-
-        let api = ProviderError::from_status("p", 500, b"").to_api_error();
-        assert_eq!(api.message, "HTTP 500");
-
-        let api =
-            ProviderError::from_status("p", 404, br#"{"error":"no such model"}"#).to_api_error();
-        assert_eq!((api.status, api.message.as_str()), (404, "no such model"));
-    }
-
-    #[test]
-    fn replay_and_transport_failures_map_to_5xx() {
-        let miss = ProviderError::ReplayMiss("line 1\nline 2".into()).to_api_error();
-        assert_eq!(
-            (miss.status, miss.error_type.as_str()),
-            (500, "replay_miss")
-        );
-        assert_eq!(miss.message, "line 1\nline 2");
-        let rec = |kind: &str| ProviderError::RecordedTransport {
-            provider: "p".into(),
-            kind: kind.into(),
-            message: "refused".into(),
-        };
-        assert_eq!(rec("connect").to_api_error().status, 502);
-        assert_eq!(rec("timeout").to_api_error().status, 504);
-        assert_eq!(rec("other").to_api_error().status, 502);
+/// How a reqwest error failed, as the recorder classifies it (connect and timeout apart).
+fn reqwest_kind(e: &reqwest::Error) -> TransportKind {
+    if e.is_timeout() {
+        TransportKind::Timeout
+    } else if e.is_connect() {
+        TransportKind::Connect
+    } else {
+        TransportKind::Other
     }
 }

@@ -1,8 +1,8 @@
 //! Remote inference providers. All four provider types speak the OpenAI HTTP API, so one adapter
 //! serves them all; they differ only in base URL and auth (see [`crate::config::ProviderType`]).
 
-pub mod client;
 pub mod error;
+pub mod http;
 pub mod sse;
 pub mod tls;
 
@@ -12,11 +12,10 @@ use serde_json::Value;
 use url::Url;
 
 use crate::config::{ProviderConfig, ProviderType};
-pub use client::{
-    ClientSetupError, INFERENCE_MODE_VAR, http_client, http_client_with_ca, provider_client,
-    provider_client_with,
-};
 pub use error::ProviderError;
+pub use http::{
+    ClientSetupError, INFERENCE_MODE_VAR, http_client, http_client_with_ca, provider_client_with,
+};
 pub use sse::DataStream;
 
 /// One enabled provider: where it is and the client to reach it with. Its `Debug` output hides
@@ -150,7 +149,7 @@ impl Provider {
         response
             .bytes()
             .await
-            .map_err(|e| ProviderError::from_reqwest(&self.id, &e))
+            .map_err(|e| ProviderError::from_reqwest(&self.id, e))
     }
 
     fn parse_json(&self, body: &[u8]) -> Result<Value, ProviderError> {

@@ -77,7 +77,7 @@ pub fn data_events(provider: String, response: reqwest::Response) -> DataStream 
                     Some(Err(e)) => {
                         let err = match e {
                             eventsource_stream::EventStreamError::Transport(t) => {
-                                ProviderError::from_reqwest(&provider, &t)
+                                ProviderError::from_reqwest(&provider, t)
                             }
                             other => ProviderError::InvalidResponse {
                                 provider: provider.clone(),

@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
-use super::client::{ClientSetupError, http_client_with_ca};
+use super::http::{ClientSetupError, http_client_with_ca};
 use super::tls::{CaFileError, read_ca_file};
 use crate::testutil::{chat_reply, stack_with};
 use crate::{RunConfig, StackClient};

@@ -20,11 +20,11 @@ use super::semconv as sc;
 use super::sink::{Instruments, Telemetry};
 use crate::config::ProviderType;
 use crate::error::{ApiError, REPLAY_MISS};
+use crate::model_registry::ModelEntry;
 use crate::providers::error::{
     ERROR_CONNECTION, ERROR_INVALID_RESPONSE, ERROR_TIMEOUT, ERROR_TRANSPORT,
 };
 use crate::providers::{Provider, ProviderError};
-use crate::router::ModelEntry;
 
 /// Longest span status description kept (a replay miss carries a whole diagnostic).
 const MAX_DESCRIPTION_CHARS: usize = 1000;

@@ -8,7 +8,7 @@
 //!
 //! One request makes one trace: the HTTP server span ([`http_server`], server mode) -> the GenAI
 //! span of the operation ([`genai`], one per stream too: [`stream`]) -> the provider HTTP client
-//! span ([`http_client`]), whose context goes to the provider as `traceparent`.
+//! span ([`provider_spans`]), whose context goes to the provider as `traceparent`.
 //!
 //! Modules, one job each:
 //! - [`semconv`]: attribute and metric names, bucket boundaries (pinned; custom ones marked).
@@ -16,7 +16,7 @@
 //! - [`genai`]: the span and metrics of one inference operation.
 //! - [`stream`]: one span per stream, ended when the stream ends or is dropped.
 //! - [`content`]: opt-in message content (`gen_ai.input.messages`, `gen_ai.output.messages`).
-//! - [`http_client`]: the provider client span and `traceparent` injection (reqwest middleware).
+//! - [`provider_spans`]: the provider client span and `traceparent` injection (reqwest middleware).
 //! - [`http_server`]: the HTTP server span and `http.server.*` metrics (tower layer).
 //! - [`mcp`]: MCP client spans and `mcp.client.operation.duration`.
 //! - [`safety`]: the `run_guardrail` span of a shield run and the verdict counter.
@@ -26,9 +26,9 @@
 pub mod agent;
 pub mod content;
 pub mod genai;
-pub mod http_client;
 pub mod http_server;
 pub mod mcp;
+pub mod provider_spans;
 pub mod safety;
 pub mod semconv;
 pub mod setup;
@@ -36,7 +36,7 @@ pub mod sink;
 pub mod stream;
 
 pub use genai::{Failure, GenAiCall, Operation, provider_name};
-pub use http_client::ClientSpanMiddleware;
+pub use provider_spans::ClientSpanMiddleware;
 pub use setup::{SetupError, TelemetryGuard, init_from_env};
 pub use sink::{CAPTURE_CONTENT_VAR, Telemetry};
 

@@ -1,4 +1,5 @@
-//! The model registry: which models exist and which provider serves each.
+//! The model registry: resolves `provider/model` ids to the provider that serves each model,
+//! and knows which models exist.
 //!
 //! A model's id is `provider_id/provider_model_id` (the provider model id may itself contain
 //! `/`). Models come from each provider's `GET /models` at start and from `[[models]]` in the run
@@ -9,7 +10,6 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use crate::config::{ModelConfig, ModelType};
-use crate::error::{ApiError, INVALID_REQUEST};
 use crate::providers::Provider;
 
 /// One model the stack can route to.
@@ -169,18 +169,6 @@ fn available(known: &[String]) -> String {
     }
 }
 
-impl From<RouterError> for ApiError {
-    fn from(e: RouterError) -> Self {
-        ApiError::new(
-            404,
-            INVALID_REQUEST,
-            e.to_string(),
-            Some("model"),
-            Some("model_not_found"),
-        )
-    }
-}
-
 /// Providers and the models they serve.
 #[derive(Debug, Clone, Default)]
 pub struct ModelRegistry {
@@ -320,6 +308,7 @@ impl ModelRegistry {
 mod tests {
     use super::*;
     use crate::config::{ProviderConfig, ProviderType};
+    use crate::error::ApiError;
 
     fn provider(id: &str) -> Provider {
         let cfg = ProviderConfig {

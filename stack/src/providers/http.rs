@@ -1,12 +1,12 @@
-//! The HTTP client every provider call goes through, with the recorder installed when asked.
+//! The provider HTTP client: what every provider call is sent with (timeouts, CAs), with the
+//! recorder installed when asked. Not the stack's own API client ([`crate::client`]).
 
 use std::path::Path;
 use std::time::Duration;
 
-use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware};
 
 use super::tls::{self, CaFileError};
-use crate::telemetry::{ClientSpanMiddleware, Telemetry};
 
 /// The variable that switches the harness recorder on (`record`, `replay`, `record-if-missing`, ...).
 pub const INFERENCE_MODE_VAR: &str = "LLAMA_STACK_TEST_INFERENCE_MODE";
@@ -27,11 +27,12 @@ pub enum ClientSetupError {
     )]
     ReplayNotBuilt(String),
     /// The recorder refused its configuration.
-    #[error("cannot set up the recorder ({INFERENCE_MODE_VAR}): {0}")]
-    Recorder(String),
+    #[cfg(feature = "replay")]
+    #[error("cannot set up the recorder ({INFERENCE_MODE_VAR})")]
+    Recorder(#[source] harness::recorder::RecorderError),
     /// reqwest could not build a client.
-    #[error("cannot build the provider HTTP client: {0}")]
-    Http(String),
+    #[error("cannot build the provider HTTP client")]
+    Http(#[source] reqwest::Error),
     /// The extra CA file (`SSL_CERT_FILE`) cannot be used.
     #[error(transparent)]
     CaFile(#[from] CaFileError),
@@ -51,24 +52,19 @@ pub fn http_client_with_ca(ca_file: Option<&Path>) -> Result<reqwest::Client, Cl
         .read_timeout(READ_TIMEOUT);
     tls::trust(builder, ca_file)?
         .build()
-        .map_err(|e| ClientSetupError::Http(support::error::error_chain(&e)))
+        .map_err(ClientSetupError::Http)
 }
 
-/// The provider client for this process: the client span middleware (an OpenTelemetry CLIENT
-/// span per request, `traceparent` injected), then the harness recorder when
-/// `LLAMA_STACK_TEST_INFERENCE_MODE` is set (feature `replay`); without the feature that variable
-/// is refused with a message saying how to rebuild. The span middleware comes first so replayed
-/// calls have client spans too; the recorder keeps headers out of its request key.
-pub fn provider_client() -> Result<ClientWithMiddleware, ClientSetupError> {
-    provider_client_with(Telemetry::global())
-}
-
-/// [`provider_client`] with its client spans sent where `telemetry` says.
+/// The provider client for this process: `spans` (the stack passes its client span middleware,
+/// an OpenTelemetry CLIENT span per request with `traceparent` injected), then the harness
+/// recorder when `LLAMA_STACK_TEST_INFERENCE_MODE` is set (feature `replay`); without the feature
+/// that variable is refused with a message saying how to rebuild. The span middleware comes
+/// first so replayed calls have client spans too; the recorder keeps headers out of its request
+/// key. Providers know nothing of telemetry: the caller brings the middleware.
 pub fn provider_client_with(
-    telemetry: Telemetry,
+    spans: impl Middleware,
 ) -> Result<ClientWithMiddleware, ClientSetupError> {
-    let builder =
-        ClientBuilder::new(http_client()?).with(ClientSpanMiddleware::with_telemetry(telemetry));
+    let builder = ClientBuilder::new(http_client()?).with(spans);
     #[cfg(feature = "replay")]
     {
         match harness::recorder::Recorder::from_env() {
@@ -79,7 +75,7 @@ pub fn provider_client_with(
                 Ok(builder.with(recorder).build())
             }
             Ok(None) => Ok(builder.build()),
-            Err(e) => Err(ClientSetupError::Recorder(e.to_string())),
+            Err(e) => Err(ClientSetupError::Recorder(e)),
         }
     }
     #[cfg(not(feature = "replay"))]
