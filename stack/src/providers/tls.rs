@@ -176,12 +176,20 @@ fn with_system_roots(
     builder: reqwest::ClientBuilder,
     extra: Vec<reqwest::Certificate>,
 ) -> reqwest::ClientBuilder {
-    let system = system_roots().into_iter().filter_map(|der| {
-        reqwest::Certificate::from_der(&der)
-            .inspect_err(|e| tracing::warn!("a system CA certificate is ignored: {e}"))
-            .ok()
-    });
-    builder.tls_certs_only(system.chain(extra))
+    // Read and parsed once a process: every stack (a test suite builds one a test) and every
+    // provider client trusts the same system store, which takes tens of milliseconds to read.
+    static SYSTEM: std::sync::LazyLock<Vec<reqwest::Certificate>> =
+        std::sync::LazyLock::new(|| {
+            system_roots()
+                .into_iter()
+                .filter_map(|der| {
+                    reqwest::Certificate::from_der(&der)
+                        .inspect_err(|e| tracing::warn!("a system CA certificate is ignored: {e}"))
+                        .ok()
+                })
+                .collect()
+        });
+    builder.tls_certs_only(SYSTEM.iter().cloned().chain(extra))
 }
 
 /// macOS, Windows, Android: the platform verifier asks the OS (which does not read
