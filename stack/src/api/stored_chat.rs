@@ -141,8 +141,11 @@ impl Assembler {
             "system_fingerprint",
             "service_tier",
         ] {
-            if let Some(v) = chunk.get(key).filter(|v| !v.is_null()) {
-                self.head.entry(key).or_insert_with(|| v.clone());
+            // Known after the first chunk: no lookup in the chunk, no key copied, then.
+            if !self.head.contains_key(key)
+                && let Some(v) = chunk.get(key).filter(|v| !v.is_null())
+            {
+                self.head.insert(key.to_owned(), v.clone());
             }
         }
         if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
