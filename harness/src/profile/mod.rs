@@ -9,7 +9,8 @@
 //! supplies. [`Profile::llama_stack`] is this repository's, and the default; its names and role
 //! handles are in [`llama_stack`].
 //!
-//! - [`roles`](ModelRole): a role's short id, label, variable, setup key and script flag.
+//! - [`ModelRole`] (declared) and [`Role`] (its handle in `needs`): a role's short id, label,
+//!   variable, setup key and script flag.
 //! - [`RunnerEnv`]: the suite, setup, subdirs, embedding dimension, force-restart, stack config
 //!   and port variables of the runner.
 //!
