@@ -13,7 +13,7 @@ use std::path::Path;
 use axum::extract::Query;
 use axum::routing::get;
 use harness::context::TestContext;
-use harness::profile::{EnvNames, Profile};
+use harness::profile::{EnvNames, Profile, RunnerEnv};
 use harness::recorder::{Mode, Recorder, RecorderConfig, Rules};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use serde_json::{Value, json};
@@ -39,6 +39,19 @@ fn weather_profile() -> Profile {
         response_headers: &["content-type"],
         index_field: "city",
         rules: Rules::none,
+        // Only the recorder is used here; a suite run with `run_suite_with` would read these.
+        runner: RunnerEnv {
+            suite: "WEATHER_TEST_SUITE",
+            setup: "WEATHER_TEST_SETUP",
+            subdirs: "WEATHER_TEST_SUBDIRS",
+            embedding_dimension: "WEATHER_TEST_EMBEDDING_DIMENSION",
+            force_restart: "WEATHER_TEST_FORCE_SERVER_RESTART",
+            stack_config: "WEATHER_TEST_SERVICE",
+            legacy_stack_config: None,
+            port: "WEATHER_PORT",
+        },
+        // No model parameters: every test runs once.
+        roles: &[],
     }
 }
 

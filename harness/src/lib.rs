@@ -3,7 +3,8 @@
 //! - [`recorder`]: the `reqwest-middleware` layer that records provider traffic and replays it
 //!   offline (request key, recordings store, modes, streams, replay-miss diagnostics).
 //! - [`profile`]: what an adopting project supplies: its environment variable names, headers,
-//!   index field and normalization rules ([`profile::Profile::llama_stack`] is this repository's).
+//!   index field, normalization rules, test-runner variables and model roles
+//!   ([`profile::Profile::llama_stack`] is this repository's).
 //! - [`context`]: the test identity that keys recordings and makes generated ids deterministic.
 //! - [`testkit`]: the integration-test framework around them: suites and setups, model
 //!   parameters, stack configs, one server per run, and the test runner.

@@ -10,8 +10,9 @@ use anyhow::{Context, anyhow, ensure};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use harness::context::TestContext;
+use harness::profile::llama_stack::{LlamaStackModels, roles};
 use harness::testkit::server::port_open;
-use harness::testkit::{ModelKind, TestCase, TestEnv, ensure_server, run_suite, skip};
+use harness::testkit::{TestCase, TestEnv, ensure_server, run_suite, skip};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 mod support;
@@ -32,26 +33,18 @@ fn main() -> ExitCode {
 
 fn demo_cases() -> Vec<TestCase> {
     vec![
-        TestCase::new(
-            "inference/test_chat.rs::basic",
-            &[ModelKind::Text],
-            chat_basic,
-        ),
+        TestCase::new("inference/test_chat.rs::basic", &[roles::TEXT], chat_basic),
         TestCase::new(
             "inference/test_embed.rs::dims",
-            &[ModelKind::Embedding],
+            &[roles::EMBEDDING],
             embed_dims,
         ),
-        TestCase::new(
-            "inference/test_vision.rs::image",
-            &[ModelKind::Vision],
-            vision,
-        ),
+        TestCase::new("inference/test_vision.rs::image", &[roles::VISION], vision),
         TestCase::new("models/test_list.rs::needs_server", &[], needs_server),
         TestCase::new("models/test_list.rs::fails", &[], fails),
         TestCase::new(
             "responses/test_basic.rs::create",
-            &[ModelKind::Text],
+            &[roles::TEXT],
             chat_basic,
         ),
         TestCase::new("server/test_server.rs::a", &[], server),

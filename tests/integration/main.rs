@@ -16,16 +16,16 @@ mod telemetry;
 use std::path::Path;
 use std::process::ExitCode;
 
-use harness::testkit::ModelKind::{Completion, Embedding, SafetyShield, Text};
+use harness::profile::llama_stack::roles::{COMPLETION, EMBEDDING, SAFETY_SHIELD, TEXT};
 use harness::testkit::runner::{TestCase, run_suite};
 
 /// A test case whose id (`area/file.rs::test`) is derived from the function's own path, so the
 /// id that keys its recordings cannot drift from the code.
 macro_rules! case {
-    ($area:ident :: $file:ident :: $test:ident, [$($kind:expr),*]) => {
+    ($area:ident :: $file:ident :: $test:ident, [$($role:expr),*]) => {
         TestCase::new(
             concat!(stringify!($area), "/", stringify!($file), ".rs::", stringify!($test)),
-            &[$($kind),*],
+            &[$($role),*],
             |e| Box::pin($area::$file::$test(e)),
         )
     };
@@ -36,198 +36,201 @@ fn cases() -> Vec<TestCase> {
     vec![
         case!(
             inference::test_openai_chat_completion::test_chat_completion_non_streaming,
-            [Text]
+            [TEXT]
         ),
         case!(
             inference::test_openai_chat_completion::test_chat_completion_system_prompt,
-            [Text]
+            [TEXT]
         ),
         case!(
             inference::test_openai_chat_completion::test_chat_completion_multi_turn,
-            [Text]
+            [TEXT]
         ),
         case!(
             inference::test_openai_chat_completion::test_chat_completion_stop_sequence,
-            [Text]
+            [TEXT]
         ),
         case!(
             inference::test_openai_chat_completion::test_chat_completion_max_tokens_length,
-            [Text]
+            [TEXT]
         ),
         case!(
             inference::test_openai_chat_completion::test_chat_completion_seed,
-            [Text]
+            [TEXT]
         ),
         case!(
             inference::test_openai_chat_completion::test_chat_completion_json_response_format,
-            [Text]
+            [TEXT]
         ),
         case!(
             inference::test_openai_chat_completion::test_chat_completion_tools,
-            [Text]
+            [TEXT]
         ),
         case!(
             inference::test_openai_chat_completion::test_chat_completion_streaming,
-            [Text]
+            [TEXT]
         ),
         case!(
             inference::test_openai_chat_completion::test_chat_completion_streaming_usage,
-            [Text]
+            [TEXT]
         ),
         case!(
             inference::test_openai_chat_completion::test_chat_completion_unknown_model,
-            [Text]
+            [TEXT]
         ),
         case!(
             inference::test_openai_chat_completion::test_inference_store,
-            [Text]
+            [TEXT]
         ),
         case!(
             inference::test_openai_chat_completion::test_chat_completion_malformed_body,
-            [Text]
+            [TEXT]
         ),
         case!(
             inference::test_openai_completion::test_completion_non_streaming,
-            [Completion]
+            [COMPLETION]
         ),
         case!(
             inference::test_openai_completion::test_completion_streaming,
-            [Completion]
+            [COMPLETION]
         ),
         case!(
             inference::test_openai_completion::test_completion_stop_sequence,
-            [Completion]
+            [COMPLETION]
         ),
         case!(
             inference::test_openai_completion::test_completion_logprobs,
-            [Completion]
+            [COMPLETION]
         ),
         case!(
             inference::test_openai_embeddings::test_embeddings_single_string,
-            [Embedding]
+            [EMBEDDING]
         ),
         case!(
             inference::test_openai_embeddings::test_embeddings_batch,
-            [Embedding]
+            [EMBEDDING]
         ),
         case!(
             inference::test_openai_embeddings::test_embeddings_base64_matches_float,
-            [Embedding]
+            [EMBEDDING]
         ),
         case!(
             inference::test_openai_embeddings::test_embeddings_invalid_encoding_format,
-            [Embedding]
+            [EMBEDDING]
         ),
         case!(
             inference::test_openai_embeddings::test_embeddings_dimensions_unsupported,
-            [Embedding]
+            [EMBEDDING]
         ),
-        case!(models::test_models::test_models_list, [Text, Embedding]),
+        case!(models::test_models::test_models_list, [TEXT, EMBEDDING]),
         case!(models::test_models::test_health_and_version, []),
         case!(
             models::test_models::test_models_custom_metadata,
-            [Text, Embedding]
+            [TEXT, EMBEDDING]
         ),
-        case!(models::test_models::test_model_retrieve, [Text]),
-        case!(providers::test_providers::test_providers_list, [Text]),
-        case!(providers::test_providers::test_provider_inspect, [Text]),
+        case!(models::test_models::test_model_retrieve, [TEXT]),
+        case!(providers::test_providers::test_providers_list, [TEXT]),
+        case!(providers::test_providers::test_provider_inspect, [TEXT]),
         case!(
             telemetry::test_genai_spans::test_chat_completion_span,
-            [Text]
+            [TEXT]
         ),
         case!(
             telemetry::test_genai_spans::test_streaming_chat_one_span,
-            [Text]
+            [TEXT]
         ),
         case!(
             telemetry::test_genai_spans::test_embeddings_span,
-            [Embedding]
+            [EMBEDDING]
         ),
         case!(
             telemetry::test_genai_spans::test_provider_error_span,
-            [Text]
+            [TEXT]
         ),
-        case!(telemetry::test_genai_spans::test_span_parent_chain, [Text]),
+        case!(telemetry::test_genai_spans::test_span_parent_chain, [TEXT]),
         case!(
             telemetry::test_genai_spans::test_no_spans_when_disabled,
-            [Text]
+            [TEXT]
         ),
         case!(
             telemetry::test_genai_metrics::test_token_usage_and_duration_metrics,
-            [Text]
+            [TEXT]
         )
         .run_alone(),
         case!(
             responses::test_basic::test_response_text_non_streaming,
-            [Text]
+            [TEXT]
         ),
-        case!(responses::test_basic::test_response_text_streaming, [Text]),
+        case!(responses::test_basic::test_response_text_streaming, [TEXT]),
         case!(
             responses::test_basic::test_response_structured_output,
-            [Text]
+            [TEXT]
         ),
         case!(
             responses::test_basic::test_response_retrieve_list_delete,
-            [Text]
+            [TEXT]
         ),
-        case!(responses::test_basic::test_response_store_false, [Text]),
-        case!(responses::test_basic::test_response_bad_requests, [Text]),
+        case!(responses::test_basic::test_response_store_false, [TEXT]),
+        case!(responses::test_basic::test_response_bad_requests, [TEXT]),
         case!(
             responses::test_function_tools::test_function_call_round_trip,
-            [Text]
+            [TEXT]
         ),
-        case!(responses::test_mcp::test_mcp_list_tools, [Text]),
-        case!(responses::test_mcp::test_mcp_tool_call, [Text]),
-        case!(responses::test_mcp::test_mcp_tool_call_streaming, [Text]),
-        case!(responses::test_mcp::test_mcp_tool_error, [Text]),
-        case!(responses::test_mcp::test_mcp_allowed_tools, [Text]),
-        case!(responses::test_mcp::test_mcp_max_tool_calls, [Text]),
+        case!(responses::test_mcp::test_mcp_list_tools, [TEXT]),
+        case!(responses::test_mcp::test_mcp_tool_call, [TEXT]),
+        case!(responses::test_mcp::test_mcp_tool_call_streaming, [TEXT]),
+        case!(responses::test_mcp::test_mcp_tool_error, [TEXT]),
+        case!(responses::test_mcp::test_mcp_allowed_tools, [TEXT]),
+        case!(responses::test_mcp::test_mcp_max_tool_calls, [TEXT]),
         case!(
             responses::test_mcp::test_mcp_chain_does_not_list_again,
-            [Text]
+            [TEXT]
         ),
-        case!(responses::test_mcp::test_mcp_approval, [Text]),
-        case!(responses::test_mcp::test_mcp_unreachable_server, [Text]),
+        case!(responses::test_mcp::test_mcp_approval, [TEXT]),
+        case!(responses::test_mcp::test_mcp_unreachable_server, [TEXT]),
         case!(
             responses::test_mcp::test_mcp_authorization_reaches_server_not_disk,
-            [Text]
+            [TEXT]
         ),
         case!(
             responses::test_responses_telemetry::test_response_mcp_spans,
-            [Text]
+            [TEXT]
         ),
         case!(
             responses::test_responses_telemetry::test_response_tool_error_span,
-            [Text]
+            [TEXT]
         ),
         case!(
             safety::test_safety::test_shields_list_and_get,
-            [SafetyShield]
+            [SAFETY_SHIELD]
         ),
-        case!(safety::test_safety::test_register_and_delete_shield, [Text]),
-        case!(safety::test_safety::test_run_shield_benign, [SafetyShield]),
-        case!(safety::test_safety::test_run_shield_unsafe, [SafetyShield]),
+        case!(safety::test_safety::test_register_and_delete_shield, [TEXT]),
+        case!(safety::test_safety::test_run_shield_benign, [SAFETY_SHIELD]),
+        case!(safety::test_safety::test_run_shield_unsafe, [SAFETY_SHIELD]),
         case!(
             safety::test_safety::test_run_shield_multi_turn,
-            [SafetyShield]
+            [SAFETY_SHIELD]
         ),
         case!(
             safety::test_safety::test_run_shield_bad_requests,
-            [SafetyShield]
+            [SAFETY_SHIELD]
         ),
-        case!(safety::test_safety::test_moderations_single, [SafetyShield]),
-        case!(safety::test_safety::test_moderations_batch, [SafetyShield]),
+        case!(
+            safety::test_safety::test_moderations_single,
+            [SAFETY_SHIELD]
+        ),
+        case!(safety::test_safety::test_moderations_batch, [SAFETY_SHIELD]),
         case!(
             safety::test_safety::test_responses_guardrails,
-            [Text, SafetyShield]
+            [TEXT, SAFETY_SHIELD]
         ),
         case!(
             safety::test_safety_telemetry::test_run_shield_span,
-            [SafetyShield]
+            [SAFETY_SHIELD]
         ),
         case!(
             safety::test_safety_telemetry::test_guarded_stream_checks_once_per_item,
-            [Text, SafetyShield]
+            [TEXT, SAFETY_SHIELD]
         ),
     ]
 }

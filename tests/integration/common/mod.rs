@@ -7,6 +7,7 @@
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail, ensure};
+pub use harness::profile::llama_stack::LlamaStackModels;
 use harness::telemetry::Capture;
 pub use harness::testkit::runner::TestEnv;
 use harness::testkit::server::{ServerHandle, ServerSpec, ensure_server};

@@ -5,7 +5,9 @@ use anyhow::{Context, Result, ensure};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::common::{TestEnv, assert_chat_completion, client, content_of, expect_bad_request};
+use crate::common::{
+    LlamaStackModels, TestEnv, assert_chat_completion, client, content_of, expect_bad_request,
+};
 
 fn user(text: &str) -> Value {
     json!([{"role": "user", "content": text}])

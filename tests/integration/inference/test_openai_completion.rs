@@ -4,7 +4,7 @@ use anyhow::{Context, Result, ensure};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::common::{TestEnv, client};
+use crate::common::{LlamaStackModels, TestEnv, client};
 
 /// A plain completion: one choice with text, finish reason, usage.
 pub async fn test_completion_non_streaming(env: TestEnv) -> Result<()> {

@@ -4,7 +4,7 @@ use anyhow::{Context, Result, ensure};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::common::{TestEnv, client, expect_bad_request};
+use crate::common::{LlamaStackModels, TestEnv, client, expect_bad_request};
 
 fn vector(item: &Value) -> Result<Vec<f64>> {
     item["embedding"]

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result, ensure};
 
-use crate::common::{TestEnv, client};
+use crate::common::{LlamaStackModels, TestEnv, client};
 
 /// The list is an OpenAI list whose ids are `provider_id/provider_model_id` and includes the
 /// setup's models.

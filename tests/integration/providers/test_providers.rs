@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, ensure};
 
-use crate::common::{TestEnv, client};
+use crate::common::{LlamaStackModels, TestEnv, client};
 
 /// Every provider has `api`, `provider_id`, `provider_type`, `config` and `health`; the text
 /// model's provider is an inference provider whose discovery went well, and no API key appears.

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use stack::client::ClientStream;
 
-use crate::common::TestEnv;
+use crate::common::{LlamaStackModels, TestEnv};
 
 /// The bearer token the test MCP server requires when it is started for recording
 /// (`scripts/providers/mcp.sh` sets it); a fake credential that must never reach disk.

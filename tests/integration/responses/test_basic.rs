@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 
 use super::{assert_response, events, items, output_text, types};
-use crate::common::{TestEnv, client, expect_bad_request};
+use crate::common::{LlamaStackModels, TestEnv, client, expect_bad_request};
 
 /// A plain text response: one completed message whose text is the response's text.
 pub async fn test_response_text_non_streaming(env: TestEnv) -> Result<()> {

@@ -5,7 +5,7 @@ use anyhow::{Context, Result, ensure};
 use serde_json::json;
 
 use super::{assert_response, items, output_text};
-use crate::common::{TestEnv, client};
+use crate::common::{LlamaStackModels, TestEnv, client};
 
 /// A function-tool round trip: call, client output, final text.
 pub async fn test_function_call_round_trip(env: TestEnv) -> Result<()> {

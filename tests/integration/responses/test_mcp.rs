@@ -9,7 +9,7 @@ use super::{
     MCP_TOKEN, ask, assert_response, events, failing_tool_request, items, mcp_tool, output_text,
     types,
 };
-use crate::common::{TestEnv, client};
+use crate::common::{LlamaStackModels, TestEnv, client};
 
 /// The test server's tools.
 const SERVER_TOOLS: [&str; 3] = ["get_weather", "list_repositories", "get_repository_issues"];

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::{BENIGN, UNSAFE};
 use stack::{ClientError, StackClient};
 
-use crate::common::{TestEnv, client, expect_bad_request};
+use crate::common::{LlamaStackModels, TestEnv, client, expect_bad_request};
 use crate::responses::{assert_response, items};
 
 /// `POST /v1/safety/run-shield` with `messages` for `shield`.

@@ -8,7 +8,7 @@ use harness::telemetry::{CapturedSpan, SpanKind};
 use serde_json::json;
 
 use super::{BENIGN, UNSAFE};
-use crate::common::{TestEnv, client, telemetry};
+use crate::common::{LlamaStackModels, TestEnv, client, telemetry};
 use crate::telemetry::test_genai_spans::{WAIT, provider_model, text};
 
 /// A run-shield call makes one `run_guardrail {shield}` span with the verdict, Llama Stack's

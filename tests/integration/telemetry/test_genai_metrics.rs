@@ -6,7 +6,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::test_genai_spans::{WAIT, provider_model};
-use crate::common::{TestEnv, client, telemetry};
+use crate::common::{LlamaStackModels, TestEnv, client, telemetry};
 
 /// Token-usage histogram sums equal the responses' usage; one operation duration per call; one
 /// time-to-first-token for the stream; the HTTP server counts the requests per route.

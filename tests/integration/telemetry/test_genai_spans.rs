@@ -7,7 +7,7 @@ use futures::StreamExt;
 use harness::telemetry::{Capture, CapturedSpan, SpanKind, TestSpan};
 use serde_json::{Value, json};
 
-use crate::common::{TestEnv, client, client_without_telemetry, telemetry};
+use crate::common::{LlamaStackModels, TestEnv, client, client_without_telemetry, telemetry};
 
 /// How long a test waits for spans to arrive.
 pub const WAIT: Duration = Duration::from_secs(20);

@@ -1,13 +1,21 @@
 //! What an adopting project tells the framework about its world.
 //!
-//! The recorder is a generic HTTP record/replay layer; everything that belongs to one project (the
-//! names of its environment variables, the command a replay miss suggests, the header that carries
-//! the test identity to a server, which headers are worth recording, which body field the index
-//! files recordings under, and the normalization rules of its providers) is a [`Profile`] the
-//! project supplies. [`Profile::llama_stack`] is this repository's, and the default.
+//! The recorder is a generic HTTP record/replay layer and the test runner a generic
+//! parameterized runner; everything that belongs to one project (the names of its environment
+//! variables, the command a replay miss suggests, the header that carries the test identity to a
+//! server, which headers are worth recording, which body field the index files recordings under,
+//! the normalization rules of its providers, the test runner's variables ([`RunnerEnv`]) and the
+//! model roles its tests are parameterized over ([`ModelRole`])) is a [`Profile`] the project
+//! supplies. [`Profile::llama_stack`] is this repository's, and the default; its names and role
+//! handles are in [`llama_stack`].
+//!
+//! - [`ModelRole`] (declared) and [`Role`] (its handle in `needs`): a role's short id, label,
+//!   variable, setup key and script flag.
+//! - [`RunnerEnv`]: the suite, setup, subdirs, embedding dimension, force-restart, stack config
+//!   and port variables of the runner.
 //!
 //! ```
-//! use harness::profile::{EnvNames, Profile};
+//! use harness::profile::{EnvNames, ModelRole, Profile, Role, RunnerEnv};
 //! use harness::recorder::Rules;
 //!
 //! // A weather client's profile: its own variables, no LLM rules.
@@ -28,10 +36,37 @@
 //!     response_headers: &["content-type"],
 //!     index_field: "city",
 //!     rules: Rules::none,
+//!     runner: RunnerEnv {
+//!         suite: "WEATHER_TEST_SUITE",
+//!         setup: "WEATHER_TEST_SETUP",
+//!         subdirs: "WEATHER_TEST_SUBDIRS",
+//!         embedding_dimension: "WEATHER_TEST_EMBEDDING_DIMENSION",
+//!         force_restart: "WEATHER_TEST_FORCE_SERVER_RESTART",
+//!         stack_config: "WEATHER_TEST_SERVICE",
+//!         legacy_stack_config: None,
+//!         port: "WEATHER_PORT",
+//!     },
+//!     // Its tests run once per forecast source: `forecast/test_today.rs::rain[src=met]`.
+//!     roles: &[ModelRole {
+//!         id: "src",
+//!         label: "forecast source",
+//!         env: "WEATHER_TEST_SOURCE",
+//!         setup_key: "source",
+//!         flag: "--source",
+//!     }],
 //! };
+//! const SOURCE: Role = Role::new("src");
 //! assert!(weather.is_secret_header("X-Weather-Key"));
+//! assert_eq!(weather.role(SOURCE).map(|r| r.env), Some("WEATHER_TEST_SOURCE"));
 //! assert_eq!(Profile::default().env.mode, "LLAMA_STACK_TEST_INFERENCE_MODE");
-//! //! ```
+//! ```
+
+pub mod llama_stack;
+mod roles;
+mod runner_env;
+
+pub use roles::{ModelRole, Role};
+pub use runner_env::RunnerEnv;
 
 use crate::recorder::Rules;
 
@@ -79,24 +114,23 @@ pub struct Profile {
     pub index_field: &'static str,
     /// The built-in normalization rules, before a recordings directory's `normalization.toml`.
     pub rules: fn() -> Rules,
+    /// The test runner's environment variables.
+    pub runner: RunnerEnv,
+    /// The model roles tests are parameterized over, in the order of their parameters in a test
+    /// id (see [`ModelRole`]).
+    pub roles: &'static [ModelRole],
 }
 
 impl Profile {
     /// Llama Stack's profile: the `LLAMA_STACK_TEST_*` variables, the
     /// `X-LlamaStack-Provider-Data` header, the OpenAI/Anthropic/MCP header lists, `model` as
     /// the index field and the LLM rule set ([`Rules::llm_defaults`]).
+    /// Its runner variables are [`llama_stack::RUNNER_ENV`] and its roles [`llama_stack::ROLES`].
     pub fn llama_stack() -> Self {
         use llama_stack::*;
         Profile {
             name: "llama-stack",
-            env: EnvNames {
-                mode: MODE_ENV,
-                recording_dir: RECORDING_DIR_ENV,
-                replay_timing: REPLAY_TIMING_ENV,
-                record_command: RECORD_COMMAND_ENV,
-                debug: DEBUG_ENV,
-                record_errors: RECORD_ERRORS_ENV,
-            },
+            env: RECORDER_ENV,
             default_record_command: DEFAULT_RECORD_COMMAND,
             context_header: PROVIDER_DATA_HEADER,
             secret_headers: &["x-llamastack-provider-data"],
@@ -104,6 +138,8 @@ impl Profile {
             response_headers: RESPONSE_HEADERS,
             index_field: "model",
             rules: Rules::llm_defaults,
+            runner: RUNNER_ENV,
+            roles: ROLES,
         }
     }
 
@@ -113,6 +149,11 @@ impl Profile {
     pub fn is_secret_header(&self, name: &str) -> bool {
         crate::recorder::redact::is_secret_header_among(name, self.secret_headers)
     }
+
+    /// This profile's declaration of `role`, if it declares it.
+    pub fn role(&self, role: Role) -> Option<&'static ModelRole> {
+        roles::find(self.roles, role)
+    }
 }
 
 impl Default for Profile {
@@ -120,46 +161,4 @@ impl Default for Profile {
     fn default() -> Self {
         Profile::llama_stack()
     }
-}
-
-/// Llama Stack's names, as [`Profile::llama_stack`] uses them.
-pub mod llama_stack {
-    /// Environment variable that selects the mode. Its presence turns the recorder on.
-    pub const MODE_ENV: &str = "LLAMA_STACK_TEST_INFERENCE_MODE";
-    /// Environment variable naming the recordings directory.
-    pub const RECORDING_DIR_ENV: &str = "LLAMA_STACK_TEST_RECORDING_DIR";
-    /// Environment variable choosing replay timing: `instant` (default) or `recorded`.
-    pub const REPLAY_TIMING_ENV: &str = "LLAMA_STACK_TEST_REPLAY_TIMING";
-    /// Environment variable holding the command a replay miss suggests (`{test_id}` is
-    /// substituted).
-    pub const RECORD_COMMAND_ENV: &str = "LLAMA_STACK_TEST_RECORD_COMMAND";
-    /// Environment variable that makes the recorder log every key's inputs (`1`, `true`, `yes`).
-    pub const DEBUG_ENV: &str = "LLAMA_STACK_TEST_DEBUG";
-    /// Environment variable that makes the recorder store transient failures too (`1`, `true`,
-    /// `yes`).
-    pub const RECORD_ERRORS_ENV: &str = "LLAMA_STACK_TEST_RECORD_ERRORS";
-    /// The command a replay miss suggests by default.
-    pub const DEFAULT_RECORD_COMMAND: &str =
-        "scripts/integration-tests.sh --inference-mode record-if-missing --pattern '{test_id}'";
-    /// Name of the HTTP header that carries provider data, and with it the test id, to a server.
-    pub const PROVIDER_DATA_HEADER: &str = "X-LlamaStack-Provider-Data";
-    /// Response headers worth keeping (everything else, e.g. dates and request ids, is dropped).
-    /// `mcp-session-id` is the MCP session a server opens at `initialize`: a client sends it back
-    /// on every later request of the session, so a replay without it would run session-less.
-    pub const RESPONSE_HEADERS: &[&str] = &[
-        "content-type",
-        "content-encoding",
-        "openai-version",
-        "mcp-session-id",
-    ];
-    /// Request headers worth keeping besides secret ones (which are kept as `<redacted>`).
-    pub const REQUEST_HEADERS: &[&str] = &[
-        "content-type",
-        "accept",
-        "openai-beta",
-        "anthropic-version",
-        "api-version",
-        "mcp-session-id",
-        "mcp-protocol-version",
-    ];
 }
