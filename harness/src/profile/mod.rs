@@ -144,10 +144,12 @@ impl Profile {
     }
 
     /// Whether a request header holds a secret under this profile: a built-in secret header
-    /// ([`redact::is_secret_header`](crate::recorder::redact::is_secret_header)) or one of
-    /// [`Profile::secret_headers`].
+    /// ([`redact::is_secret_header`](crate::recorder::redact::is_secret_header)), one of
+    /// [`Profile::secret_headers`], or the [`Profile::context_header`] (which can carry
+    /// credentials next to the test id).
     pub fn is_secret_header(&self, name: &str) -> bool {
-        crate::recorder::redact::is_secret_header_among(name, self.secret_headers)
+        name.eq_ignore_ascii_case(self.context_header)
+            || crate::recorder::redact::is_secret_header_among(name, self.secret_headers)
     }
 
     /// This profile's declaration of `role`, if it declares it.

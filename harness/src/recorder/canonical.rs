@@ -114,6 +114,16 @@ impl CanonicalBody {
     }
 }
 
+/// The secret values found in a request body; never printed (`Debug` shows how many).
+#[derive(Clone, Default, PartialEq)]
+pub struct BodySecrets(pub Vec<String>);
+
+impl std::fmt::Debug for BodySecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BodySecrets({} hidden)", self.0.len())
+    }
+}
+
 /// Everything the key of a request depends on, except the occurrence index.
 ///
 /// The key texts are computed from the fields when first asked for and the body's part is kept:
@@ -134,7 +144,7 @@ pub struct CanonicalRequest {
     pub provider: Option<String>,
     /// The secret values of the body as it was sent (see
     /// [`CanonicalBody::from_bytes_with_secrets`]); empty for a request rebuilt from a recording.
-    pub body_secrets: Vec<String>,
+    pub body_secrets: BodySecrets,
     /// The RFC 8785 text of the tagged body, serialized once for both the key and the base key
     /// (it is most of the work of a key: bodies carry whole conversations).
     body_text: std::sync::OnceLock<String>,
@@ -239,9 +249,9 @@ impl CanonicalRequest {
         // Sorted by name only (a stable sort): repeated parameters keep their order, which can
         // carry meaning.
         query.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut body_secrets = Vec::new();
-        let body =
-            CanonicalBody::from_bytes_with_secrets(body, rules, host, &path, &mut body_secrets);
+        let mut secrets = Vec::new();
+        let body = CanonicalBody::from_bytes_with_secrets(body, rules, host, &path, &mut secrets);
+        let body_secrets = BodySecrets(secrets);
         CanonicalRequest {
             method: method.to_ascii_uppercase(),
             body,
@@ -287,7 +297,7 @@ impl CanonicalRequest {
             body,
             test_id: test_id.map(str::to_owned),
             provider: request.provider.clone(),
-            body_secrets: Vec::new(),
+            body_secrets: BodySecrets::default(),
             body_text: std::sync::OnceLock::new(),
         }
     }

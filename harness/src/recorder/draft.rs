@@ -35,7 +35,7 @@ impl Draft {
             profile.request_headers,
             profile.secret_headers,
             url,
-            canonical.body_secrets.clone(),
+            canonical.body_secrets.0.clone(),
         );
         if !body_is_json && let Some(text) = body.and_then(|b| std::str::from_utf8(b).ok()) {
             secrets.extend(redact::form_secrets(text));

@@ -16,6 +16,9 @@ use super::format::Replayable;
 /// How many bytes of blob files the cache holds at most.
 pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// How recently written a blob may be and still be cached (see [`ReplayCache::get_or_read`]).
+const RACY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What identifies one version of a blob file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FileIdentity {
@@ -82,7 +85,7 @@ impl Default for ReplayCache {
 
 impl ReplayCache {
     /// The recording of `key`, from the cache when `path` is still the file it was read from,
-    /// else read with `read` (which also gets the file's metadata) and cached. `Ok(None)` when
+    /// else read with `read` and cached (unless written in the last two seconds). `Ok(None)` when
     /// there is no such file.
     pub fn get_or_read<E>(
         &self,
@@ -105,6 +108,16 @@ impl ReplayCache {
             self.entries.remove(key);
             return Ok(None);
         };
+        // A file written moments ago may be replaced again within the file system's timestamp
+        // granularity, by a file of the same size that reuses the inode: such a "racy" file (as
+        // git calls it) is not cached until it is older than that.
+        if identity
+            .modified
+            .and_then(|m| SystemTime::now().duration_since(m).ok())
+            .is_none_or(|age| age < RACY)
+        {
+            return Ok(Some(recording));
+        }
         // Cached under the identity seen before reading: a file replaced while it was read then
         // differs at the next request and is read again.
         self.entries.insert(
@@ -138,7 +151,17 @@ mod tests {
     fn reads_once_while_the_file_is_unchanged_and_again_once_it_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.json");
-        std::fs::write(&path, BLOB_A).unwrap();
+        let write_old = |path: &Path, text: &str| {
+            std::fs::write(path, text).unwrap();
+            let past = SystemTime::now() - std::time::Duration::from_secs(60);
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(past)
+                .unwrap();
+        };
+        write_old(&path, BLOB_A);
         let cache = ReplayCache::default();
         let reads = std::cell::Cell::new(0);
         let read = |text: &'static str| {
@@ -161,7 +184,7 @@ mod tests {
 
         // Replaced by rename, as the store writes: a new inode.
         let tmp = dir.path().join(".k.tmp");
-        std::fs::write(&tmp, BLOB_B).unwrap();
+        write_old(&tmp, BLOB_B);
         std::fs::rename(&tmp, &path).unwrap();
         let new = cache
             .get_or_read("k", &path, read(BLOB_B))
@@ -169,6 +192,18 @@ mod tests {
             .unwrap();
         assert_eq!(reads.get(), 2);
         assert_eq!(new.request.path, "/b");
+
+        // A file written just now is read every time until it is two seconds old.
+        std::fs::write(&path, BLOB_A).unwrap();
+        cache
+            .get_or_read("k", &path, read(BLOB_A))
+            .unwrap()
+            .unwrap();
+        cache
+            .get_or_read("k", &path, read(BLOB_A))
+            .unwrap()
+            .unwrap();
+        assert_eq!(reads.get(), 4);
 
         std::fs::remove_file(&path).unwrap();
         let gone = cache.get_or_read("k", &path, || Ok::<_, ()>(None)).unwrap();

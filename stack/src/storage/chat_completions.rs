@@ -46,8 +46,14 @@ impl ChatCompletionStore {
         });
         let writer = table.clone();
         let queue = WriteBehind::start("chat-completion-store", move |batch| {
-            if let Err(e) = writer.put_all(&batch) {
-                tracing::warn!("{} chat completion(s) not stored: {e}", batch.len());
+            if writer.put_all(&batch).is_ok() {
+                return;
+            }
+            // One bad row must not cost the others of its batch: each on its own.
+            for one in batch.chunks(1) {
+                if let Err(e) = writer.put_all(one) {
+                    tracing::warn!("a chat completion was not stored: {e}");
+                }
             }
         })
         .map_err(|source| StoreError::Open {

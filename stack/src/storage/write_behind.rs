@@ -87,7 +87,7 @@ impl<J: Send + 'static> WriteBehind<J> {
         self.shared.progress().queued += 1;
         let unsent = match sender.try_send(job) {
             Ok(()) => return,
-            Err(TrySendError::Full(job)) => sender.send(job).err().map(|e| e.0),
+            Err(TrySendError::Full(job)) => wait_to_send(sender, job),
             Err(TrySendError::Disconnected(job)) => Some(job),
         };
         // The writer thread is gone (it cannot panic out of `run`): written here.
@@ -113,6 +113,20 @@ impl<J: Send + 'static> WriteBehind<J> {
     fn done(&self, n: u64) {
         self.shared.progress().written += n;
         self.shared.changed.notify_all();
+    }
+}
+
+/// Sends `job`, waiting for room; on a worker of a multi-threaded tokio runtime the wait is
+/// announced (`block_in_place`), so the runtime moves its other tasks to another worker instead
+/// of stalling them. The job back if the writer is gone.
+fn wait_to_send<J>(sender: &SyncSender<J>, job: J) -> Option<J> {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    let send = move || sender.send(job).err().map(|e| e.0);
+    if multi_thread {
+        tokio::task::block_in_place(send)
+    } else {
+        send()
     }
 }
 
