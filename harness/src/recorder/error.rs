@@ -61,6 +61,23 @@ pub enum RecorderError {
         #[source]
         source: rusqlite::Error,
     },
+    /// A recording would nest deeper than a blob can be read back (`serde_json` reads 128 levels):
+    /// it is not written, so that no recording is stored that replay could not load.
+    #[error(
+        "{request}: not recorded: its recording would nest {depth} levels of JSON, and recordings          are read back up to {limit} (the request or response body nests {body} levels; at most          {max_body} fit). Send a body nested less deeply"
+    )]
+    TooDeep {
+        /// The request (method, path, key, test).
+        request: String,
+        /// The blob's nesting depth.
+        depth: usize,
+        /// The deepest blob that loads.
+        limit: usize,
+        /// How deep the deepest body nests.
+        body: usize,
+        /// How deep a body may nest in a blob.
+        max_body: usize,
+    },
     /// A recording file could not be parsed.
     #[error("recording {path} is not a valid recording: {reason}. Delete it and record again")]
     BadRecording {

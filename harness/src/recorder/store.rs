@@ -286,6 +286,22 @@ impl Store {
             path: path.clone(),
             reason: e.to_string(),
         })?;
+        let depth = nesting_depth(&text);
+        if depth > MAX_BLOB_DEPTH {
+            let wrapper = BODY_WRAPPER_DEPTH;
+            return Err(RecorderError::TooDeep {
+                request: super::format::describe_request(
+                    &rec.request.method,
+                    &rec.request.path,
+                    &rec.request_hash,
+                    rec.test_id.as_deref(),
+                ),
+                depth,
+                limit: MAX_BLOB_DEPTH,
+                body: depth.saturating_sub(wrapper),
+                max_body: MAX_BLOB_DEPTH - wrapper,
+            });
+        }
         text.push(b'\n');
         if let Ok(old) = std::fs::read(&path)
             && same_but_volatile(&old, &text)
@@ -622,6 +638,40 @@ fn mask_volatile(v: &mut serde_json::Value) {
         }
         _ => {}
     }
+}
+
+/// The deepest nesting of arrays and objects `serde_json` reads (its recursion limit).
+pub const MAX_BLOB_DEPTH: usize = 127;
+
+/// Levels a blob wraps a body in: the recording, `response`, `http`, `body` (the request's
+/// `canonical_body` sits one level higher).
+const BODY_WRAPPER_DEPTH: usize = 4;
+
+/// How deeply arrays and objects nest in JSON `text` (strings skipped). Our own scan: a
+/// recording is checked before it is written, and parsing it again would cost a full parse.
+fn nesting_depth(text: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in text {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 fn read_blob<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, RecorderError> {

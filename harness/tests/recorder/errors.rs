@@ -226,3 +226,56 @@ async fn a_timeout_replays_as_a_timeout() {
         "timeout"
     );
 }
+
+/// A body nested more deeply than a recording can be read back is refused with an error that
+/// says so, and nothing is stored; one at the limit records and replays.
+#[tokio::test]
+async fn a_body_too_deep_to_load_back_is_refused_and_one_at_the_limit_replays() {
+    fn nested(levels: usize) -> serde_json::Value {
+        let mut v = json!(1);
+        for _ in 0..levels {
+            v = json!([v]);
+        }
+        v
+    }
+    let deepest = harness::recorder::store::MAX_BLOB_DEPTH;
+    // serde_json's own limit: the blob's maximum is what it reads, one more it does not.
+    let text = |levels: usize| "[".repeat(levels) + &"]".repeat(levels);
+    assert!(serde_json::from_str::<serde_json::Value>(&text(deepest)).is_ok());
+    assert!(serde_json::from_str::<serde_json::Value>(&text(deepest + 1)).is_err());
+
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(Mode::Record, dir.path());
+    // The canonical body sits three levels into the blob: model + messages, then the nesting.
+    let deep = json!({"model": "m", "messages": nested(deepest)});
+    let err = TestContext::new("deep")
+        .scope(post(&c, &server.uri(), &deep))
+        .await
+        .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("not recorded") && msg.contains("nested less deeply"),
+        "{msg}"
+    );
+    assert!(Store::open(dir.path()).unwrap().rows().unwrap().is_empty());
+
+    let fits = json!({"model": "m", "messages": nested(deepest - 4)});
+    TestContext::new("fits")
+        .scope(post(&c, &server.uri(), &fits))
+        .await
+        .unwrap();
+    let replay = client(Mode::Replay, dir.path());
+    let answer: serde_json::Value = TestContext::new("fits")
+        .scope(post(&replay, &server.uri(), &fits))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer, json!({"ok": true}));
+}
