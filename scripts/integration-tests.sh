@@ -118,6 +118,8 @@ while [[ $# -gt 0 ]]; do
 done
 
 cd "$ROOT"
+# shellcheck source=lib.sh
+source "$ROOT/scripts/lib.sh"
 
 if [[ -n "$CLIENT" ]]; then
   # The client suites take their models from the Rust tests they mirror and run under their own
@@ -154,10 +156,12 @@ if [[ "$RUNNER" == nextest ]]; then
     HARNESS_LIST_SKIPS=1 cargo test -q --features replay --test integration -- "${args[@]}" 2>/dev/null || true
   fi
 else
+  # Built exactly as the README's test command builds (one build for both), then run directly.
+  suite_bin="$(integration_test_binary)" || die "building the integration suite failed"
   if [[ $COLLECT_ONLY == 1 ]]; then
-    cargo test --features replay --test integration -- --list "${args[@]}" || status=$?
+    "$suite_bin" --list "${args[@]}" || status=$?
   else
-    cargo test --features replay --test integration -- "${args[@]}" || status=$?
+    "$suite_bin" "${args[@]}" || status=$?
   fi
 fi
 

@@ -33,6 +33,24 @@ build_stack() {
   (cd "$(dirname "${BASH_SOURCE[0]}")/.." && cargo test -q --features replay --no-run >&2)
 }
 
+# integration_test_binary: builds as build_stack does and prints the path of the integration
+# suite's test executable (tests/integration), to be run directly: `cargo test --test
+# integration` would resolve features without the other packages' dev-dependencies and compile
+# a third of the workspace again after the README's test command.
+integration_test_binary() {
+  local root
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  (cd "$root" && cargo test -q --features replay --no-run --message-format=json-render-diagnostics) |
+    python3 -c '
+import json, sys
+found = [m["executable"] for m in map(json.loads, filter(str.strip, sys.stdin))
+         if m.get("reason") == "compiler-artifact" and m.get("executable")
+         and m.get("target", {}).get("name") == "integration"]
+if not found:
+    sys.exit("cargo built no integration test executable")
+print(found[-1])'
+}
+
 # start_stack BIN PORT LOG [VAR=VALUE...]: runs `BIN run starter --port PORT` (on 127.0.0.1, the
 # stack's default host) with the given environment, logging to LOG; waits (10 s at most) for
 # /v1/health. Sets STACK_PID as soon as the process exists, so an EXIT trap the caller set
