@@ -32,7 +32,11 @@ impl HttpBackend {
         }
         let trimmed = url.as_str().trim_end_matches('/');
         let base = trimmed.strip_suffix("/v1").unwrap_or(trimmed).to_owned();
-        let client = reqwest::Client::builder()
+        // The stack's own trust setup: the system store read once a process (a suite builds a
+        // client a test) plus `SSL_CERT_FILE`, as for providers.
+        let ca_file = crate::providers::tls::ca_file_from_env();
+        let client = crate::providers::tls::trust(reqwest::Client::builder(), ca_file.as_deref())
+            .map_err(|e| ClientError::Transport(format!("cannot use the CA file: {e}")))?
             .build()
             .map_err(|e| ClientError::Transport(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self { base, client })
