@@ -70,16 +70,34 @@ impl std::fmt::Debug for ReplayCache {
     }
 }
 
+/// The cache's shards. Each holds an equal part of [`CACHE_BYTES`], and a blob larger than its
+/// part is never cached: quick_cache's default (four per core) would leave 500 KiB a shard on a
+/// 32-core machine. Replay takes a shard's lock for a lookup only, so few shards suffice.
+const SHARDS: usize = 4;
+
 impl Default for ReplayCache {
     fn default() -> Self {
-        // Estimated items: blobs of a few kilobytes.
-        ReplayCache {
-            entries: quick_cache::sync::Cache::with_weighter(
+        let options = quick_cache::OptionsBuilder::new()
+            // Blobs of a few kilobytes.
+            .estimated_items_capacity((CACHE_BYTES / 4096) as usize)
+            .weight_capacity(CACHE_BYTES)
+            .shards(SHARDS)
+            .build();
+        let entries = match options {
+            Ok(options) => quick_cache::sync::Cache::with_options(
+                options,
+                BySize,
+                quick_cache::DefaultHashBuilder::default(),
+                quick_cache::sync::DefaultLifecycle::default(),
+            ),
+            // Only a zero capacity or shard count is refused: not these constants.
+            Err(_) => quick_cache::sync::Cache::with_weighter(
                 (CACHE_BYTES / 4096) as usize,
                 CACHE_BYTES,
                 BySize,
             ),
-        }
+        };
+        ReplayCache { entries }
     }
 }
 
