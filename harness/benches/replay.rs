@@ -1,5 +1,6 @@
 //! Replay cost: a 2 KB non-streaming response with 100 and 100,000 recordings in the store (key
-//! computation, lookup, response rebuild, body read), and a 1,000-event stream replayed instantly.
+//! computation, lookup, response rebuild, body read), a 1,000-event stream replayed instantly, and
+//! a stream's cutting into events when it arrives in tiny chunks.
 //!
 //! Run: `cargo bench -p harness --bench replay`
 
@@ -167,5 +168,27 @@ fn bench_stream(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_non_streaming, bench_stream);
+/// Cutting a recorded stream into events when the provider sends it in tiny chunks: one 256 KiB
+/// event a byte at a time, and 4,096 small events in one chunk (both were quadratic).
+fn bench_split(c: &mut Criterion) {
+    use harness::recorder::framing::{EventSplitter, Framing};
+    let long_event = [b"data: ".as_slice(), &vec![b'x'; 256 * 1024], b"\n\n"].concat();
+    let many_events = b"data: {\"a\":1}\n\n".repeat(4096);
+    let mut group = c.benchmark_group("split");
+    group.bench_function("one_256k_event_byte_by_byte", |b| {
+        b.iter(|| {
+            let mut s = EventSplitter::new(Framing::Sse);
+            long_event
+                .iter()
+                .map(|byte| s.push(&[*byte]).len())
+                .sum::<usize>()
+        })
+    });
+    group.bench_function("4096_events_in_one_chunk", |b| {
+        b.iter(|| EventSplitter::new(Framing::Sse).push(&many_events).len())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_non_streaming, bench_stream, bench_split);
 criterion_main!(benches);

@@ -27,10 +27,17 @@ impl Framing {
 }
 
 /// Accumulates bytes and hands out complete events with their terminators.
+///
+/// Linear in the bytes pushed, however they are chunked: a scan resumes where the last one
+/// stopped (a terminator is at most three bytes, so the last two are looked at again), and the
+/// buffer is compacted once a push, not once an event. A provider sending a long event a byte at
+/// a time, or thousands of small events in one chunk, costs no more than one pass.
 #[derive(Debug)]
 pub struct EventSplitter {
     framing: Framing,
     buf: Vec<u8>,
+    /// Where in `buf` the next scan starts: no event ends before it.
+    scanned: usize,
 }
 
 impl EventSplitter {
@@ -39,15 +46,20 @@ impl EventSplitter {
         EventSplitter {
             framing,
             buf: Vec::new(),
+            scanned: 0,
         }
     }
 
-    fn event_end(&self) -> Option<usize> {
+    /// The end (exclusive) of the first event whose terminator starts at `from` or later.
+    fn event_end(&self, from: usize) -> Option<usize> {
+        let b = &self.buf;
         match self.framing {
-            Framing::Lines => self.buf.iter().position(|b| *b == b'\n').map(|i| i + 1),
+            Framing::Lines => b[from..]
+                .iter()
+                .position(|c| *c == b'\n')
+                .map(|i| from + i + 1),
             Framing::Sse => {
-                let b = &self.buf;
-                let mut i = 0;
+                let mut i = from;
                 while i < b.len() {
                     if b[i] == b'\n' {
                         if b.get(i + 1) == Some(&b'\n') {
@@ -71,9 +83,16 @@ impl EventSplitter {
     pub fn push(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
         self.buf.extend_from_slice(chunk);
         let mut out = Vec::new();
-        while let Some(end) = self.event_end() {
-            out.push(self.buf.drain(..end).collect());
+        let mut start = 0;
+        let mut from = self.scanned;
+        while let Some(end) = self.event_end(from) {
+            out.push(self.buf[start..end].to_vec());
+            start = end;
+            from = end;
         }
+        self.buf.drain(..start);
+        // The last two bytes may begin a terminator that the next chunk completes.
+        self.scanned = self.buf.len().saturating_sub(2);
         out
     }
 
@@ -86,6 +105,59 @@ impl EventSplitter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The splitter before it resumed its scans: every push scanned the whole buffer and
+    /// removed each event from its front. The oracle for the same cuts.
+    fn rescan_from_the_start(framing: Framing, chunks: &[Vec<u8>]) -> (Vec<Vec<u8>>, Vec<u8>) {
+        let (mut buf, mut out) = (Vec::new(), Vec::new());
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            loop {
+                let end = match framing {
+                    Framing::Lines => buf.iter().position(|b| *b == b'\n').map(|i| i + 1),
+                    Framing::Sse => (0..buf.len()).find_map(|i| {
+                        let at = |k: usize| buf.get(i + k).copied();
+                        match (at(0), at(1), at(2)) {
+                            (Some(b'\n'), Some(b'\n'), _) => Some(i + 2),
+                            (Some(b'\n'), Some(b'\r'), Some(b'\n')) => Some(i + 3),
+                            (Some(b'\r'), Some(b'\r'), _) => Some(i + 2),
+                            _ => None,
+                        }
+                    }),
+                };
+                let Some(end) = end else { break };
+                out.push(buf.drain(..end).collect());
+            }
+        }
+        (out, buf)
+    }
+
+    proptest! {
+        #[test]
+        fn resumed_scans_cut_where_full_scans_do(
+            text in prop::collection::vec(prop::sample::select(vec![b'\n', b'\r', b'a', b':']), 0..200),
+            cuts in prop::collection::vec(1usize..9, 1..40),
+            lines in any::<bool>(),
+        ) {
+            let framing = if lines { Framing::Lines } else { Framing::Sse };
+            let mut chunks = Vec::new();
+            let mut rest = &text[..];
+            for n in cuts.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let n = (*n).min(rest.len());
+                chunks.push(rest[..n].to_vec());
+                rest = &rest[n..];
+            }
+            let (expected, left) = rescan_from_the_start(framing, &chunks);
+            let mut s = EventSplitter::new(framing);
+            let events: Vec<Vec<u8>> = chunks.iter().flat_map(|c| s.push(c)).collect();
+            prop_assert_eq!(events, expected);
+            prop_assert_eq!(s.finish().unwrap_or_default(), left);
+        }
+    }
 
     #[test]
     fn sse_events_are_cut_at_blank_lines_whatever_the_chunking() {
