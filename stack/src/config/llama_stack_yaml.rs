@@ -60,10 +60,14 @@ pub fn translate(
     source: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Translated, ConfigError> {
-    let root: Value = serde_yaml_ng::from_str(text).map_err(|e| ConfigError::YamlSyntax {
+    let syntax = |e: serde_yaml_ng::Error| ConfigError::YamlSyntax {
         source_name: source.to_owned(),
         message: e.to_string(),
-    })?;
+    };
+    // Merge keys (`<<: *anchor`) are applied first, as PyYAML, and so Llama Stack, applies them.
+    let mut yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(syntax)?;
+    yaml.apply_merge().map_err(syntax)?;
+    let root: Value = serde_yaml_ng::from_value(yaml).map_err(syntax)?;
     let Value::Object(root) = root else {
         return Err(ConfigError::Field {
             source_name: source.to_owned(),
@@ -520,6 +524,18 @@ vector_stores:
                 .unwrap_err()
                 .to_string();
         assert!(missing.contains("nope.yaml"), "{missing}");
+    }
+
+    #[test]
+    fn merge_keys_are_applied_as_pyyaml_applies_them() {
+        let text = "version: 2\nimage_name: merge\nx-common: &common\n  base_url: http://127.0.0.1:8080/v1\n  max_tokens: 8\nproviders:\n  inference:\n  - provider_id: llama-cpp\n    provider_type: remote::llama-cpp-server\n    config:\n      <<: *common\n      max_tokens: 64\n";
+        let t = translate(text, "merge.yaml", &|_| None).unwrap();
+        let provider = &t.table["providers"].as_array().unwrap()[0];
+        assert_eq!(
+            provider.get("base_url").and_then(|v| v.as_str()),
+            Some("http://127.0.0.1:8080/v1"),
+            "{provider:?}"
+        );
     }
 
     #[test]
