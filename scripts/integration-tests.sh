@@ -153,7 +153,7 @@ if [[ "$RUNNER" == nextest ]]; then
     # nextest runs each test in its own process (and shows a test that skipped itself at run time
     # as passed): print the run's skip summary separately, with the same filter. The test
     # processes noted their runtime skips for this run owner (HARNESS_RUN_OWNER_PID=$$ above).
-    HARNESS_LIST_SKIPS=1 cargo test -q --features replay --test integration -- "${args[@]}" 2>/dev/null || true
+    HARNESS_LIST_SKIPS=1 "$(integration_test_binary)" -q "${args[@]}" 2>/dev/null || true
   fi
 else
   # Built exactly as the README's test command builds (one build for both), then run directly.

@@ -10,7 +10,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 known="$(mktemp)"
 trap 'rm -f "$known"' EXIT
-cargo build -q --features replay --test integration
+# shellcheck source=lib.sh
+source "$ROOT/scripts/lib.sh"
+# The suite's executable as the README's test command builds it (no second build).
+suite_bin="$(integration_test_binary)"
 # The ids as the suites' default setups give them, whatever the caller's environment selects.
 unset LLAMA_STACK_TEST_SETUP LLAMA_STACK_TEST_SUBDIRS LLAMA_STACK_TEST_TEXT_MODEL \
   LLAMA_STACK_TEST_VISION_MODEL LLAMA_STACK_TEST_COMPLETION_MODEL LLAMA_STACK_TEST_EMBEDDING_MODEL \
@@ -21,7 +24,7 @@ suites="$(cargo run -q -p harness --bin recordings -- suites --file "$ROOT/suite
 for suite in $suites; do
   # A suite that cannot be listed would leave its tests out of the known list, and --delete
   # would then remove their recordings: stop instead.
-  LLAMA_STACK_TEST_SUITE="$suite" cargo test -q --features replay --test integration -- --list --format terse >>"$known" \
+  LLAMA_STACK_TEST_SUITE="$suite" "$suite_bin" --list --format terse >>"$known" \
     || { echo "prune-recordings.sh: cannot list suite $suite; nothing pruned" >&2; exit 1; }
 done
 grep -o '"sdk/openai_client.py::[a-z_]*"' scripts/sdk/openai_client.py | tr -d '"' >>"$known"

@@ -59,9 +59,14 @@ fn connection_cap() -> usize {
 
 /// The answer to a connection over the cap, where HTTP allows one: a 503 in OpenAI's error shape.
 fn over_capacity() -> String {
-    let body = serde_json::json!({"error": {
-        "message": "The server has too many open connections; retry shortly.",
-        "type": "server_error", "param": null, "code": "overloaded"}})
+    let body = crate::error::ApiError::new(
+        503,
+        "server_error",
+        "The server has too many open connections; retry shortly.",
+        None,
+        Some("overloaded"),
+    )
+    .body()
     .to_string();
     format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n\

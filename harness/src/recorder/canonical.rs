@@ -52,24 +52,27 @@ pub enum CanonicalBody {
 impl CanonicalBody {
     /// Canonicalizes raw body bytes with the given rules.
     pub fn from_bytes(bytes: Option<&[u8]>, rules: &Rules, host: &str, path: &str) -> Self {
-        Self::from_bytes_with_secrets(bytes, rules, host, path, &mut Vec::new())
+        Self::from_bytes_with_secrets(bytes, rules, host, path, None)
     }
 
     /// [`CanonicalBody::from_bytes`], also collecting the secret values of a JSON body as sent
-    /// ([`redact::secret_leaves`], before the rules mask them) into `secrets`: the recorder
-    /// scrubs them from everything it writes, and the body is parsed once for both.
+    /// ([`redact::secret_leaves`], before the rules mask them) into `secrets` when given: a
+    /// recorder that writes scrubs them from everything it writes, and the body is parsed once
+    /// for both.
     pub fn from_bytes_with_secrets(
         bytes: Option<&[u8]>,
         rules: &Rules,
         host: &str,
         path: &str,
-        secrets: &mut Vec<String>,
+        secrets: Option<&mut Vec<String>>,
     ) -> Self {
         let Some(bytes) = bytes.filter(|b| !b.is_empty()) else {
             return CanonicalBody::Empty;
         };
         if let Ok(mut v) = serde_json::from_slice::<Value>(bytes) {
-            redact::secret_leaves(&v, secrets);
+            if let Some(secrets) = secrets {
+                redact::secret_leaves(&v, secrets);
+            }
             rules.apply(host, path, &mut v);
             return CanonicalBody::Json(v);
         }
@@ -231,13 +234,37 @@ struct KeyForm<'a> {
 }
 
 impl CanonicalRequest {
-    /// Builds the canonical form of a request.
+    /// Builds the canonical form of a request, with its body's secret values
+    /// ([`CanonicalRequest::body_secrets`]) for a recording.
     pub fn new(
         method: &str,
         url: &url::Url,
         body: Option<&[u8]>,
         test_id: Option<&str>,
         rules: &Rules,
+    ) -> Self {
+        Self::build(method, url, body, test_id, rules, true)
+    }
+
+    /// The canonical form of a request that will only be looked up (replay): the body's secret
+    /// values, which only a recording needs, are not collected (`body_secrets` is empty).
+    pub fn for_lookup(
+        method: &str,
+        url: &url::Url,
+        body: Option<&[u8]>,
+        test_id: Option<&str>,
+        rules: &Rules,
+    ) -> Self {
+        Self::build(method, url, body, test_id, rules, false)
+    }
+
+    fn build(
+        method: &str,
+        url: &url::Url,
+        body: Option<&[u8]>,
+        test_id: Option<&str>,
+        rules: &Rules,
+        with_secrets: bool,
     ) -> Self {
         let host = url.host_str().unwrap_or("");
         let path = url.path().to_owned();
@@ -250,7 +277,13 @@ impl CanonicalRequest {
         // carry meaning.
         query.sort_by(|a, b| a.0.cmp(&b.0));
         let mut secrets = Vec::new();
-        let body = CanonicalBody::from_bytes_with_secrets(body, rules, host, &path, &mut secrets);
+        let body = CanonicalBody::from_bytes_with_secrets(
+            body,
+            rules,
+            host,
+            &path,
+            with_secrets.then_some(&mut secrets),
+        );
         let body_secrets = BodySecrets(secrets);
         CanonicalRequest {
             method: method.to_ascii_uppercase(),

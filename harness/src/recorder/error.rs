@@ -64,7 +64,9 @@ pub enum RecorderError {
     /// A recording would nest deeper than a blob can be read back (`serde_json` reads 128 levels):
     /// it is not written, so that no recording is stored that replay could not load.
     #[error(
-        "{request}: not recorded: its recording would nest {depth} levels of JSON, and recordings          are read back up to {limit} (the request or response body nests {body} levels; at most          {max_body} fit). Send a body nested less deeply"
+        "{request}: not recorded: its recording would nest {depth} levels of JSON, and recordings \
+         are read back up to {limit} (the request or response body nests {body} levels; at most \
+         {max_body} fit). Send a body nested less deeply"
     )]
     TooDeep {
         /// The request (method, path, key, test).

@@ -491,11 +491,18 @@ async fn canonicalize_off_workers(
     test_id: Option<String>,
     rules: Rules,
     provider: Option<String>,
+    for_recording: bool,
 ) -> CanonicalRequest {
     let make = move |body: Option<Vec<u8>>| {
-        let canonical =
-            CanonicalRequest::new(&method, &url, body.as_deref(), test_id.as_deref(), &rules)
-                .with_provider(provider.as_deref());
+        let canonical = canonicalize(
+            &method,
+            &url,
+            body.as_deref(),
+            test_id.as_deref(),
+            &rules,
+            for_recording,
+        )
+        .with_provider(provider.as_deref());
         // Computes (and keeps) the body's part of the key.
         let _ = canonical.base_key();
         canonical
@@ -506,6 +513,22 @@ async fn canonicalize_off_workers(
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         // Cancelled (the runtime is shutting down): here, then.
         Err(_) => make(body),
+    }
+}
+
+/// The canonical form of a request, with its body's secret values when it may be recorded.
+fn canonicalize(
+    method: &str,
+    url: &url::Url,
+    body: Option<&[u8]>,
+    test_id: Option<&str>,
+    rules: &Rules,
+    for_recording: bool,
+) -> CanonicalRequest {
+    if for_recording {
+        CanonicalRequest::new(method, url, body, test_id, rules)
+    } else {
+        CanonicalRequest::for_lookup(method, url, body, test_id, rules)
     }
 }
 
@@ -594,6 +617,8 @@ impl Recorder {
         let large = body
             .as_ref()
             .is_some_and(|b| b.len() >= BLOCKING_BODY_BYTES);
+        // Replay only looks the key up: the body's secret values serve recordings only.
+        let for_recording = config.mode != Mode::Replay;
         // The common case borrows everything; only a large body is copied to a blocking thread.
         let canonical = if large && tokio::runtime::Handle::try_current().is_ok() {
             canonicalize_off_workers(
@@ -603,11 +628,19 @@ impl Recorder {
                 test_id.map(str::to_owned),
                 config.rules.clone(),
                 provider,
+                for_recording,
             )
             .await
         } else {
-            CanonicalRequest::new(method, url, body.as_deref(), test_id, &config.rules)
-                .with_provider(provider.as_deref())
+            canonicalize(
+                method,
+                url,
+                body.as_deref(),
+                test_id,
+                &config.rules,
+                for_recording,
+            )
+            .with_provider(provider.as_deref())
         };
         let occurrence = self.occurrence(ctx, &canonical);
         let hash = canonical.key(occurrence);

@@ -91,6 +91,16 @@ pub(crate) async fn mock_json(server: &MockServer, body: Value, times: u64) {
         .await;
 }
 
+/// An upstream answering `{"ok": true}` to every POST, as often as asked.
+pub(crate) async fn ok_upstream() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+        .mount(&server)
+        .await;
+    server
+}
+
 /// The upstream answers `first` to the first POST and `then` to every later one.
 pub(crate) async fn answer_once_then(server: &MockServer, first: &str, then: &str) {
     Mock::given(method("POST"))
@@ -165,16 +175,8 @@ pub(crate) async fn chunks(resp: reqwest::Response) -> (Vec<String>, Option<Stri
     while let Some(item) = s.next().await {
         match item {
             Ok(b) => out.push(String::from_utf8(b.to_vec()).unwrap()),
-            Err(e) => {
-                // The whole chain: reqwest wraps the body error it got from the stream.
-                let mut text = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(inner) = source {
-                    text.push_str(&format!(": {inner}"));
-                    source = inner.source();
-                }
-                return (out, Some(text));
-            }
+            // The whole chain: reqwest wraps the body error it got from the stream.
+            Err(e) => return (out, Some(support::error::error_chain(&e))),
         }
     }
     (out, None)

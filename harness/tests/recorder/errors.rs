@@ -12,8 +12,8 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::common::{
-    chat, chunks, client, client_of_errors, post, raw_stream_server, recorder_of_errors,
-    stream_body, the_stream,
+    chat, chunks, client, client_of_errors, ok_upstream, post, raw_stream_server,
+    recorder_of_errors, stream_body, the_stream,
 };
 
 #[tokio::test]
@@ -244,11 +244,7 @@ async fn a_body_too_deep_to_load_back_is_refused_and_one_at_the_limit_replays() 
     assert!(serde_json::from_str::<serde_json::Value>(&text(deepest)).is_ok());
     assert!(serde_json::from_str::<serde_json::Value>(&text(deepest + 1)).is_err());
 
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
-        .mount(&server)
-        .await;
+    let server = ok_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let c = client(Mode::Record, dir.path());
     // The canonical body sits three levels into the blob: model + messages, then the nesting.

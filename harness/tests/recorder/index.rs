@@ -6,10 +6,9 @@ use std::time::Duration;
 use harness::context::TestContext;
 use harness::recorder::{Mode, Store};
 use serde_json::json;
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
-use crate::common::{chat, client, mock_json, post};
+use crate::common::{chat, client, mock_json, ok_upstream, post};
 
 async fn record_three(dir: &Path, server: &MockServer) {
     let c = client(Mode::RecordIfMissing, dir);
@@ -85,11 +84,7 @@ async fn the_index_is_rebuilt_when_deleted_truncated_conflicted_or_stale() {
 #[tokio::test]
 async fn killed_writers_leftovers_are_removed_at_open_and_blobs_are_readable() {
     let dir = tempfile::tempdir().unwrap();
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
-        .mount(&server)
-        .await;
+    let server = ok_upstream().await;
     let c = client(Mode::RecordIfMissing, dir.path());
     TestContext::new("t")
         .scope(post(&c, &server.uri(), &chat("m", 0.0)))

@@ -3,10 +3,9 @@
 use harness::context::TestContext;
 use harness::recorder::Mode;
 use serde_json::{Value, json};
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
-use crate::common::{chat, client, miss_of, mock_json, post};
+use crate::common::{chat, client, miss_of, mock_json, ok_upstream, post};
 
 #[tokio::test]
 async fn replay_never_touches_the_network_and_a_miss_explains_itself() {
@@ -49,8 +48,10 @@ async fn a_miss_shows_the_nearest_recording_with_a_diff() {
         .unwrap_err();
     let text = miss_of(&err).to_string();
     assert!(text.contains("Nearest recordings"), "{text}");
+    // The recorded value, 0, on a line of its own (not the start of 0.5).
     assert!(
-        text.contains("-  \"temperature\": 0\n") || text.contains("-  \"temperature\": 0"),
+        text.lines()
+            .any(|l| l.trim().trim_end_matches(',') == "-  \"temperature\": 0"),
         "{text}"
     );
     assert!(text.contains("+  \"temperature\": 0.5"), "{text}");
@@ -76,11 +77,7 @@ async fn a_miss_outside_any_test_suggests_a_command_without_a_test_filter() {
 #[tokio::test]
 async fn a_miss_on_a_huge_body_is_explained_within_bounds() {
     let dir = tempfile::tempdir().unwrap();
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
-        .mount(&server)
-        .await;
+    let server = ok_upstream().await;
     let messages = |changed: usize| -> Value {
         let m: Vec<Value> = (0..20_000)
             .map(|i| json!({"role": "user", "content": if i == changed { format!("edited {i}") } else { format!("message {i} {}", "z".repeat(40)) }}))

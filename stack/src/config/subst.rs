@@ -34,19 +34,20 @@ const MAX_NESTING: usize = 32;
 
 /// Replaces every `${env...}` expression in `input`, looking variables up with `env`.
 pub fn substitute(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, SubstError> {
-    let mut depth = 0usize;
-    for b in input.bytes() {
-        match b {
-            b'{' => depth += 1,
-            b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        if depth > MAX_NESTING {
-            return Err(SubstError::Malformed {
-                expr: input.chars().take(80).collect(),
-                reason: "`${...}` nested more than 32 levels deep",
-            });
-        }
+    substitute_nested(input, env, 0)
+}
+
+/// [`substitute`] of a default or alternative `depth` expressions deep.
+fn substitute_nested(
+    input: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    depth: usize,
+) -> Result<String, SubstError> {
+    if depth > MAX_NESTING {
+        return Err(SubstError::Malformed {
+            expr: input.chars().take(80).collect(),
+            reason: "`${...}` nested more than 32 levels deep",
+        });
     }
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
@@ -59,7 +60,7 @@ pub fn substitute(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<S
             reason: "no closing `}`",
         })?;
         let body = &rest[body_start..end];
-        out.push_str(&evaluate(body, &rest[start..=end], env)?);
+        out.push_str(&evaluate(body, &rest[start..=end], env, depth)?);
         rest = &rest[end + 1..];
     }
     out.push_str(rest);
@@ -92,6 +93,7 @@ fn evaluate(
     body: &str,
     expr: &str,
     env: &dyn Fn(&str) -> Option<String>,
+    depth: usize,
 ) -> Result<String, SubstError> {
     let name_len = body
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -113,12 +115,12 @@ fn evaluate(
     if let Some(default) = op_and_arg.strip_prefix(":=") {
         return match value {
             Some(v) => Ok(v),
-            None => substitute(default, env),
+            None => substitute_nested(default, env, depth + 1),
         };
     }
     if let Some(alternative) = op_and_arg.strip_prefix(":+") {
         return match value {
-            Some(_) => substitute(alternative, env),
+            Some(_) => substitute_nested(alternative, env, depth + 1),
             None => Ok(String::new()),
         };
     }
@@ -255,5 +257,8 @@ mod nesting_tests {
         assert!(err.contains("nested more than 32"), "{err}");
         let fine = format!("{}v{}", "${env.X:=".repeat(5), "}".repeat(5));
         assert_eq!(super::substitute(&fine, &|_| None).unwrap(), "v");
+        // Braces that are not substitutions (JSON in a string) nest as deep as they like.
+        let json = format!("{}{}", "{\"a\":".repeat(40), "}".repeat(40));
+        assert_eq!(super::substitute(&json, &|_| None).unwrap(), json);
     }
 }

@@ -6,13 +6,13 @@
 //! and its conversation (every item up to and including its output, which a later response that
 //! names it as `previous_response_id` continues).
 
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::path::Path;
+use std::sync::MutexGuard;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use crate::storage::{self, PageQuery};
+use crate::storage::{self, Database, PageQuery};
 pub use crate::storage::{Order, StoreError};
 
 /// One stored response.
@@ -31,8 +31,7 @@ pub struct StoredResponse {
 /// The responses database.
 #[derive(Debug)]
 pub struct ResponseStore {
-    path: PathBuf,
-    conn: Mutex<Connection>,
+    db: Database,
 }
 
 const SCHEMA: &str = "
@@ -52,25 +51,21 @@ impl ResponseStore {
     /// Opens (creating when missing) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         Ok(Self {
-            path: path.to_owned(),
-            conn: Mutex::new(storage::open(path, SCHEMA)?),
+            db: Database::open(path, SCHEMA)?,
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.db.path()
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
-        support::sync::lock(&self.conn)
+        self.db.conn()
     }
 
     fn query_err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Query {
-            path: self.path.clone(),
-            source,
-        }
+        self.db.query_err(source)
     }
 
     /// Stores (or replaces) a response, its input items and its conversation, in one
@@ -156,18 +151,18 @@ impl ResponseStore {
             order,
             model,
         };
-        storage::page_json(&self.conn(), &self.path, &query)
+        storage::page_json(&self.conn(), self.db.path(), &query)
     }
 
     fn parse(&self, id: &str, text: &str) -> Result<Value, StoreError> {
-        storage::parse(&self.path, id, text)
+        storage::parse(self.db.path(), id, text)
     }
 
     fn parse_list(&self, id: &str, text: &str) -> Result<Vec<Value>, StoreError> {
         match self.parse(id, text)? {
             Value::Array(items) => Ok(items),
             _ => Err(StoreError::Damaged {
-                path: self.path.clone(),
+                path: self.db.path().to_owned(),
                 id: id.to_owned(),
                 message: "expected a JSON array".into(),
             }),

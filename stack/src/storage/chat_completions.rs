@@ -3,14 +3,14 @@
 //! `GET /v1/chat/completions` and `GET /v1/chat/completions/{completion_id}`. Unless the run
 //! config says `[storage] store_chat_completions = false`.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::Path;
+use std::sync::{Arc, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
 use super::write_behind::WriteBehind;
-use super::{Order, PageQuery, StoreError};
+use super::{Database, Order, PageQuery, StoreError};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS chat_completions (
@@ -30,20 +30,10 @@ pub struct ChatCompletionStore {
     queue: WriteBehind<(Value, Vec<Value>)>,
 }
 
-/// The table itself: its database file and connection.
-#[derive(Debug)]
-struct Table {
-    path: PathBuf,
-    conn: Mutex<Connection>,
-}
-
 impl ChatCompletionStore {
     /// Opens (creating when missing) the table in the database at `path`, and starts its writer.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let table = Arc::new(Table {
-            path: path.to_owned(),
-            conn: Mutex::new(super::open(path, SCHEMA)?),
-        });
+        let table = Arc::new(Table(Database::open(path, SCHEMA)?));
         let writer = table.clone();
         let queue = WriteBehind::start("chat-completion-store", move |batch| {
             if writer.put_all(&batch).is_ok() {
@@ -72,16 +62,9 @@ impl ChatCompletionStore {
         self.table.query_err(source)
     }
 
-    /// Stores (or replaces, by id) a chat completion object with the messages it answered, as
-    /// Llama Stack returns it: the completion's fields plus `input_messages`. Waits for the row.
-    pub fn put(&self, completion: &Value, input_messages: &[Value]) -> Result<(), StoreError> {
-        self.queue.flush();
-        self.table
-            .put_all(&[(completion.clone(), input_messages.to_vec())])
-    }
-
-    /// Queues a completion to be stored as [`put`](Self::put) stores it, without waiting: a
-    /// write failure is logged. Every read afterwards sees it.
+    /// Queues a chat completion object to be stored (or to replace the one with its id) with
+    /// the messages it answered, as Llama Stack returns it: the completion's fields plus
+    /// `input_messages`. Does not wait: a write failure is logged. Every read afterwards sees it.
     pub fn put_later(&self, completion: Value, input_messages: Vec<Value>) {
         self.queue.push((completion, input_messages));
     }
@@ -97,7 +80,7 @@ impl ChatCompletionStore {
             )
             .optional()
             .map_err(|e| self.query_err(e))?;
-        text.map(|t| super::parse(&self.table.path, id, &t))
+        text.map(|t| super::parse(self.table.path(), id, &t))
             .transpose()
     }
 
@@ -119,22 +102,22 @@ impl ChatCompletionStore {
             order,
             model,
         };
-        super::page_json(&self.conn(), &self.table.path, &query)
+        super::page_json(&self.conn(), self.table.path(), &query)
+    }
+}
+
+/// The chat completions table on its database.
+#[derive(Debug)]
+struct Table(Database);
+
+impl std::ops::Deref for Table {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        &self.0
     }
 }
 
 impl Table {
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        support::sync::lock(&self.conn)
-    }
-
-    fn query_err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Query {
-            path: self.path.clone(),
-            source,
-        }
-    }
-
     /// Stores `completions` (each with its input messages) in one transaction.
     fn put_all(&self, completions: &[(Value, Vec<Value>)]) -> Result<(), StoreError> {
         let mut conn = self.conn();
@@ -188,12 +171,10 @@ mod tests {
         for (i, model) in ["a/m", "b/m", "a/m"].iter().enumerate() {
             let completion = json!({"id": format!("c{i}"), "object": "chat.completion",
                                     "created": 100 + i, "model": model, "choices": []});
-            store
-                .put(
-                    &completion,
-                    &[json!({"role": "user", "content": format!("q{i}")})],
-                )
-                .unwrap();
+            store.put_later(
+                completion,
+                vec![json!({"role": "user", "content": format!("q{i}")})],
+            );
         }
         let got = store.get("c1").unwrap().unwrap();
         assert_eq!(got["model"], "b/m");

@@ -91,6 +91,42 @@ pub fn open(path: &Path, schema: &str) -> Result<Connection, StoreError> {
     }
 }
 
+/// One store's connection to the database file, with the file's path for its errors: what every
+/// store on the file holds.
+#[derive(Debug)]
+pub struct Database {
+    path: PathBuf,
+    conn: std::sync::Mutex<Connection>,
+}
+
+impl Database {
+    /// Opens the database at `path` with `schema` ([`open`]).
+    pub fn open(path: &Path, schema: &str) -> Result<Self, StoreError> {
+        Ok(Database {
+            path: path.to_owned(),
+            conn: std::sync::Mutex::new(open(path, schema)?),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for one query or transaction.
+    pub fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        support::sync::lock(&self.conn)
+    }
+
+    /// A failed query, naming the file.
+    pub fn query_err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Query {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
 /// How long a store waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 

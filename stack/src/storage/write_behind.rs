@@ -37,9 +37,9 @@ impl Shared {
 
 /// A queue of writes of type `J` and the thread that carries them out (see the module docs).
 pub struct WriteBehind<J: Send + 'static> {
+    /// `None` only while dropping (closing the queue ends the thread).
     sender: Option<SyncSender<J>>,
     shared: Arc<Shared>,
-    write: Arc<dyn Fn(Vec<J>) + Send + Sync>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -62,17 +62,15 @@ impl<J: Send + 'static> WriteBehind<J> {
     ) -> std::io::Result<Self> {
         let (sender, receiver) = std::sync::mpsc::sync_channel(QUEUE);
         let shared = Arc::new(Shared::default());
-        let write: Arc<dyn Fn(Vec<J>) + Send + Sync> = Arc::new(write);
         let thread = {
-            let (shared, write) = (shared.clone(), write.clone());
+            let shared = shared.clone();
             std::thread::Builder::new()
                 .name(name.to_owned())
-                .spawn(move || run(&receiver, &shared, &*write))?
+                .spawn(move || run(&receiver, &shared, &write))?
         };
         Ok(WriteBehind {
             sender: Some(sender),
             shared,
-            write,
             thread: Some(thread),
         })
     }
@@ -81,18 +79,19 @@ impl<J: Send + 'static> WriteBehind<J> {
     /// [`QUEUE`] writes: the caller is slowed down rather than a write dropped or reordered).
     pub fn push(&self, job: J) {
         let Some(sender) = &self.sender else {
-            return (self.write)(vec![job]);
+            return;
         };
         // Counted before it is sent, so that a flush after this call waits for it.
         self.shared.progress().queued += 1;
-        let unsent = match sender.try_send(job) {
-            Ok(()) => return,
+        let sent = match sender.try_send(job) {
+            Ok(()) => true,
             Err(TrySendError::Full(job)) => wait_to_send(sender, job),
-            Err(TrySendError::Disconnected(job)) => Some(job),
+            Err(TrySendError::Disconnected(_)) => false,
         };
-        // The writer thread is gone (it cannot panic out of `run`): written here.
-        if let Some(job) = unsent {
-            (self.write)(vec![job]);
+        // The thread ends only when the queue closes (`run` catches a panicking write): not
+        // while this sender lives. Should it be gone anyway, readers must not wait for the job.
+        if !sent {
+            tracing::error!("a queued write was lost: its writer thread is gone");
             self.done(1);
         }
     }
@@ -118,11 +117,11 @@ impl<J: Send + 'static> WriteBehind<J> {
 
 /// Sends `job`, waiting for room; on a worker of a multi-threaded tokio runtime the wait is
 /// announced (`block_in_place`), so the runtime moves its other tasks to another worker instead
-/// of stalling them. The job back if the writer is gone.
-fn wait_to_send<J>(sender: &SyncSender<J>, job: J) -> Option<J> {
+/// of stalling them. Whether it was sent (not when the writer is gone).
+fn wait_to_send<J>(sender: &SyncSender<J>, job: J) -> bool {
     let multi_thread = tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    let send = move || sender.send(job).err().map(|e| e.0);
+    let send = move || sender.send(job).is_ok();
     if multi_thread {
         tokio::task::block_in_place(send)
     } else {
