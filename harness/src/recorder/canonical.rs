@@ -243,28 +243,18 @@ impl CanonicalRequest {
         test_id: Option<&str>,
         rules: &Rules,
     ) -> Self {
-        Self::build(method, url, body, test_id, rules, true)
+        Self::keyed(method, url, body, test_id, rules, true)
     }
 
-    /// The canonical form of a request that will only be looked up (replay): the body's secret
-    /// values, which only a recording needs, are not collected (`body_secrets` is empty).
-    pub fn for_lookup(
+    /// [`CanonicalRequest::new`], collecting the body's secret values only when `for_recording`:
+    /// a request that is only looked up (replay) does not need them.
+    pub fn keyed(
         method: &str,
         url: &url::Url,
         body: Option<&[u8]>,
         test_id: Option<&str>,
         rules: &Rules,
-    ) -> Self {
-        Self::build(method, url, body, test_id, rules, false)
-    }
-
-    fn build(
-        method: &str,
-        url: &url::Url,
-        body: Option<&[u8]>,
-        test_id: Option<&str>,
-        rules: &Rules,
-        with_secrets: bool,
+        for_recording: bool,
     ) -> Self {
         let host = url.host_str().unwrap_or("");
         let path = url.path().to_owned();
@@ -282,7 +272,7 @@ impl CanonicalRequest {
             rules,
             host,
             &path,
-            with_secrets.then_some(&mut secrets),
+            for_recording.then_some(&mut secrets),
         );
         let body_secrets = BodySecrets(secrets);
         CanonicalRequest {

@@ -494,7 +494,7 @@ async fn canonicalize_off_workers(
     for_recording: bool,
 ) -> CanonicalRequest {
     let make = move |body: Option<Vec<u8>>| {
-        let canonical = canonicalize(
+        let canonical = CanonicalRequest::keyed(
             &method,
             &url,
             body.as_deref(),
@@ -513,22 +513,6 @@ async fn canonicalize_off_workers(
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         // Cancelled (the runtime is shutting down): here, then.
         Err(_) => make(body),
-    }
-}
-
-/// The canonical form of a request, with its body's secret values when it may be recorded.
-fn canonicalize(
-    method: &str,
-    url: &url::Url,
-    body: Option<&[u8]>,
-    test_id: Option<&str>,
-    rules: &Rules,
-    for_recording: bool,
-) -> CanonicalRequest {
-    if for_recording {
-        CanonicalRequest::new(method, url, body, test_id, rules)
-    } else {
-        CanonicalRequest::for_lookup(method, url, body, test_id, rules)
     }
 }
 
@@ -632,7 +616,7 @@ impl Recorder {
             )
             .await
         } else {
-            canonicalize(
+            CanonicalRequest::keyed(
                 method,
                 url,
                 body.as_deref(),
