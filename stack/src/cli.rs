@@ -62,13 +62,16 @@ pub fn main() -> ExitCode {
 }
 
 async fn async_main() -> ExitCode {
-    // Log lines are written by a thread of their own, so that a request does not wait for the
-    // terminal or pipe its access line goes to; none is dropped (`lossy(false)`: a full buffer
-    // slows the logger down instead), and the rest are written when `_log` is dropped.
-    let (writer, _log) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("stack-log")
-        .finish(std::io::stderr());
+    // Log lines are written by a thread of their own, in batches (`log_writer`), so that a
+    // request does not wait for the terminal or pipe its access line goes to; none is dropped, and
+    // the rest are written when `_log` is dropped.
+    let (writer, _log) = match crate::log_writer::start("stack-log", std::io::stderr()) {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!("error: cannot start the log writer thread: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     tracing_subscriber::fmt()
         .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal())

@@ -31,6 +31,7 @@ pub mod context;
 pub mod error;
 pub mod ids;
 pub mod listen;
+pub mod log_writer;
 pub mod mcp;
 pub mod model_registry;
 pub mod providers;
