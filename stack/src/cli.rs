@@ -93,7 +93,7 @@ async fn async_main() -> ExitCode {
                     }
                     None => None,
                 };
-                let result = run(&target, port, host).await;
+                let result = run(&target, port, host, guard.telemetry()).await;
                 if let Some(task) = scrape {
                     task.abort();
                 }
@@ -167,7 +167,12 @@ async fn serve_prometheus(
     }))
 }
 
-async fn run(target: &str, port: Option<u16>, host: Option<String>) -> anyhow::Result<()> {
+async fn run(
+    target: &str,
+    port: Option<u16>,
+    host: Option<String>,
+    telemetry: telemetry::Telemetry,
+) -> anyhow::Result<()> {
     let config = RunConfig::resolve(target)?;
     let host = host.unwrap_or_else(|| config.server.host.clone());
     let port = port.unwrap_or(config.server.port);
@@ -175,7 +180,7 @@ async fn run(target: &str, port: Option<u16>, host: Option<String>) -> anyhow::R
     for warning in &config.warnings {
         tracing::warn!(config = %config.source, "{warning}");
     }
-    let stack = Stack::from_config(config)
+    let stack = Stack::from_config_with_telemetry(config, telemetry)
         .await
         .context("cannot start the stack")?;
     let listener = tokio::net::TcpListener::bind((host.as_str(), port))

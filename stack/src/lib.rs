@@ -408,7 +408,7 @@ mod tests {
                         Ok(Reply::Stream(s) | Reply::Events(s)) => {
                             drop(s.collect::<Vec<_>>().await)
                         }
-                        Ok(Reply::Json(_)) => {}
+                        Ok(Reply::Json(_) | Reply::Raw(_)) => {}
                         Err(e) => assert!((400..=599).contains(&e.status), "{e}"),
                     }
                     calls += 1;

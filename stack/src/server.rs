@@ -215,6 +215,14 @@ fn body_timed_out(rejection: &BytesRejection) -> bool {
 fn respond(reply: Result<Reply, ApiError>) -> Response {
     match reply {
         Ok(Reply::Json(value)) => axum::Json(value).into_response(),
+        Ok(Reply::Raw(object)) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            object.to_text(),
+        )
+            .into_response(),
         Ok(Reply::Stream(chunks)) => sse_response(chunks),
         Ok(Reply::Events(events)) => event_response(events),
         Err(e) => error_response(&e),

@@ -112,6 +112,7 @@ pub async fn recorded_stack_over(
 pub fn json_reply(reply: Result<Reply, ApiError>) -> Value {
     match reply {
         Ok(Reply::Json(v)) => v,
+        Ok(Reply::Raw(o)) => o.to_value(),
         other => panic!("expected JSON, got {other:?}"),
     }
 }

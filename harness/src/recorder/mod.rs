@@ -28,6 +28,7 @@ pub mod format;
 pub mod framing;
 mod jcs;
 pub mod keep;
+mod key_memo;
 mod layout;
 pub mod miss;
 pub mod mode;
@@ -305,6 +306,8 @@ struct Inner {
     /// Per test id: the execution (run nonce) being counted and its counters. A new execution of
     /// a test resets them, so the map never grows past the number of distinct tests.
     occurrences: Mutex<Occurrences>,
+    /// Canonical forms of requests already keyed ([`key_memo`]).
+    key_memo: key_memo::KeyMemo,
 }
 
 impl Recorder {
@@ -321,6 +324,7 @@ impl Recorder {
                 config,
                 store,
                 occurrences: Mutex::new(HashMap::new()),
+                key_memo: key_memo::KeyMemo::default(),
             }),
         })
     }
@@ -521,7 +525,7 @@ async fn canonicalize_off_workers(
 /// body's size; its time is bounded too, see [`miss`]).
 async fn explain_miss(
     store: Arc<Store>,
-    canonical: CanonicalRequest,
+    canonical: Arc<CanonicalRequest>,
     hash: String,
     occurrence: u32,
     record_command: String,
@@ -563,7 +567,7 @@ fn transport_kind(e: &reqwest::Error) -> TransportKind {
 /// A request's key: its canonical form, its occurrence in the test, and the key hash; with the
 /// buffered body it was computed from.
 struct Keyed {
-    canonical: CanonicalRequest,
+    canonical: Arc<CanonicalRequest>,
     occurrence: u32,
     hash: String,
     body: Option<Vec<u8>>,
@@ -605,26 +609,42 @@ impl Recorder {
         let for_recording = config.mode != Mode::Replay;
         // The common case borrows everything; only a large body is copied to a blocking thread.
         let canonical = if large && tokio::runtime::Handle::try_current().is_ok() {
-            canonicalize_off_workers(
-                method.to_owned(),
-                url.clone(),
-                body.clone(),
-                test_id.map(str::to_owned),
-                config.rules.clone(),
-                provider,
-                for_recording,
+            Arc::new(
+                canonicalize_off_workers(
+                    method.to_owned(),
+                    url.clone(),
+                    body.clone(),
+                    test_id.map(str::to_owned),
+                    config.rules.clone(),
+                    provider,
+                    for_recording,
+                )
+                .await,
             )
-            .await
         } else {
-            CanonicalRequest::keyed(
+            let make = || {
+                CanonicalRequest::keyed(
+                    method,
+                    url,
+                    body.as_deref(),
+                    test_id,
+                    &config.rules,
+                    for_recording,
+                )
+                .with_provider(provider.as_deref())
+            };
+            let inputs = key_memo::Inputs::of(
                 method,
                 url,
                 body.as_deref(),
                 test_id,
-                &config.rules,
+                provider.as_deref(),
                 for_recording,
-            )
-            .with_provider(provider.as_deref())
+            );
+            match inputs {
+                Some(inputs) => self.inner.key_memo.get_or_make(inputs, make),
+                None => Arc::new(make()),
+            }
         };
         let occurrence = self.occurrence(ctx, &canonical);
         let hash = canonical.key(occurrence);

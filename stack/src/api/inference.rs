@@ -20,6 +20,7 @@ use crate::config::{ModelType, ProviderType};
 use crate::error::{ApiError, INVALID_REQUEST, PROVIDER_ERROR};
 use crate::model_registry::Route;
 use crate::providers::{DataStream, Provider, ProviderError};
+use crate::storage::chat_completions::messages_text;
 use crate::telemetry::genai::{ResponseSummary, StreamStats};
 use crate::telemetry::{self, Failure, GenAiCall, Operation, Telemetry};
 
@@ -29,10 +30,7 @@ impl Stack {
     /// config turns that off.
     pub async fn chat_completions(&self, body: Value) -> Result<Reply, ApiError> {
         let checked = validate::chat(&body)?;
-        let messages = match body.get("messages") {
-            Some(Value::Array(messages)) => messages.clone(),
-            _ => Vec::new(),
-        };
+        let messages = self.stores_chat().then(|| messages_text(&body));
         let reply = self.generate(Operation::Chat, checked, body).await?;
         Ok(self.store_chat(reply, messages))
     }
@@ -50,7 +48,7 @@ impl Stack {
             return Ok(reply);
         };
         let mut offsets = HashMap::new();
-        Ok(match reply {
+        Ok(match reply.parsed() {
             Reply::Json(mut answer) => {
                 completion_logprobs::translate(&mut answer, &mut offsets, &|i| {
                     completion_logprobs::prompt_length(&request, i)
@@ -138,7 +136,7 @@ impl Stack {
             Ok(response) => response,
             Err(e) => return Err(provider_failed(call, e, None)),
         };
-        let summary = ResponseSummary::from_answer(Operation::Embeddings, &response, false);
+        let summary = call.summarize(&response);
         // A provider that ignores `dimensions` (llama.cpp does) answers full-size vectors:
         // silently wrong for the caller, so a 400 instead.
         if let Some(asked) = dimensions
@@ -272,21 +270,22 @@ async fn forward(
         };
     }
     let sent = provider
-        .post_json(path, &request)
+        .post_json_object(path, &request)
         .with_context(call.context().clone())
         .await;
     let mut answer = match sent {
         Ok(answer) => answer,
         Err(e) => return Err(provider_failed(call, e, None)),
     };
-    if !answer.is_object() {
-        let e = invalid_response(provider, "expected a JSON object");
-        return Err(provider_failed(call, e, None));
-    }
-    let summary = ResponseSummary::from_answer(operation, &answer, call.captures_content());
+    // The answer is parsed whole only when telemetry reads it.
+    let summary = if call.is_quiet() {
+        ResponseSummary::default()
+    } else {
+        call.summarize(&answer.to_value())
+    };
     call.finish(&summary, None, None);
-    set_model(&mut answer, &model_id);
-    Ok(Reply::Json(answer))
+    answer.replace_str("model", &model_id);
+    Ok(Reply::Raw(answer))
 }
 
 /// Ends `call` with the failure of a provider call and gives the API error for it.

@@ -24,6 +24,9 @@ pub type ChunkStream = BoxStream<'static, Result<Value, ApiError>>;
 pub enum Reply {
     /// A JSON body.
     Json(Value),
+    /// A JSON object passed through from a provider as text (chat and text completions):
+    /// [`Reply::parsed`] turns it into [`Reply::Json`].
+    Raw(crate::providers::RawObject),
     /// A stream of JSON chunks (server-sent `data:` events, then `data: [DONE]`).
     Stream(ChunkStream),
     /// A stream of typed events (the Responses API): each chunk's `type` is also its SSE event
@@ -35,8 +38,20 @@ impl std::fmt::Debug for Reply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Json(v) => f.debug_tuple("Json").field(v).finish(),
+            Self::Raw(o) => f.debug_tuple("Raw").field(o).finish(),
             Self::Stream(_) => f.write_str("Stream(..)"),
             Self::Events(_) => f.write_str("Events(..)"),
+        }
+    }
+}
+
+impl Reply {
+    /// The reply with a passed-through object parsed ([`Reply::Raw`] becomes [`Reply::Json`]),
+    /// for callers that read the answer.
+    pub fn parsed(self) -> Reply {
+        match self {
+            Reply::Raw(object) => Reply::Json(object.to_value()),
+            other => other,
         }
     }
 }

@@ -16,8 +16,15 @@ use crate::api::listing::{blocking, list_object, page};
 use crate::api::{ChunkStream, Params, Reply};
 use crate::error::{ApiError, INVALID_REQUEST};
 use crate::storage::Order;
+use crate::storage::chat_completions::Row;
 
 impl Stack {
+    /// Whether answered chat completions are stored (the run config's
+    /// `[storage] store_chat_completions`).
+    pub(crate) fn stores_chat(&self) -> bool {
+        self.inner.chat_store.is_some()
+    }
+
     /// `GET /v1/chat/completions`: stored completions, newest first by default (`after`,
     /// `limit`, `order`, `model`).
     pub async fn list_chat_completions(&self, params: &Params) -> Result<Value, ApiError> {
@@ -63,17 +70,23 @@ impl Stack {
     /// Stores the completion `reply` answers to `messages` (when the stack stores them) and
     /// hands the reply back: a JSON answer is queued for the store's writer as it is returned
     /// (every later read sees it); a stream is queued when it has ended well.
-    pub(crate) fn store_chat(&self, reply: Reply, messages: Vec<Value>) -> Reply {
-        let Some(store) = self.inner.chat_store.clone() else {
+    /// `messages` is their JSON array text ([`crate::storage::chat_completions::messages_text`]),
+    /// `None` when the stack stores no completions ([`Stack::stores_chat`]).
+    pub(crate) fn store_chat(&self, reply: Reply, messages: Option<String>) -> Reply {
+        let (Some(store), Some(messages)) = (self.inner.chat_store.clone(), messages) else {
             return reply;
         };
         match reply {
             Reply::Json(answer) => {
-                store.put_later(answer.clone(), messages);
+                store.put_later(Row::new(&answer, &messages));
                 Reply::Json(answer)
             }
+            Reply::Raw(answer) => {
+                store.put_later(Row::from_raw(&answer, &messages));
+                Reply::Raw(answer)
+            }
             Reply::Stream(chunks) => Reply::Stream(store_when_done(chunks, move |completion| {
-                store.put_later(completion, messages);
+                store.put_later(Row::new(&completion, &messages));
             })),
             other => other,
         }

@@ -383,6 +383,7 @@ impl StackClient {
                 let reply = captured.scope(stack.handle(method, path, &body)).await;
                 match reply {
                     Ok(Reply::Json(v)) => Ok(Answer::Json(v)),
+                    Ok(Reply::Raw(o)) => Ok(Answer::Json(o.to_value())),
                     Ok(Reply::Stream(chunks) | Reply::Events(chunks)) => Ok(Answer::Stream(
                         chunks
                             .map(|item| {

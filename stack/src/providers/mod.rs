@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod http;
+pub mod raw_object;
 pub mod sse;
 pub mod tls;
 
@@ -16,6 +17,7 @@ pub use error::ProviderError;
 pub use http::{
     ClientSetupError, INFERENCE_MODE_VAR, http_client, http_client_with_ca, provider_client_with,
 };
+pub use raw_object::{NotAnObject, RawObject};
 pub use sse::DataStream;
 
 /// One enabled provider: where it is and the client to reach it with. Its `Debug` output hides
@@ -27,6 +29,9 @@ pub struct Provider {
     base_url: Url,
     api_key: Option<String>,
     client: ClientWithMiddleware,
+    /// The parsed URL of each API path asked for so far (a handful: the paths come from the
+    /// code), so that a request clones a URL instead of parsing one.
+    urls: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, Url>>>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -52,6 +57,7 @@ impl Provider {
             base_url: config.base_url.clone()?,
             api_key: config.api_key.clone(),
             client,
+            urls: std::sync::Arc::default(),
         })
     }
 
@@ -79,12 +85,29 @@ impl Provider {
         )
     }
 
+    /// [`Provider::endpoint`] parsed, from the URLs parsed before when it is one of them.
+    fn endpoint_url(&self, path: &str) -> Option<Url> {
+        if let Some(url) = support::sync::read(&self.urls).get(path) {
+            return Some(url.clone());
+        }
+        let url = Url::parse(&self.endpoint(path)).ok()?;
+        let mut urls = support::sync::write(&self.urls);
+        if urls.len() < 64 {
+            urls.insert(path.to_owned(), url.clone());
+        }
+        Some(url)
+    }
+
     /// A request to the API path `path` of this provider: every provider call is built here.
     /// It carries the API key, and (feature `replay`) the provider id as a
     /// `harness::recorder::ProviderLabel`, which the recorder puts into the request key: two
     /// providers asked the same thing (`GET /v1/models` at start-up) get separate recordings.
     fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
-        let request = self.client.request(method, self.endpoint(path));
+        let request = match self.endpoint_url(path) {
+            Some(url) => self.client.request(method, url),
+            // Not a URL: reqwest reports why when the request is sent.
+            None => self.client.request(method, self.endpoint(path)),
+        };
         #[cfg(feature = "replay")]
         let request = request.with_extension(harness::recorder::ProviderLabel(self.id.clone()));
         match &self.api_key {
@@ -113,6 +136,24 @@ impl Provider {
         let response = self.send(self.post(path, body)).await?;
         let bytes = self.read_body(response).await?;
         self.parse_json(&bytes)
+    }
+
+    /// POSTs a JSON body and returns the answer, which must be a JSON object, as its text split
+    /// into members ([`RawObject`]: not parsed further).
+    pub async fn post_json_object(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<RawObject, ProviderError> {
+        let response = self.send(self.post(path, body)).await?;
+        let bytes = self.read_body(response).await?;
+        RawObject::parse(&bytes).map_err(|e| match e {
+            NotAnObject::NotJson(e) => self.not_json(e, &bytes),
+            NotAnObject::NotObject => ProviderError::InvalidResponse {
+                provider: self.id.clone(),
+                message: "expected a JSON object".into(),
+            },
+        })
     }
 
     /// POSTs a JSON body asking for a stream. The request is sent (and its status checked) before
@@ -153,7 +194,12 @@ impl Provider {
     }
 
     fn parse_json(&self, body: &[u8]) -> Result<Value, ProviderError> {
-        serde_json::from_slice(body).map_err(|e| ProviderError::InvalidResponse {
+        serde_json::from_slice(body).map_err(|e| self.not_json(e, body))
+    }
+
+    /// The error for an answer `body` that is not JSON.
+    fn not_json(&self, e: impl std::fmt::Display, body: &[u8]) -> ProviderError {
+        ProviderError::InvalidResponse {
             provider: self.id.clone(),
             message: format!(
                 "expected JSON ({e}); got: {}",
@@ -162,7 +208,7 @@ impl Provider {
                     .take(200)
                     .collect::<String>()
             ),
-        })
+        }
     }
 }
 

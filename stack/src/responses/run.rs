@@ -732,6 +732,7 @@ impl<'a> Run<'a> {
         let reply = self.stack.chat_completions(body).with_context(cx).await?;
         let turn = match reply {
             Reply::Json(answer) => read_answer(&answer),
+            Reply::Raw(answer) => read_answer(&answer.to_value()),
             Reply::Events(_) => {
                 return Err(Failed {
                     code: "server_error".into(),

@@ -393,7 +393,12 @@ impl Stack {
             request["grammar"] = Value::from(llama_guard::VERDICT_GRAMMAR);
         }
         let cx = span.context().clone();
-        let answer = match self.chat_completions(request).with_context(cx).await {
+        let answer = match self
+            .chat_completions(request)
+            .with_context(cx)
+            .await
+            .map(Reply::parsed)
+        {
             Ok(Reply::Json(answer)) => answer,
             Ok(_) => {
                 span.finish(Outcome::Failed("_OTHER", "the guard model streamed"), None);

@@ -7,10 +7,11 @@ use std::path::Path;
 use std::sync::{Arc, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::write_behind::WriteBehind;
 use super::{Database, Order, PageQuery, StoreError};
+use crate::providers::RawObject;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS chat_completions (
@@ -27,7 +28,87 @@ CREATE INDEX IF NOT EXISTS chat_completions_by_time ON chat_completions (created
 #[derive(Debug)]
 pub struct ChatCompletionStore {
     table: Arc<Table>,
-    queue: WriteBehind<(Value, Vec<Value>)>,
+    queue: WriteBehind<Row>,
+}
+
+/// A chat completion as it is stored: its columns, and its JSON text (the completion's fields,
+/// then `input_messages`), serialized by the caller: a reference to the completion is all it
+/// needs, where queueing the value would cost a copy of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    id: String,
+    created: i64,
+    model: String,
+    json: String,
+}
+
+impl Row {
+    /// The row of `completion`, answering the messages whose JSON array text is
+    /// `input_messages` (a caller holding the messages serializes them: see [`messages_text`]).
+    pub fn new(completion: &Value, input_messages: &str) -> Self {
+        let text = |key: &str| {
+            completion
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let json = match completion.as_object() {
+            // The completion's own text, its closing brace replaced by the messages.
+            Some(fields) if !fields.is_empty() && !fields.contains_key("input_messages") => {
+                let mut json = completion.to_string();
+                json.pop();
+                json.push_str(",\"input_messages\":");
+                json.push_str(input_messages);
+                json.push('}');
+                json
+            }
+            _ => {
+                let mut stored = completion.as_object().cloned().unwrap_or_default();
+                let messages = serde_json::from_str(input_messages).unwrap_or(Value::Null);
+                stored.insert("input_messages".into(), messages);
+                Value::Object(stored).to_string()
+            }
+        };
+        Row {
+            id: text("id"),
+            created: completion
+                .get("created")
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
+            model: text("model"),
+            json,
+        }
+    }
+}
+
+impl Row {
+    /// [`Row::new`] of a completion passed through as text: its text, the messages appended.
+    pub fn from_raw(completion: &RawObject, input_messages: &str) -> Self {
+        let json = completion.to_text();
+        if json.len() <= 2 || completion.get("input_messages").is_some() {
+            return Row::new(&completion.to_value(), input_messages);
+        }
+        let mut json = json;
+        json.pop();
+        json.push_str(",\"input_messages\":");
+        json.push_str(input_messages);
+        json.push('}');
+        Row {
+            id: completion.get_str("id").unwrap_or_default().into_owned(),
+            created: completion.get_i64("created").unwrap_or(0),
+            model: completion.get_str("model").unwrap_or_default().into_owned(),
+            json,
+        }
+    }
+}
+
+/// The JSON array text of a request's `messages` (`[]` when it has none).
+pub fn messages_text(request: &Value) -> String {
+    match request.get("messages") {
+        Some(m @ Value::Array(_)) => m.to_string(),
+        _ => "[]".to_owned(),
+    }
 }
 
 impl ChatCompletionStore {
@@ -62,11 +143,12 @@ impl ChatCompletionStore {
         self.table.query_err(source)
     }
 
-    /// Queues a chat completion object to be stored (or to replace the one with its id) with
-    /// the messages it answered, as Llama Stack returns it: the completion's fields plus
-    /// `input_messages`. Does not wait: a write failure is logged. Every read afterwards sees it.
-    pub fn put_later(&self, completion: Value, input_messages: Vec<Value>) {
-        self.queue.push((completion, input_messages));
+    /// Queues a chat completion to be stored (or to replace the one with its id) with the
+    /// messages it answered, as Llama Stack returns it: the completion's fields plus
+    /// `input_messages` ([`Row::new`]). Does not wait: a write failure is logged. Every read
+    /// afterwards sees it.
+    pub fn put_later(&self, row: Row) {
+        self.queue.push(row);
     }
 
     /// A stored chat completion (with its `input_messages`) by id.
@@ -118,8 +200,8 @@ impl std::ops::Deref for Table {
 }
 
 impl Table {
-    /// Stores `completions` (each with its input messages) in one transaction.
-    fn put_all(&self, completions: &[(Value, Vec<Value>)]) -> Result<(), StoreError> {
+    /// Stores `rows` in one transaction.
+    fn put_all(&self, rows: &[Row]) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.query_err(e))?;
         {
@@ -129,29 +211,9 @@ impl Table {
                      VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(|e| self.query_err(e))?;
-            for (completion, input_messages) in completions {
-                let id = completion
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let created = completion
-                    .get("created")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0);
-                let model = completion
-                    .get("model")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let mut stored: Map<String, Value> =
-                    completion.as_object().cloned().unwrap_or_default();
-                stored.insert("input_messages".into(), Value::from(input_messages.clone()));
+            for row in rows {
                 insert
-                    .execute(params![
-                        id,
-                        created,
-                        model,
-                        Value::Object(stored).to_string()
-                    ])
+                    .execute(params![row.id, row.created, row.model, row.json])
                     .map_err(|e| self.query_err(e))?;
             }
         }
@@ -165,16 +227,40 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_row_is_the_completion_with_its_input_messages_last() {
+        let messages = json!([{"role": "user", "content": "hi \"there\""}]);
+        let old_way = |completion: &Value| {
+            let mut stored = completion.as_object().cloned().unwrap_or_default();
+            stored.insert("input_messages".into(), messages.clone());
+            Value::Object(stored).to_string()
+        };
+        for completion in [
+            json!({"id": "c", "created": 7, "model": "m", "choices": [{"x": 1.5}], "z": null}),
+            json!({}),
+            json!({"id": "c", "input_messages": "theirs", "model": "m"}),
+            json!("not an object"),
+        ] {
+            let row = Row::new(&completion, &messages.to_string());
+            assert_eq!(row.json, old_way(&completion), "{completion}");
+            let parsed: Value = serde_json::from_str(&row.json).unwrap();
+            assert_eq!(parsed["input_messages"], messages);
+        }
+        let row = Row::new(&json!({"id": "c", "created": 7, "model": "m"}), "[]");
+        assert_eq!(
+            (row.id.as_str(), row.created, row.model.as_str()),
+            ("c", 7, "m")
+        );
+    }
+
+    #[test]
     fn completions_are_stored_with_their_input_and_listed_in_pages() {
         let dir = tempfile::tempdir().unwrap();
         let store = ChatCompletionStore::open(&dir.path().join("s.db")).unwrap();
         for (i, model) in ["a/m", "b/m", "a/m"].iter().enumerate() {
             let completion = json!({"id": format!("c{i}"), "object": "chat.completion",
                                     "created": 100 + i, "model": model, "choices": []});
-            store.put_later(
-                completion,
-                vec![json!({"role": "user", "content": format!("q{i}")})],
-            );
+            let messages = json!([{"role": "user", "content": format!("q{i}")}]);
+            store.put_later(Row::new(&completion, &messages.to_string()));
         }
         let got = store.get("c1").unwrap().unwrap();
         assert_eq!(got["model"], "b/m");

@@ -133,13 +133,17 @@ impl ResponseSummary {
         let Some(usage) = value.get("usage").filter(|u| u.is_object()) else {
             return;
         };
-        let count = |pointer: &str| usage.pointer(pointer).and_then(Value::as_u64);
-        self.input_tokens = count("/prompt_tokens").or(self.input_tokens);
-        self.output_tokens = count("/completion_tokens").or(self.output_tokens);
+        let count = |path: &[&str]| {
+            path.iter()
+                .try_fold(usage, |v, key| v.get(key))
+                .and_then(Value::as_u64)
+        };
+        self.input_tokens = count(&["prompt_tokens"]).or(self.input_tokens);
+        self.output_tokens = count(&["completion_tokens"]).or(self.output_tokens);
         self.cache_read_input_tokens =
-            count("/prompt_tokens_details/cached_tokens").or(self.cache_read_input_tokens);
-        self.reasoning_output_tokens =
-            count("/completion_tokens_details/reasoning_tokens").or(self.reasoning_output_tokens);
+            count(&["prompt_tokens_details", "cached_tokens"]).or(self.cache_read_input_tokens);
+        self.reasoning_output_tokens = count(&["completion_tokens_details", "reasoning_tokens"])
+            .or(self.reasoning_output_tokens);
     }
 }
 
@@ -200,6 +204,8 @@ pub struct GenAiCall {
     started: Instant,
     capture: bool,
     finished: bool,
+    /// Nothing records this call (no-op tracer and meter): no attributes, summary or metrics.
+    quiet: bool,
 }
 
 impl std::fmt::Debug for GenAiCall {
@@ -223,6 +229,25 @@ impl GenAiCall {
         stream: bool,
     ) -> GenAiCall {
         let request_model = model.provider_model_id.as_str();
+        if !telemetry.records_spans() && !telemetry.records_metrics() {
+            // Still a span: a no-op one carries the caller's trace context to the provider.
+            let tracer = telemetry.tracer();
+            let parent = Context::current();
+            let span = tracer
+                .span_builder(operation.name())
+                .with_kind(SpanKind::Client)
+                .start_with_context(tracer.as_ref(), &parent);
+            return GenAiCall {
+                cx: parent.with_span(span),
+                operation,
+                instruments: telemetry.instruments(),
+                metric_attributes: Vec::new(),
+                started: Instant::now(),
+                capture: false,
+                finished: false,
+                quiet: true,
+            };
+        }
         let mut metric_attributes = vec![
             KeyValue::new(sc::GEN_AI_OPERATION_NAME, operation.name()),
             KeyValue::new(
@@ -274,6 +299,7 @@ impl GenAiCall {
             started: Instant::now(),
             capture,
             finished: false,
+            quiet: false,
         }
     }
 
@@ -292,6 +318,20 @@ impl GenAiCall {
         self.capture
     }
 
+    /// Whether nothing records this call: its summary need not be read.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// The summary of a non-streamed `answer` for [`GenAiCall::finish`] (empty when nothing
+    /// records it).
+    pub fn summarize(&self, answer: &Value) -> ResponseSummary {
+        if self.quiet {
+            return ResponseSummary::default();
+        }
+        ResponseSummary::from_answer(self.operation, answer, self.capture)
+    }
+
     /// When the operation started (the request was about to be issued).
     pub fn started(&self) -> Instant {
         self.started
@@ -307,6 +347,10 @@ impl GenAiCall {
     ) {
         self.finished = true;
         let span = self.cx.span();
+        if self.quiet {
+            span.end();
+            return;
+        }
         if let Some(model) = &summary.model {
             span.set_attribute(KeyValue::new(sc::GEN_AI_RESPONSE_MODEL, model.clone()));
         }

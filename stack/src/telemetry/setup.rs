@@ -379,6 +379,15 @@ impl TelemetryGuard {
         self.meter_provider.is_some()
     }
 
+    /// Where the stack should send its own spans and metrics: these providers, held directly
+    /// (no global lookup a request), with no-op ones for signals not exported.
+    pub fn telemetry(&self) -> super::Telemetry {
+        super::Telemetry::with_sdk_providers(
+            self.tracer_provider.as_ref(),
+            self.meter_provider.as_ref(),
+        )
+    }
+
     /// Installs the built providers as the global ones (signals not exported keep the global
     /// no-op provider).
     pub fn install(&self) {

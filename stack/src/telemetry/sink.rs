@@ -29,6 +29,13 @@ pub struct Telemetry {
 struct Explicit {
     tracer: Arc<BoxedTracer>,
     meter: Meter,
+    /// Built once: an instrument's builder allocates its name, description and buckets, and an
+    /// SDK meter looks the instrument up by them, at every call.
+    instruments: Instruments,
+    /// False when the meter is a no-op: nothing needs metric attributes.
+    records_metrics: bool,
+    /// False when the tracer is a no-op: spans carry context only.
+    records_spans: bool,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -48,6 +55,7 @@ impl std::fmt::Debug for Telemetry {
 }
 
 /// The GenAI metric instruments.
+#[derive(Clone)]
 pub(crate) struct Instruments {
     /// `gen_ai.client.token.usage`.
     pub token_usage: Histogram<u64>,
@@ -74,12 +82,51 @@ impl Telemetry {
         T::Tracer: ObjectSafeTracer + Send + Sync + 'static,
         M: MeterProvider,
     {
+        Self::explicit(
+            Arc::new(BoxedTracer::new(Box::new(
+                tracer_provider.tracer_with_scope(scope()),
+            ))),
+            meter_provider.meter_with_scope(scope()),
+            true,
+            true,
+        )
+    }
+
+    /// The SDK providers that are set, and no-op ones for the signals that are not (what the
+    /// `stack` binary uses: the same providers it installs globally, looked up once).
+    pub fn with_sdk_providers(
+        tracer_provider: Option<&opentelemetry_sdk::trace::SdkTracerProvider>,
+        meter_provider: Option<&opentelemetry_sdk::metrics::SdkMeterProvider>,
+    ) -> Self {
+        let tracer: Arc<BoxedTracer> = Arc::new(BoxedTracer::new(match tracer_provider {
+            Some(p) => Box::new(p.tracer_with_scope(scope())),
+            None => Box::new(NoopTracerProvider::new().tracer_with_scope(scope())),
+        }));
+        let records_spans = tracer_provider.is_some();
+        match meter_provider {
+            Some(p) => Self::explicit(tracer, p.meter_with_scope(scope()), true, records_spans),
+            None => Self::explicit(
+                tracer,
+                NoopMeterProvider::new().meter_with_scope(scope()),
+                false,
+                records_spans,
+            ),
+        }
+    }
+
+    fn explicit(
+        tracer: Arc<BoxedTracer>,
+        meter: Meter,
+        records_metrics: bool,
+        records_spans: bool,
+    ) -> Self {
         Self {
             explicit: Some(Arc::new(Explicit {
-                tracer: Arc::new(BoxedTracer::new(Box::new(
-                    tracer_provider.tracer_with_scope(scope()),
-                ))),
-                meter: meter_provider.meter_with_scope(scope()),
+                tracer,
+                instruments: Instruments::of(&meter),
+                meter,
+                records_metrics,
+                records_spans,
             })),
             capture_content: None,
             disabled: false,
@@ -89,10 +136,20 @@ impl Telemetry {
     /// Emit nothing at all, whatever providers the process installed: no-op spans and metrics,
     /// and no `traceparent` sent to providers (e.g. a library-mode stack with telemetry off).
     pub fn disabled() -> Self {
-        let mut telemetry =
-            Self::with_providers(&NoopTracerProvider::new(), &NoopMeterProvider::new());
+        let mut telemetry = Self::with_sdk_providers(None, None);
         telemetry.disabled = true;
         telemetry
+    }
+
+    /// Whether metrics go anywhere (false only for explicit no-op meters: the global meter may
+    /// be installed at any time).
+    pub(crate) fn records_metrics(&self) -> bool {
+        self.explicit.as_ref().is_none_or(|e| e.records_metrics)
+    }
+
+    /// Whether spans go anywhere (false only for an explicit no-op tracer).
+    pub(crate) fn records_spans(&self) -> bool {
+        self.explicit.as_ref().is_none_or(|e| e.records_spans)
     }
 
     /// Whether this is [`Telemetry::disabled`].
@@ -135,7 +192,15 @@ impl Telemetry {
 
     /// The GenAI instruments, with the names, units and bucket boundaries of the conventions.
     pub(crate) fn instruments(&self) -> Instruments {
-        let meter = self.meter();
+        match &self.explicit {
+            Some(e) => e.instruments.clone(),
+            None => Instruments::of(&self.meter()),
+        }
+    }
+}
+
+impl Instruments {
+    fn of(meter: &Meter) -> Self {
         Instruments {
             token_usage: meter
                 .u64_histogram(semconv::METRIC_CLIENT_TOKEN_USAGE)

@@ -57,6 +57,9 @@ impl StreamState {
         if self.first_chunk.is_none() {
             self.first_chunk = Some(Instant::now());
         }
+        if self.call.is_quiet() {
+            return;
+        }
         self.summary.read_header(chunk);
         self.summary.read_usage(chunk);
         for (index, choice) in content::indexed(chunk.get("choices")) {
