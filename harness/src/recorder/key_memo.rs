@@ -6,7 +6,8 @@
 //! too, so the form computed for one request is kept under the SHA-256 of its inputs (method,
 //! URL, test id, provider label, whether its secrets are collected, and its body bytes): the
 //! same inputs give the same form, the rules being fixed for a recorder. Bounded: bodies of at
-//! most [`MAX_BODY`] bytes, [`CAPACITY`] forms, least recently used first out.
+//! most [`MAX_BODY`] bytes, [`CAPACITY_BYTES`] of them in all (a form takes a few times its
+//! body's size), least recently used first out.
 
 use std::sync::Arc;
 
@@ -17,12 +18,25 @@ use super::canonical::CanonicalRequest;
 /// Largest body whose form is kept.
 pub const MAX_BODY: usize = 64 * 1024;
 
-/// How many forms are kept at most.
-pub const CAPACITY: usize = 4096;
+/// How many body bytes the kept forms were made from, at most.
+pub const CAPACITY_BYTES: u64 = 16 * 1024 * 1024;
 
-/// The digest of a request's inputs to [`CanonicalRequest::keyed`].
+/// The digest of a request's inputs to [`CanonicalRequest::keyed`], and its body's size.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct Inputs([u8; 32]);
+pub struct Inputs {
+    digest: [u8; 32],
+    body_len: u64,
+}
+
+#[derive(Clone)]
+struct ByBodySize;
+
+impl quick_cache::Weighter<Inputs, Arc<CanonicalRequest>> for ByBodySize {
+    fn weight(&self, inputs: &Inputs, _form: &Arc<CanonicalRequest>) -> u64 {
+        // The form's own strings count too: never zero.
+        inputs.body_len + 256
+    }
+}
 
 impl Inputs {
     /// The digest of these inputs; `None` for a body too large to keep.
@@ -53,13 +67,16 @@ impl Inputs {
         part(provider.map(str::as_bytes));
         part(Some(&[u8::from(for_recording)]));
         part(body);
-        Some(Inputs(h.finalize().into()))
+        Some(Inputs {
+            digest: h.finalize().into(),
+            body_len: body.map_or(0, |b| b.len() as u64),
+        })
     }
 }
 
 /// Kept canonical forms (see the module docs).
 pub struct KeyMemo {
-    forms: quick_cache::sync::Cache<Inputs, Arc<CanonicalRequest>>,
+    forms: quick_cache::sync::Cache<Inputs, Arc<CanonicalRequest>, ByBodySize>,
 }
 
 impl std::fmt::Debug for KeyMemo {
@@ -73,7 +90,11 @@ impl std::fmt::Debug for KeyMemo {
 impl Default for KeyMemo {
     fn default() -> Self {
         KeyMemo {
-            forms: quick_cache::sync::Cache::new(CAPACITY),
+            forms: quick_cache::sync::Cache::with_weighter(
+                (CAPACITY_BYTES / 4096) as usize,
+                CAPACITY_BYTES,
+                ByBodySize,
+            ),
         }
     }
 }

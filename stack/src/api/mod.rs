@@ -56,6 +56,50 @@ impl Reply {
     }
 }
 
+/// An endpoint's path pattern, split at its placeholder.
+#[derive(Clone, Copy)]
+enum PathPattern {
+    Exact(&'static str),
+    WithId {
+        prefix: &'static str,
+        suffix: &'static str,
+        /// `{*name}`: the id may hold slashes.
+        rest_of_path: bool,
+    },
+}
+
+/// The split pattern of `endpoint`, worked out once for all endpoints (routing every request
+/// searched every pattern for its braces).
+fn split_pattern(endpoint: Endpoint) -> PathPattern {
+    static PATTERNS: std::sync::OnceLock<Vec<(Endpoint, PathPattern)>> = std::sync::OnceLock::new();
+    let patterns = PATTERNS.get_or_init(|| {
+        Endpoint::ALL
+            .into_iter()
+            .map(|e| {
+                let pattern = e.path();
+                let placeholder = pattern.find('{').and_then(|start| {
+                    pattern[start..]
+                        .find('}')
+                        .map(|end| (start, start + end + 1))
+                });
+                let split = match placeholder {
+                    None => PathPattern::Exact(pattern),
+                    Some((a, b)) => PathPattern::WithId {
+                        prefix: &pattern[..a],
+                        suffix: &pattern[b..],
+                        rest_of_path: pattern[a..].starts_with("{*"),
+                    },
+                };
+                (e, split)
+            })
+            .collect()
+    });
+    patterns
+        .iter()
+        .find(|(e, _)| *e == endpoint)
+        .map_or(PathPattern::Exact(endpoint.path()), |(_, p)| *p)
+}
+
 /// The endpoints of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
@@ -212,17 +256,14 @@ impl Endpoint {
     /// The `{...}` segment of `path` when it matches this endpoint's pattern (`Some("")` for a
     /// pattern without one).
     fn match_path(self, path: &str) -> Option<String> {
-        let pattern = self.path();
-        let placeholder = pattern.find('{').and_then(|start| {
-            pattern[start..]
-                .find('}')
-                .map(|end| (start, start + end + 1))
-        });
-        match placeholder.map(|(a, b)| (&pattern[..a], &pattern[b..])) {
-            None => (pattern == path).then(String::new),
-            Some((prefix, suffix)) => {
+        match split_pattern(self) {
+            PathPattern::Exact(pattern) => (pattern == path).then(String::new),
+            PathPattern::WithId {
+                prefix,
+                suffix,
+                rest_of_path,
+            } => {
                 let id = path.strip_prefix(prefix)?.strip_suffix(suffix)?;
-                let rest_of_path = pattern[prefix.len()..].starts_with("{*");
                 (!id.is_empty() && (rest_of_path || !id.contains('/'))).then(|| {
                     url::form_urlencoded::parse(format!("x={id}").replace('+', "%2B").as_bytes())
                         .next()
