@@ -101,6 +101,17 @@ impl CanonicalBody {
         }
     }
 
+    /// [`CanonicalBody::to_value`] without copying.
+    pub fn into_value(self) -> Value {
+        match self {
+            CanonicalBody::Json(mut v) => {
+                jcs::canonicalize_in_place(&mut v);
+                v
+            }
+            other => other.to_value(),
+        }
+    }
+
     /// The body as a JSON value (for storing in a recording and for diffs): a JSON body as JCS
     /// writes it (keys sorted, numbers in one form; `preserve_order` keeps JCS's order).
     pub fn to_value(&self) -> Value {
@@ -151,6 +162,9 @@ pub struct CanonicalRequest {
     /// The RFC 8785 text of the tagged body, serialized once for both the key and the base key
     /// (it is most of the work of a key: bodies carry whole conversations).
     body_text: std::sync::OnceLock<String>,
+    /// The SHA-256 state after the key text's head ([`CanonicalRequest::write_head`]), which the
+    /// base key and every occurrence's key share: a large body is hashed once, not once a key.
+    head_hash: std::sync::OnceLock<Sha256>,
 }
 
 impl PartialEq for CanonicalRequest {
@@ -284,6 +298,7 @@ impl CanonicalRequest {
             provider: None,
             body_secrets,
             body_text: std::sync::OnceLock::new(),
+            head_hash: std::sync::OnceLock::new(),
         }
     }
 
@@ -322,6 +337,7 @@ impl CanonicalRequest {
             provider: request.provider.clone(),
             body_secrets: BodySecrets::default(),
             body_text: std::sync::OnceLock::new(),
+            head_hash: std::sync::OnceLock::new(),
         }
     }
 
@@ -339,47 +355,88 @@ impl CanonicalRequest {
     /// What identical requests share: the hash of the key text without the occurrence. The
     /// recorder counts occurrences per base key.
     pub fn base_key(&self) -> String {
-        hex::encode(Sha256::digest(self.form_text(None).as_bytes()))
+        self.hash(None)
     }
 
     /// The RFC 8785 text of `{"body": ..., "method": ..., ["occurrence": ...,] "path": ...,
     /// "provider": ..., "query": ..., "test_id": ...}`: the members in JCS order (sorted names),
     /// each value in its JCS form. Assembled from parts so that the body is serialized once.
     fn form_text(&self, occurrence: Option<u32>) -> String {
-        let body = self.body_text.get_or_init(|| key_body_text(&self.body));
-        let mut text = Vec::with_capacity(body.len() + 160);
+        let mut text = Vec::with_capacity(self.body_text().len() + 160);
+        self.write_head(&mut text);
+        self.write_tail(occurrence, &mut text);
+        jcs::into_string(text)
+    }
+
+    /// The RFC 8785 text of a JSON body (computed once, for the key).
+    pub(crate) fn json_body_text(&self) -> Option<&str> {
+        match self.body {
+            CanonicalBody::Json(_) => self
+                .body_text()
+                .strip_prefix("{\"json\":")
+                .and_then(|t| t.strip_suffix('}')),
+            _ => None,
+        }
+    }
+
+    /// The body's part of the key text, computed once.
+    fn body_text(&self) -> &str {
+        self.body_text.get_or_init(|| key_body_text(&self.body))
+    }
+
+    /// The key text's members before the occurrence: `{"body":...,"method":...`.
+    fn write_head(&self, text: &mut Vec<u8>) {
         text.extend_from_slice(b"{\"body\":");
-        text.extend_from_slice(body.as_bytes());
+        text.extend_from_slice(self.body_text().as_bytes());
         text.extend_from_slice(b",\"method\":");
-        jcs::write_str(&mut text, &self.method);
+        jcs::write_str(text, &self.method);
+    }
+
+    /// The rest of the key text: the occurrence (when given) and the members after it.
+    fn write_tail(&self, occurrence: Option<u32>, text: &mut Vec<u8>) {
         if let Some(n) = occurrence {
             text.extend_from_slice(b",\"occurrence\":");
             text.extend_from_slice(n.to_string().as_bytes());
         }
         text.extend_from_slice(b",\"path\":");
-        jcs::write_str(&mut text, &self.path);
+        jcs::write_str(text, &self.path);
         text.extend_from_slice(b",\"provider\":");
-        write_opt_str(&mut text, self.provider.as_deref());
+        write_opt_str(text, self.provider.as_deref());
         text.extend_from_slice(b",\"query\":[");
         for (i, (name, value)) in self.query.iter().enumerate() {
             if i > 0 {
                 text.push(b',');
             }
             text.push(b'[');
-            jcs::write_str(&mut text, name);
+            jcs::write_str(text, name);
             text.push(b',');
-            jcs::write_str(&mut text, value);
+            jcs::write_str(text, value);
             text.push(b']');
         }
         text.extend_from_slice(b"],\"test_id\":");
-        write_opt_str(&mut text, self.test_id.as_deref());
+        write_opt_str(text, self.test_id.as_deref());
         text.push(b'}');
-        jcs::into_string(text)
+    }
+
+    /// The hex SHA-256 of [`CanonicalRequest::form_text`], from the head's hash state.
+    fn hash(&self, occurrence: Option<u32>) -> String {
+        let head = self.head_hash.get_or_init(|| {
+            let mut text = Vec::with_capacity(self.body_text().len() + 32);
+            self.write_head(&mut text);
+            let mut hasher = Sha256::new();
+            hasher.update(&text);
+            hasher
+        });
+        let mut tail = Vec::with_capacity(160);
+        self.write_tail(occurrence, &mut tail);
+        let mut hasher = head.clone();
+        hasher.update(&tail);
+        hex::encode(hasher.finalize())
     }
 
     /// The request key: hex SHA-256 of [`CanonicalRequest::key_text`].
     pub fn key(&self, occurrence: u32) -> String {
-        hex::encode(Sha256::digest(self.key_text(occurrence).as_bytes()))
+        self.hash(Some(occurrence))
     }
 }
 
@@ -424,10 +481,14 @@ mod tests {
                             query: &r.query,
                             test_id: r.test_id.as_deref(),
                         };
-                        assert_eq!(
-                            r.form_text(occurrence),
-                            serde_jcs::to_string(&form).unwrap()
-                        );
+                        let text = serde_jcs::to_string(&form).unwrap();
+                        assert_eq!(r.form_text(occurrence), text);
+                        // The hash continues from the head's cached state: the same digest.
+                        let digest = hex::encode(Sha256::digest(text.as_bytes()));
+                        match occurrence {
+                            Some(n) => assert_eq!(r.key(n), digest),
+                            None => assert_eq!(r.base_key(), digest),
+                        }
                     }
                 }
             }

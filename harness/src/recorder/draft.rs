@@ -1,6 +1,9 @@
 //! A recording in the making: the request side, sanitized, waiting for its response.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
 
 use super::canonical::{CanonicalBody, CanonicalRequest};
 use super::format::{Body, FORMAT_VERSION, Metadata, RecordedRequest, RecordedResponse, Recording};
@@ -18,11 +21,20 @@ pub(crate) struct Draft {
     secrets: Vec<String>,
 }
 
+/// A JSON body's canonical value for its recording, moved out when nothing else holds the
+/// request (a large body is not copied), else copied.
+fn owned_value(canonical: Arc<CanonicalRequest>) -> Value {
+    match Arc::try_unwrap(canonical) {
+        Ok(owned) => owned.body.into_value(),
+        Err(shared) => shared.body.to_value(),
+    }
+}
+
 impl Draft {
     pub(crate) fn new(
         hash: String,
         occurrence: u32,
-        canonical: &CanonicalRequest,
+        canonical: Arc<CanonicalRequest>,
         url: &url::Url,
         headers: &http::HeaderMap,
         body: Option<&[u8]>,
@@ -62,7 +74,7 @@ impl Draft {
                 model: canonical.body.field(profile.index_field).map(str::to_owned),
                 provider: canonical.provider.clone(),
                 headers: kept,
-                canonical_body: canonical.body.to_value(),
+                canonical_body: Value::Null,
                 body: Body::Empty,
             },
             provider_base_url: base_url(url),
@@ -76,24 +88,25 @@ impl Draft {
         };
         // The canonical body already has secret fields masked; secret values seen elsewhere in
         // the request (a bearer token pasted into a message) are scrubbed from it too. A text
-        // body is scrubbed as text; a JSON one as its serialization, kept only if it still
-        // parses (else only the fact that it was redacted is kept: it serves diagnostics only).
-        let scrubbed = match std::mem::take(&mut draft.request.canonical_body) {
-            serde_json::Value::Null => serde_json::Value::Null,
-            serde_json::Value::String(text) => {
-                serde_json::Value::String(draft.sanitize_text(&text))
-            }
-            other => {
-                // Its secret-named fields were masked when it was made (the rules' redaction).
-                let text = other.to_string();
-                let clean = redact::sanitize_masked(&text, &draft.secrets);
-                if clean == text {
-                    other
-                } else {
-                    serde_json::from_str(&clean)
-                        .unwrap_or_else(|_| serde_json::Value::String(redact::REDACTED.into()))
-                }
-            }
+        // body is scrubbed as text; a JSON one as its RFC 8785 text (already written for the
+        // key), kept only if it still parses (else only the fact that it was redacted is kept:
+        // it serves diagnostics only).
+        let json_text = match &canonical.body {
+            CanonicalBody::Json(Value::String(_)) => None,
+            _ => canonical.json_body_text(),
+        };
+        let cleaned = json_text.map(|text| {
+            let clean = redact::sanitize_masked(text, &draft.secrets);
+            (clean != text).then_some(clean)
+        });
+        let scrubbed = match cleaned {
+            Some(None) => owned_value(canonical),
+            Some(Some(clean)) => serde_json::from_str(&clean)
+                .unwrap_or_else(|_| Value::String(redact::REDACTED.into())),
+            None => match canonical.body.to_value() {
+                Value::String(text) => Value::String(draft.sanitize_text(&text)),
+                other => other,
+            },
         };
         draft.request.canonical_body = scrubbed;
         draft

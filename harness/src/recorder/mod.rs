@@ -520,6 +520,16 @@ async fn canonicalize_off_workers(
     }
 }
 
+/// Frees `value` on a blocking thread when a tokio runtime runs: a recording of a large request
+/// holds its body as a tree of thousands of allocations, milliseconds to free that the caller
+/// need not wait for.
+fn drop_off_workers<T: Send + 'static>(value: T) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn_blocking(move || drop(value))),
+        Err(_) => drop(value),
+    }
+}
+
 /// The [`ReplayMiss`] of a request, computed on a blocking thread when a tokio runtime runs
 /// (reading nearby recordings and diffing them must not hold an async worker, whatever the
 /// body's size; its time is bounded too, see [`miss`]).
@@ -672,10 +682,14 @@ impl Recorder {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let config = &self.inner.config;
+        let large = keyed
+            .body
+            .as_ref()
+            .is_some_and(|b| b.len() >= BLOCKING_BODY_BYTES);
         let draft = Draft::new(
             keyed.hash,
             keyed.occurrence,
-            &keyed.canonical,
+            keyed.canonical,
             req.url(),
             req.headers(),
             keyed.body.as_deref(),
@@ -740,7 +754,11 @@ impl Recorder {
             body: stored_body,
             t_ms,
         });
-        keep::keep(&store, policy, &rec).map_err(reqwest_middleware::Error::middleware)?;
+        let kept = keep::keep(&store, policy, &rec);
+        if large {
+            drop_off_workers(rec);
+        }
+        kept.map_err(reqwest_middleware::Error::middleware)?;
         let out = builder
             .body(reqwest::Body::from(bytes))
             .map_err(reqwest_middleware::Error::middleware)?;
