@@ -197,8 +197,7 @@ mod tests {
                 let writer = writer.clone();
                 std::thread::spawn(move || {
                     for i in 0..5_000 {
-                        let mut sink =
-                            tracing_subscriber::fmt::MakeWriter::make_writer(&writer);
+                        let mut sink = tracing_subscriber::fmt::MakeWriter::make_writer(&writer);
                         sink.write_all(format!("{t} {i}\n").as_bytes()).unwrap();
                     }
                 })
@@ -217,7 +216,11 @@ mod tests {
                 .filter_map(|l| l.strip_prefix(&format!("{t} ")))
                 .map(|i| i.parse().unwrap())
                 .collect();
-            assert_eq!(mine, (0..5_000).collect::<Vec<_>>(), "each logger's lines whole and in order");
+            assert_eq!(
+                mine,
+                (0..5_000).collect::<Vec<_>>(),
+                "each logger's lines whole and in order"
+            );
         }
     }
 
