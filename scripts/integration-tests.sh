@@ -169,12 +169,19 @@ fi
 # reused) it wrote them to $HARNESS_SERVER_INFO_FILE (harness::testkit::server_info): nothing is
 # re-derived here. No file: no test used a server (another stack config, --collect-only, or no
 # test selected).
+# Read with jq when it is installed, as lib.sh's cargo_executable does (python3 takes a tenth of a
+# second or more to start).
 if [[ -s "$HARNESS_SERVER_INFO_FILE" ]]; then
-  python3 - "$HARNESS_SERVER_INFO_FILE" <<'PY' >&2 || echo "== cannot read $HARNESS_SERVER_INFO_FILE" >&2
+  if command -v jq >/dev/null 2>&1; then
+    jq -r '"== server: \(.base_url) (port \(.port))", "== server log: \(.log_file)"' \
+      "$HARNESS_SERVER_INFO_FILE" >&2 || echo "== cannot read $HARNESS_SERVER_INFO_FILE" >&2
+  else
+    python3 - "$HARNESS_SERVER_INFO_FILE" <<'PY' >&2 || echo "== cannot read $HARNESS_SERVER_INFO_FILE" >&2
 import json, sys
 info = json.load(open(sys.argv[1]))
 print(f"== server: {info['base_url']} (port {info['port']})")
 print(f"== server log: {info['log_file']}")
 PY
+  fi
 fi
 exit $status

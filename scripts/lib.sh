@@ -41,14 +41,28 @@ integration_test_binary() {
   local root
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
   (cd "$root" && cargo test -q --features replay --no-run --message-format=json-render-diagnostics) |
-    python3 -c '
+    cargo_executable integration
+}
+
+# cargo_executable NAME: reads cargo's JSON messages (--message-format=json...) on stdin and
+# prints the last executable built for the target NAME; fails saying so when there is none.
+# Reads them with jq when it is installed (a few milliseconds), else with python3 (which takes a
+# tenth of a second or more to start, more behind a pyenv shim).
+cargo_executable() {
+  local found
+  if command -v jq >/dev/null 2>&1; then
+    found="$(jq -r --arg name "$1" 'select(.reason == "compiler-artifact" and .executable != null
+      and .target.name == $name) | .executable' | tail -n 1)"
+  else
+    found="$(python3 -c '
 import json, sys
 found = [m["executable"] for m in map(json.loads, filter(str.strip, sys.stdin))
          if m.get("reason") == "compiler-artifact" and m.get("executable")
-         and m.get("target", {}).get("name") == "integration"]
-if not found:
-    sys.exit("cargo built no integration test executable")
-print(found[-1])'
+         and m.get("target", {}).get("name") == sys.argv[1]]
+print(found[-1] if found else "")' "$1")"
+  fi
+  [[ -n "$found" ]] || { echo "cargo built no $1 test executable" >&2; return 1; }
+  echo "$found"
 }
 
 # start_stack BIN PORT LOG [VAR=VALUE...]: runs `BIN run starter --port PORT` (on 127.0.0.1, the

@@ -9,10 +9,13 @@ use super::{
     InMemoryTelemetry, OtlpReceiver, RemoteCapture, RemoteMetrics, TelemetryError, unix_nanos_now,
 };
 
-/// How often the waits look again.
-const POLL: Duration = Duration::from_millis(20);
+/// How often the waits look again. A look is cheap: a lock in process; in server mode a
+/// loopback GET of the spans that arrived since the last look, or of the receiver's counters
+/// (the metric totals are fetched once the export waited for is there).
+const POLL: Duration = Duration::from_millis(5);
 /// How long [`Capture::metrics_baseline`] waits, in server mode, for an export collected after
-/// the call (five default test export intervals).
+/// the call (twenty of a test server's export intervals,
+/// [`METRIC_EXPORT_INTERVAL`](super::METRIC_EXPORT_INTERVAL)).
 const BASELINE_SETTLE: Duration = Duration::from_secs(1);
 
 /// Where a test reads the telemetry of the service under test, in library mode
@@ -147,11 +150,6 @@ impl Capture {
         self.with_spans(|spans| spans.iter().filter(|s| keep(s)).cloned().collect())
     }
 
-    /// How many spans; for [`Capture::Remote`], fetched so far.
-    fn span_count(&self) -> usize {
-        self.with_spans(<[CapturedSpan]>::len)
-    }
-
     /// A root span for one test (see [`test_root_span`]): run the test's calls in its context,
     /// then filter with [`Capture::spans_in_trace`] or [`Capture::wait_for_trace`].
     pub fn test_root_span(&self, name: &str) -> TestSpan {
@@ -225,21 +223,46 @@ impl Capture {
 
     /// Waits until no new span has arrived for `quiet` (at least `quiet` from the call), then
     /// returns every span captured. In server mode pick `quiet` above the server's batch delay
-    /// (`OTEL_BSP_SCHEDULE_DELAY`, 100 ms with [`OtlpReceiver::env`]).
+    /// (`OTEL_BSP_SCHEDULE_DELAY`; [`SPAN_SCHEDULE_DELAY`](super::SPAN_SCHEDULE_DELAY) with
+    /// [`OtlpReceiver::env`]). Every span counts, other tests' too: while other tests run, use
+    /// [`Capture::wait_quiet_in_trace`].
     pub async fn wait_quiet(
         &self,
         quiet: Duration,
         timeout: Duration,
     ) -> Result<Vec<CapturedSpan>, TelemetryError> {
+        self.quiet_filtered(|_| true, quiet, timeout).await
+    }
+
+    /// Waits until no new span of trace `trace_id` has arrived for `quiet` (at least `quiet`
+    /// from the call), then returns the spans of that trace. Spans of other traces (tests running
+    /// beside this one) do not count. Pick `quiet` as for [`Capture::wait_quiet`].
+    pub async fn wait_quiet_in_trace(
+        &self,
+        trace_id: &str,
+        quiet: Duration,
+        timeout: Duration,
+    ) -> Result<Vec<CapturedSpan>, TelemetryError> {
+        self.quiet_filtered(|s| s.trace_id == trace_id, quiet, timeout)
+            .await
+    }
+
+    async fn quiet_filtered(
+        &self,
+        keep: impl Fn(&CapturedSpan) -> bool,
+        quiet: Duration,
+        timeout: Duration,
+    ) -> Result<Vec<CapturedSpan>, TelemetryError> {
         let start = Instant::now();
         let deadline = start + timeout;
+        let count_kept = || self.with_spans(|spans| spans.iter().filter(|s| keep(s)).count());
         self.refresh().await?;
-        let mut count = self.span_count();
+        let mut count = count_kept();
         let mut last_change = start;
         loop {
             let now = Instant::now();
             if now.duration_since(last_change) >= quiet {
-                return Ok(self.filtered(|_| true));
+                return Ok(self.filtered(&keep));
             }
             if now >= deadline {
                 return Err(TelemetryError::NotQuiet {
@@ -251,7 +274,7 @@ impl Capture {
             let until_quiet = quiet.saturating_sub(now.duration_since(last_change));
             tokio::time::sleep(POLL.min(until_quiet).min(deadline - now)).await;
             self.refresh().await?;
-            let new_count = self.span_count();
+            let new_count = count_kept();
             if new_count != count {
                 count = new_count;
                 last_change = Instant::now();
@@ -282,7 +305,8 @@ impl Capture {
     /// In library mode this flushes the meter provider (`wait` is not used). In server mode it
     /// waits up to `wait` for a metrics export collected after this call (a data point whose
     /// `time_unix_nano` is later than the call), so that everything recorded before the call is
-    /// in it; with [`OtlpReceiver::env`] that takes about one 200 ms export interval. No such
+    /// in it; with [`OtlpReceiver::env`] that takes at most one export interval
+    /// ([`METRIC_EXPORT_INTERVAL`](super::METRIC_EXPORT_INTERVAL)). No such
     /// export within `wait` is a [`TelemetryError::MetricsTimeout`] (note that a delta-temporality
     /// exporter sends nothing when no metric changed).
     pub async fn metrics_delta_since(
@@ -309,19 +333,36 @@ impl Capture {
         }
         let deadline = Instant::now() + wait;
         loop {
-            let metrics = self.metrics_now().await?;
-            if metrics.latest_collection_unix_nano > after_unix_nano {
-                return Ok(metrics.snapshot);
+            let (exports, latest_collection_unix_nano) = self.metric_exports().await?;
+            if latest_collection_unix_nano > after_unix_nano {
+                // The totals now hold that export, or a later one.
+                return Ok(self.metrics_now().await?.snapshot);
             }
             let now = Instant::now();
             if now >= deadline {
                 return Err(TelemetryError::MetricsTimeout {
                     waited: wait,
-                    exports: metrics.exports,
+                    exports,
                     notes: self.notes().await,
                 });
             }
             tokio::time::sleep(POLL.min(deadline - now)).await;
+        }
+    }
+
+    /// Server mode: how many metric exports the receiver has had, and the latest collection
+    /// time of any data point (the counters alone, not the totals). Library mode: none.
+    async fn metric_exports(&self) -> Result<(u64, u64), TelemetryError> {
+        match self {
+            Capture::InMemory(_) => Ok((0, 0)),
+            Capture::Otlp(receiver) => {
+                let status = receiver.status();
+                Ok((status.metric_exports, status.latest_collection_unix_nano))
+            }
+            Capture::Remote(remote) => {
+                let status = remote.status_async().await?;
+                Ok((status.metric_exports, status.latest_collection_unix_nano))
+            }
         }
     }
 

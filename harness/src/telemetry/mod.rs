@@ -21,9 +21,9 @@
 //!   [`Capture::remote`]`(`[`ServerHandle::telemetry_url`](crate::testkit::ServerHandle::telemetry_url)`)`.
 //!
 //! [`Capture`] wraps any of them and gives tests the same calls: [`Capture::spans`],
-//! [`Capture::wait_for_spans`], [`Capture::wait_quiet`], [`Capture::spans_in_trace`],
-//! [`Capture::metrics_baseline`] and [`Capture::metrics_delta_since`], over the backend-neutral
-//! [`model`] types.
+//! [`Capture::wait_for_spans`], [`Capture::wait_quiet`], [`Capture::wait_quiet_in_trace`],
+//! [`Capture::spans_in_trace`], [`Capture::metrics_baseline`] and
+//! [`Capture::metrics_delta_since`], over the backend-neutral [`model`] types.
 //!
 //! # Isolating a test: its own trace
 //!
@@ -75,8 +75,9 @@ pub use model::{
     MetricsSnapshot, NumberPoint, SpanKind, SpanStatus,
 };
 pub use otlp_receiver::{
-    CONFLICTING_ENV, METRICS_PATH, OtlpReceiver, RECEIVER_ID_HEADER, ReceiverStatus, RemoteMetrics,
-    SPANS_PATH, SPANS_TOTAL_HEADER, STATUS_PATH,
+    CONFLICTING_ENV, METRIC_EXPORT_INTERVAL, METRICS_PATH, OtlpReceiver, RECEIVER_ID_HEADER,
+    ReceiverStatus, RemoteMetrics, SPAN_SCHEDULE_DELAY, SPANS_PATH, SPANS_TOTAL_HEADER,
+    STATUS_PATH,
 };
 pub use remote::RemoteCapture;
 pub use trace_context::{

@@ -6,6 +6,7 @@ use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -79,6 +80,20 @@ pub struct ReceiverStatus {
     /// The latest collection time of any metric data point received (0 before the first).
     pub latest_collection_unix_nano: u64,
 }
+
+/// The batch span processor's schedule delay that [`OtlpReceiver::env`] gives a server
+/// (`OTEL_BSP_SCHEDULE_DELAY`): a span reaches the receiver about this long after it ended (plus
+/// one export), in the order the spans ended (one exporting thread, one batch at a time).
+///
+/// A test that waits for spans waits for exactly the spans it asserts on (one that ends later,
+/// such as a server span ending after its GenAI child, can come in a later batch); a test that
+/// checks that a span does not come must wait some multiple of this.
+pub const SPAN_SCHEDULE_DELAY: Duration = Duration::from_millis(20);
+/// The periodic metric reader's interval that [`OtlpReceiver::env`] gives a server
+/// (`OTEL_METRIC_EXPORT_INTERVAL`): [`Capture::metrics_baseline`](super::Capture::metrics_baseline)
+/// and [`Capture::metrics_delta_since`](super::Capture::metrics_delta_since) each wait for the next
+/// export, up to this long.
+pub const METRIC_EXPORT_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Environment variables that would override or disable what [`OtlpReceiver::env`] sets, if
 /// the server inherited them: remove them from the server's environment.
@@ -212,15 +227,22 @@ impl OtlpReceiver {
     }
 
     /// The environment a server needs to export here, quickly: `OTEL_EXPORTER_OTLP_ENDPOINT`,
-    /// `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`, `OTEL_BSP_SCHEDULE_DELAY=100` (ms between
-    /// span batches) and `OTEL_METRIC_EXPORT_INTERVAL=200` (ms between metric exports). Remove
-    /// [`CONFLICTING_ENV`] from the server's environment too ([`OtlpReceiver::configure`] does both).
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`, `OTEL_BSP_SCHEDULE_DELAY` (ms between span
+    /// batches, [`SPAN_SCHEDULE_DELAY`]) and `OTEL_METRIC_EXPORT_INTERVAL` (ms between metric
+    /// exports, [`METRIC_EXPORT_INTERVAL`]). Remove [`CONFLICTING_ENV`] from the server's
+    /// environment too ([`OtlpReceiver::configure`] does both).
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
             ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), self.endpoint()),
             ("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "http/protobuf".into()),
-            ("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into()),
-            ("OTEL_METRIC_EXPORT_INTERVAL".into(), "200".into()),
+            (
+                "OTEL_BSP_SCHEDULE_DELAY".into(),
+                SPAN_SCHEDULE_DELAY.as_millis().to_string(),
+            ),
+            (
+                "OTEL_METRIC_EXPORT_INTERVAL".into(),
+                METRIC_EXPORT_INTERVAL.as_millis().to_string(),
+            ),
         ]
     }
 

@@ -108,6 +108,39 @@ fn remote_sees_exactly_what_the_receiver_got() {
 }
 
 #[test]
+fn a_trace_is_quiet_while_other_traces_keep_arriving() {
+    let rt = runtime();
+    let receiver = OtlpReceiver::start().expect("receiver");
+    let remote = Capture::remote(&receiver.endpoint()).expect("remote capture");
+    let tracers = tracer_provider(&receiver.endpoint(), Protocol::HttpBinary, false);
+    let mine = emit_trace(&tracers);
+    tracers.force_flush().expect("span export");
+    // Other tests' traces keep coming, every few milliseconds, until the wait is over.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let others = {
+        let (stop, tracers) = (stop.clone(), tracers.clone());
+        std::thread::spawn(move || {
+            let mut sent = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                emit_trace(&tracers);
+                tracers.force_flush().expect("span export");
+                sent += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            sent
+        })
+    };
+    let quiet = rt.block_on(remote.wait_quiet_in_trace(&mine, Duration::from_millis(100), WAIT));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let sent = others.join().expect("the other traces' thread");
+    let quiet = quiet.expect("my trace is quiet");
+    assert_eq!(quiet.len(), 2);
+    assert!(quiet.iter().all(|s| s.trace_id == mine), "{quiet:?}");
+    assert!(sent > 0);
+    tracers.shutdown().expect("tracer shutdown");
+}
+
+#[test]
 fn remote_delta_temporality_gives_the_same_deltas() {
     let receiver = OtlpReceiver::start().expect("receiver");
     let remote = Capture::remote(&receiver.endpoint()).expect("remote capture");

@@ -97,9 +97,22 @@ impl RecordedHttpClient {
 }
 
 /// A client-side failure (the HTTP client's error, kept as the source).
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[error("{0}")]
 pub struct ClientFailure(#[source] reqwest_middleware::Error);
+
+/// The error and its sources as one line, without a backtrace. rmcp formats a failed
+/// `initialize` POST with `{:?}`, and a middleware error (the recorder's, a replayed transport
+/// error among them) is an `anyhow::Error`, whose `Debug` prints the backtrace it captured under
+/// `RUST_BACKTRACE=1`, symbolized there and then: half a second of a debug-built server's time
+/// for every unreachable MCP server, and 80 frames in one log line.
+impl std::fmt::Debug for ClientFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ClientFailure")
+            .field(&support::error::error_chain(&self.0))
+            .finish()
+    }
+}
 
 type Result<T> = std::result::Result<T, StreamableHttpError<ClientFailure>>;
 
@@ -239,5 +252,23 @@ impl StreamableHttpClient for RecordedHttpClient {
         _custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<BoxStream<'static, std::result::Result<Sse, SseError>>> {
         Err(StreamableHttpError::ServerDoesNotSupportSse)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_debugs_as_its_error_chain_without_a_backtrace() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("replayed provider transport error (connect)")]
+        struct Replayed;
+        // An anyhow error inside: its own Debug would add the backtrace it captured.
+        let failure = ClientFailure(reqwest_middleware::Error::middleware(Replayed));
+        assert_eq!(
+            format!("{failure:?}"),
+            r#"ClientFailure("replayed provider transport error (connect)")"#
+        );
     }
 }

@@ -148,8 +148,33 @@ pub fn trust(
     Ok(with_system_roots(builder, extra))
 }
 
-/// The CAs of the extra CA file, as reqwest certificates.
+/// The CAs of the extra CA file, as reqwest certificates: read and checked once a process while
+/// the file keeps its length and modification time (a suite builds a client, and in process a
+/// stack, for every test; reading and checking a bundle of 144 CAs took about 10 ms each time in
+/// a debug build). A changed file is read again, and a file that cannot be used is never kept.
 fn extra_roots(path: &Path) -> Result<Vec<reqwest::Certificate>, CaFileError> {
+    type Stamp = (u64, Option<std::time::SystemTime>);
+    static LAST: std::sync::Mutex<Option<(PathBuf, Stamp, Vec<reqwest::Certificate>)>> =
+        std::sync::Mutex::new(None);
+    let stamp: Option<Stamp> = std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.len(), m.modified().ok()));
+    if let Some(stamp) = stamp
+        && let Some((last_path, last_stamp, certs)) = &*support::sync::lock(&LAST)
+        && last_path == path
+        && *last_stamp == stamp
+    {
+        return Ok(certs.clone());
+    }
+    let certs = read_extra_roots(path)?;
+    if let Some(stamp) = stamp {
+        *support::sync::lock(&LAST) = Some((path.to_owned(), stamp, certs.clone()));
+    }
+    Ok(certs)
+}
+
+/// The CAs of the extra CA file, read and checked, as reqwest certificates.
+fn read_extra_roots(path: &Path) -> Result<Vec<reqwest::Certificate>, CaFileError> {
     let certs = read_ca_file(path)?;
     tracing::info!(
         "trusting {} extra CA certificate(s) from {} ({CA_FILE_VAR}) besides the system's store",
@@ -243,6 +268,34 @@ pub fn system_roots() -> Vec<CertificateDer<'static>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_extra_ca_file_is_read_again_when_it_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ca.pem");
+        let pem = |n: usize| -> String {
+            (0..n)
+                .map(|_| {
+                    rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+                        .expect("cert")
+                        .cert
+                        .pem()
+                })
+                .collect()
+        };
+        std::fs::write(&path, pem(1)).expect("write");
+        assert_eq!(extra_roots(&path).expect("one CA").len(), 1);
+        assert_eq!(extra_roots(&path).expect("the same CA").len(), 1);
+        std::fs::write(&path, pem(2)).expect("rewrite");
+        assert_eq!(extra_roots(&path).expect("two CAs").len(), 2);
+        std::fs::write(&path, "not a certificate\n").expect("spoil");
+        assert!(matches!(
+            extra_roots(&path),
+            Err(CaFileError::NoCertificate { .. })
+        ));
+        std::fs::remove_file(&path).expect("remove");
+        assert!(matches!(extra_roots(&path), Err(CaFileError::Read { .. })));
+    }
 
     #[test]
     fn an_unset_or_empty_variable_names_no_file() {

@@ -48,9 +48,9 @@ fn server_log(port: u16) -> std::path::PathBuf {
         .join(name)
 }
 
-/// Starts (or reuses) `stack run CONFIG` on `port` with a telemetry receiver beside it, for the
-/// whole run; `env` is added to the server's environment.
-fn start_server(config: &str, port: u16, env: &[(&str, &str)]) -> Result<ServerHandle> {
+/// `stack run CONFIG` on `port` with a telemetry receiver beside it; `env` is added to the
+/// server's environment.
+fn server_spec(config: &str, port: u16, env: &[(&str, &str)]) -> ServerSpec {
     let mut spec = ServerSpec::new(
         env!("CARGO_BIN_EXE_stack"),
         ["run", config, "--port", &port.to_string()],
@@ -62,7 +62,13 @@ fn start_server(config: &str, port: u16, env: &[(&str, &str)]) -> Result<ServerH
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    ensure_server(&spec).map_err(|e| anyhow::anyhow!("{e}"))
+    spec
+}
+
+/// Starts (or reuses) `stack run CONFIG` on `port` with a telemetry receiver beside it, for the
+/// whole run; `env` is added to the server's environment.
+fn start_server(config: &str, port: u16, env: &[(&str, &str)]) -> Result<ServerHandle> {
+    ensure_server(&server_spec(config, port, env)).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// The run's server, started (or reused) once per process, and described for the script that
@@ -94,7 +100,20 @@ pub async fn client(_env: &TestEnv) -> Result<StackClient> {
         }
         StackConfig::AdHoc(pairs) => library(adhoc(&pairs)?, Telemetry::global()).await,
         StackConfig::Server { config, port } => {
-            Ok(StackClient::http(&server(config, port).await?.base_url)?)
+            // The client is built while the server starts (or is found): the first one of a
+            // process reads the system's CA store, tens of milliseconds in a debug build.
+            let base_url = server_spec(&config, port, &[]).base_url();
+            let building = tokio::task::spawn_blocking({
+                let base_url = base_url.clone();
+                move || StackClient::http(&base_url)
+            });
+            let handle = server(config, port).await?;
+            let client = building.await??;
+            if handle.base_url == base_url {
+                Ok(client)
+            } else {
+                Ok(StackClient::http(&handle.base_url)?)
+            }
         }
         StackConfig::Url(url) => Ok(StackClient::http(url.as_str())?),
     }

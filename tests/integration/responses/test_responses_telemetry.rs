@@ -40,6 +40,8 @@ pub async fn test_response_mcp_spans(env: TestEnv) -> Result<()> {
         .context("an mcp_list_tools")?
         .clone();
     let tool_span_name = "execute_tool get_weather";
+    let session = ["initialize", "notifications/initialized", "tools/list"];
+    // Waits for every span asserted on below, not only for the agent span they end before.
     let spans = capture
         .wait_for_trace(
             root.trace_id(),
@@ -47,6 +49,9 @@ pub async fn test_response_mcp_spans(env: TestEnv) -> Result<()> {
                 s.iter().any(|x| x.name == "invoke_agent")
                     && s.iter().any(|x| x.name == tool_span_name)
                     && s.iter().filter(|x| x.name.starts_with("chat ")).count() >= 2
+                    && session
+                        .iter()
+                        .all(|method| s.iter().any(|x| x.name == *method))
             },
             WAIT,
         )
@@ -117,7 +122,7 @@ pub async fn test_response_mcp_spans(env: TestEnv) -> Result<()> {
         !spans.iter().any(|s| s.name.starts_with("tools/call")),
         "a tools/call under execute_tool gets no span of its own: {names:?}"
     );
-    for method in ["initialize", "notifications/initialized", "tools/list"] {
+    for method in session {
         let span = spans
             .iter()
             .find(|s| s.name == method)
