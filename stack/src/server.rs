@@ -220,7 +220,7 @@ fn respond(reply: Result<Reply, ApiError>) -> Response {
                 axum::http::header::CONTENT_TYPE,
                 axum::http::HeaderValue::from_static("application/json"),
             )],
-            object.to_text(),
+            object.into_text(),
         )
             .into_response(),
         Ok(Reply::Stream(chunks)) => sse_response(chunks),

@@ -38,6 +38,7 @@ mod replay_cache;
 pub mod store;
 mod stream;
 
+use reqwest::ResponseBuilderExt as _;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -380,10 +381,12 @@ impl Recorder {
         current
     }
 
+    /// The recorded answer to the request for `url`, as a response from `url`.
     fn replay(
         &self,
         hash: &str,
         rec: &format::Replayable,
+        url: &url::Url,
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let format::RequestLine { method, path } = &rec.request;
         let blob = self.store().map(|s| s.blob_path(hash)).unwrap_or_default();
@@ -401,6 +404,7 @@ impl Recorder {
                 ..
             } => build_response(
                 &blob,
+                url,
                 *status,
                 headers,
                 reqwest::Body::from(body.to_bytes().map_err(bad)?),
@@ -413,7 +417,7 @@ impl Recorder {
             } => {
                 let paced = self.inner.config.timing == ReplayTiming::Recorded;
                 let s = stream::replay(events, end, paced).map_err(bad)?;
-                build_response(&blob, *status, headers, reqwest::Body::wrap_stream(s))
+                build_response(&blob, url, *status, headers, reqwest::Body::wrap_stream(s))
             }
             RecordedResponse::TransportError {
                 error_kind,
@@ -430,13 +434,16 @@ impl Recorder {
     }
 }
 
+/// A response from `url` (what `Response::url` tells; reqwest would otherwise parse a
+/// placeholder URL for every response built by hand).
 fn build_response(
     blob: &std::path::Path,
+    url: &url::Url,
     status: u16,
     headers: &std::collections::BTreeMap<String, String>,
     body: reqwest::Body,
 ) -> reqwest_middleware::Result<reqwest::Response> {
-    let mut builder = http::Response::builder().status(status);
+    let mut builder = http::Response::builder().status(status).url(url.clone());
     for (k, v) in headers {
         builder = builder.header(k, v);
     }
@@ -456,7 +463,9 @@ fn response_builder(
     status: u16,
     keep_length: bool,
 ) -> http::response::Builder {
-    let mut builder = http::Response::builder().status(status);
+    let mut builder = http::Response::builder()
+        .status(status)
+        .url(resp.url().clone());
     for (k, v) in resp.headers() {
         if keep_length || k != http::header::CONTENT_LENGTH {
             builder = builder.header(k, v);
@@ -793,7 +802,7 @@ impl Middleware for Recorder {
         };
         match mode::plan(mode, true, recorded) {
             Plan::Forward => next.run(req, extensions).await,
-            Plan::Replay(rec) => self.replay(&keyed.hash, &rec),
+            Plan::Replay(rec) => self.replay(&keyed.hash, &rec, req.url()),
             Plan::Miss => {
                 let Keyed {
                     canonical,
@@ -819,7 +828,7 @@ impl Middleware for Recorder {
                 {
                     Some(rec) => {
                         drop(lock);
-                        self.replay(&keyed.hash, &rec)
+                        self.replay(&keyed.hash, &rec, req.url())
                     }
                     None => {
                         self.forward_and_store(store, keyed, Some(lock), req, extensions, next)

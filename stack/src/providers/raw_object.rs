@@ -21,11 +21,14 @@ pub struct RawObject {
     /// In the order they came; a repeated name keeps its first place and its last value, as
     /// `serde_json`'s order-preserving map does.
     members: Vec<(String, Box<RawValue>)>,
+    /// The object's text, written once after the last change (the caller and the inference
+    /// store both want it).
+    text: std::sync::OnceLock<String>,
 }
 
 impl fmt::Debug for RawObject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_text())
+        f.write_str(self.text())
     }
 }
 
@@ -51,7 +54,10 @@ impl RawObject {
             Err(e) => return Err(NotAnObject::NotJson(e)),
         };
         de.end().map_err(NotAnObject::NotJson)?;
-        Ok(RawObject { members })
+        Ok(RawObject {
+            members,
+            text: std::sync::OnceLock::new(),
+        })
     }
 
     /// The text of member `name`, as the provider wrote it.
@@ -85,11 +91,24 @@ impl RawObject {
             && let Ok(new) = RawValue::from_string(text)
         {
             *raw = new;
+            self.text = std::sync::OnceLock::new();
         }
     }
 
     /// The object's JSON text: its members joined, each as it came.
-    pub fn to_text(&self) -> String {
+    pub fn text(&self) -> &str {
+        self.text.get_or_init(|| self.join())
+    }
+
+    /// [`RawObject::text`], owned.
+    pub fn into_text(mut self) -> String {
+        match self.text.take() {
+            Some(text) => text,
+            None => self.join(),
+        }
+    }
+
+    fn join(&self) -> String {
         let len: usize = self
             .members
             .iter()
@@ -113,7 +132,7 @@ impl RawObject {
 
     /// The object as a [`Value`] (parsed now).
     pub fn to_value(&self) -> Value {
-        serde_json::from_str(&self.to_text()).unwrap_or(Value::Null)
+        serde_json::from_str(self.text()).unwrap_or(Value::Null)
     }
 }
 
@@ -187,10 +206,7 @@ mod tests {
     fn replacing_a_string_member_keeps_its_place() {
         let mut raw = RawObject::parse(br#"{"a":1, "model" : "small", "z":[]}"#).unwrap();
         raw.replace_str("model", "llamacpp/\"small\"");
-        assert_eq!(
-            raw.to_text(),
-            r#"{"a":1,"model":"llamacpp/\"small\"","z":[]}"#
-        );
+        assert_eq!(raw.text(), r#"{"a":1,"model":"llamacpp/\"small\"","z":[]}"#);
         let mut not_string = RawObject::parse(br#"{"model":{"x":1}}"#).unwrap();
         not_string.replace_str("model", "y");
         assert_eq!(not_string.to_value(), json!({"model": {"x": 1}}));
@@ -203,7 +219,7 @@ mod tests {
         let text = br#"{"a":1,"b":2,"a":3}"#;
         let raw = RawObject::parse(text).unwrap();
         let value: Value = serde_json::from_slice(text).unwrap();
-        assert_eq!(raw.to_text(), value.to_string());
+        assert_eq!(raw.text(), value.to_string());
     }
 
     #[test]

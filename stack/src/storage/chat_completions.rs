@@ -85,12 +85,12 @@ impl Row {
 impl Row {
     /// [`Row::new`] of a completion passed through as text: its text, the messages appended.
     pub fn from_raw(completion: &RawObject, input_messages: &str) -> Self {
-        let json = completion.to_text();
-        if json.len() <= 2 || completion.get("input_messages").is_some() {
+        let text = completion.text();
+        if text.len() <= 2 || completion.get("input_messages").is_some() {
             return Row::new(&completion.to_value(), input_messages);
         }
-        let mut json = json;
-        json.pop();
+        let mut json = String::with_capacity(text.len() + input_messages.len() + 20);
+        json.push_str(&text[..text.len() - 1]);
         json.push_str(",\"input_messages\":");
         json.push_str(input_messages);
         json.push('}');
