@@ -64,8 +64,8 @@ pub fn main() -> ExitCode {
 async fn async_main() -> ExitCode {
     // Log lines are written by a thread of their own, in batches (`log_writer`), so that a
     // request does not wait for the terminal or pipe its access line goes to; none is dropped, and
-    // the rest are written when `_log` is dropped.
-    let (writer, _log) = match crate::log_writer::start("stack-log", std::io::stderr()) {
+    // the rest are written when `log` is dropped (before a final error is printed).
+    let (writer, log) = match crate::log_writer::start("stack-log", std::io::stderr()) {
         Ok(started) => started,
         Err(e) => {
             eprintln!("error: cannot start the log writer thread: {e}");
@@ -88,7 +88,10 @@ async fn async_main() -> ExitCode {
                     Some((target, registry)) => {
                         match serve_prometheus(target, registry.clone()).await {
                             Ok(task) => Some(task),
-                            Err(e) => return fail(e),
+                            Err(e) => {
+                                drop(log);
+                                return fail(e);
+                            }
                         }
                     }
                     None => None,
@@ -104,6 +107,8 @@ async fn async_main() -> ExitCode {
             Err(e) => Err(anyhow::Error::new(e).context("cannot set up OpenTelemetry")),
         },
     };
+    // The log lines before the outcome, which `fail` prints straight to stderr.
+    drop(log);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),

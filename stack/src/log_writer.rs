@@ -5,7 +5,7 @@
 //! `tracing-appender`'s non-blocking writer does), every line wakes that thread, and under load
 //! the wake-ups cost more than the lines (a tenth of a replaying server's CPU). Here lines are
 //! appended to a shared buffer that a thread writes out every [`INTERVAL`], or sooner once
-//! [`WAKE_AT`] bytes are waiting. None is dropped: past [`MAX_PENDING`] bytes a logger waits for
+//! [`WAKE_AT`] bytes are waiting or a warning or an error comes. None is dropped: past [`MAX_PENDING`] bytes a logger waits for
 //! the writer, and dropping the [`LogGuard`] writes what is left. No crate offers a writer that
 //! batches by time (tracing-appender's worker wakes per line and takes no interval), hence this
 //! one.
@@ -124,6 +124,9 @@ impl Drop for LogGuard {
 #[derive(Debug)]
 pub struct LineSink<'a> {
     shared: &'a Shared,
+    /// Wake the writer at once (a warning or an error: it may come just before the process
+    /// ends, and it should be out first).
+    urgent: bool,
 }
 
 impl std::fmt::Debug for Shared {
@@ -149,7 +152,7 @@ impl Write for LineSink<'_> {
             return std::io::stderr().write(buf);
         }
         pending.bytes.extend_from_slice(buf);
-        if pending.bytes.len() >= WAKE_AT {
+        if self.urgent || pending.bytes.len() >= WAKE_AT {
             self.shared.writer.unpark();
         }
         Ok(buf.len())
@@ -166,6 +169,14 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
     fn make_writer(&'a self) -> Self::Writer {
         LineSink {
             shared: &self.shared,
+            urgent: false,
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        LineSink {
+            shared: &self.shared,
+            urgent: *meta.level() <= tracing::Level::WARN,
         }
     }
 }

@@ -6,8 +6,8 @@
 //! too, so the form computed for one request is kept under the SHA-256 of its inputs (method,
 //! URL, test id, provider label, whether its secrets are collected, and its body bytes): the
 //! same inputs give the same form, the rules being fixed for a recorder. Bounded: bodies of at
-//! most [`MAX_BODY`] bytes, [`CAPACITY_BYTES`] of them in all (a form takes a few times its
-//! body's size), least recently used first out.
+//! most [`MAX_BODY`] bytes, about [`CAPACITY_BYTES`] of memory in all (a form is counted as four
+//! times its body's size), least recently used first out.
 
 use std::sync::Arc;
 
@@ -18,8 +18,8 @@ use super::canonical::CanonicalRequest;
 /// Largest body whose form is kept.
 pub const MAX_BODY: usize = 64 * 1024;
 
-/// How many body bytes the kept forms were made from, at most.
-pub const CAPACITY_BYTES: u64 = 16 * 1024 * 1024;
+/// About how much memory the kept forms take at most (four times their bodies' bytes).
+pub const CAPACITY_BYTES: u64 = 32 * 1024 * 1024;
 
 /// The digest of a request's inputs to [`CanonicalRequest::keyed`], and its body's size.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -33,8 +33,9 @@ struct ByBodySize;
 
 impl quick_cache::Weighter<Inputs, Arc<CanonicalRequest>> for ByBodySize {
     fn weight(&self, inputs: &Inputs, _form: &Arc<CanonicalRequest>) -> u64 {
-        // The form's own strings count too: never zero.
-        inputs.body_len + 256
+        // A form holds its body parsed (a tree of a few times the text's size) and its key text:
+        // about four times the body. Its own strings count too: never zero.
+        4 * inputs.body_len + 256
     }
 }
 

@@ -20,7 +20,9 @@ use crate::error::ApiError;
 /// started (the server sends it as a `data: {"error": ...}` event and no `[DONE]`).
 pub type ChunkStream = BoxStream<'static, Result<Value, ApiError>>;
 
-/// A successful answer.
+/// A successful answer. More kinds may come: match with a catch-all arm, or call
+/// [`Reply::parsed`] first to have JSON answers as [`Reply::Json`].
+#[non_exhaustive]
 pub enum Reply {
     /// A JSON body.
     Json(Value),

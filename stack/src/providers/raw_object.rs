@@ -44,8 +44,16 @@ pub enum NotAnObject {
 }
 
 impl RawObject {
-    /// Checks `bytes` (all of them) and splits the object into its members.
+    /// Checks `bytes` (all of them, as strictly as parsing them into a [`Value`] would) and
+    /// splits the object into its members.
     pub fn parse(bytes: &[u8]) -> Result<Self, NotAnObject> {
+        // First the whole document, without building it: members kept as text are only skipped
+        // over, which lets through what a `Value` refuses (a lone surrogate escape, a number out
+        // of range, nesting past serde_json's limit) and would break every later parse of it.
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        serde::de::DeserializeSeed::deserialize(Checked, &mut de)
+            .and_then(|()| de.end())
+            .map_err(NotAnObject::NotJson)?;
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let members = match de.deserialize_any(MembersVisitor) {
             Ok(Some(members)) => members,
@@ -53,7 +61,6 @@ impl RawObject {
             Err(e) if e.is_data() => return Err(NotAnObject::NotObject),
             Err(e) => return Err(NotAnObject::NotJson(e)),
         };
-        de.end().map_err(NotAnObject::NotJson)?;
         Ok(RawObject {
             members,
             text: std::sync::OnceLock::new(),
@@ -130,9 +137,58 @@ impl RawObject {
         String::from_utf8(out).unwrap_or_default()
     }
 
-    /// The object as a [`Value`] (parsed now).
+    /// The object as a [`Value`] (parsed now; [`RawObject::parse`] checked that it parses).
     pub fn to_value(&self) -> Value {
         serde_json::from_str(self.text()).unwrap_or(Value::Null)
+    }
+}
+
+/// Checks a JSON value the way parsing it into a [`Value`] does (escapes, numbers, nesting
+/// depth), keeping nothing.
+struct Checked;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Checked {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(Checked)
+    }
+}
+
+impl<'de> Visitor<'de> for Checked {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Checked)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(Checked)?.is_some() {
+            map.next_value_seed(Checked)?;
+        }
+        Ok(())
     }
 }
 
@@ -231,14 +287,29 @@ mod tests {
             (b"12", false),
             (b"{\"a\":", true),
             (b"{\"a\":1} trailing", true),
+            (b"[1] trailing", true),
+            // What a `Value` refuses, though skipping over it would not notice.
+            (br#"{"a":"\ud800"}"#, true),
+            (br#"{"a":[1e400]}"#, true),
             (b"\xff", true),
             (b"", true),
         ] {
+            let _ = serde_json::from_slice::<Value>(bytes).map(|_| assert!(!not_json));
             match RawObject::parse(bytes) {
                 Err(NotAnObject::NotJson(_)) => assert!(not_json, "{bytes:?}"),
                 Err(NotAnObject::NotObject) => assert!(!not_json, "{bytes:?}"),
                 Ok(o) => panic!("{bytes:?} parsed as {o:?}"),
             }
         }
+    }
+
+    #[test]
+    fn nesting_past_serde_jsons_limit_is_refused_as_a_value_would_be() {
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert!(serde_json::from_str::<Value>(&deep).is_err());
+        assert!(matches!(
+            RawObject::parse(deep.as_bytes()),
+            Err(NotAnObject::NotJson(_))
+        ));
     }
 }
