@@ -38,6 +38,7 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// `http.server.*` metrics ([`telemetry::http_server`]), through the global providers installed
 /// when this is called.
 pub fn app(stack: Stack) -> Router {
+    let records = stack.telemetry().records_spans() || stack.telemetry().records_metrics();
     let mut router = Router::new();
     let mut paths: Vec<&'static str> = Endpoint::ALL.iter().map(|e| e.path()).collect();
     paths.dedup();
@@ -46,13 +47,17 @@ pub fn app(stack: Stack) -> Router {
         // and reads the path and query parameters, exactly as in library mode.
         router = router.route(path, any(handle));
     }
-    router
+    let router = router
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(request_scope))
-        .layer(telemetry::http_server::layer())
-        .with_state(stack)
+        .layer(middleware::from_fn(request_scope));
+    let router = if records {
+        router.layer(telemetry::http_server::layer())
+    } else {
+        router.layer(middleware::from_fn(telemetry::http_server::propagate_only))
+    };
+    router.with_state(stack)
 }
 
 /// Serves `stack` on `listener` until `shutdown` completes (in-flight requests then finish),

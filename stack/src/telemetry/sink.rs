@@ -143,12 +143,12 @@ impl Telemetry {
 
     /// Whether metrics go anywhere (false only for explicit no-op meters: the global meter may
     /// be installed at any time).
-    pub(crate) fn records_metrics(&self) -> bool {
+    pub fn records_metrics(&self) -> bool {
         self.explicit.as_ref().is_none_or(|e| e.records_metrics)
     }
 
     /// Whether spans go anywhere (false only for an explicit no-op tracer).
-    pub(crate) fn records_spans(&self) -> bool {
+    pub fn records_spans(&self) -> bool {
         self.explicit.as_ref().is_none_or(|e| e.records_spans)
     }
 

@@ -683,6 +683,39 @@ async fn server_span_genai_span_and_client_span_form_one_trace() {
     }
 }
 
+/// A server whose stack records nothing (no exporter: the `stack` binary without OTLP settings)
+/// still runs each request in its incoming trace context, and passes it on to the provider.
+#[tokio::test]
+async fn a_server_that_records_nothing_still_passes_the_callers_trace_on() {
+    use opentelemetry::trace::TracerProvider as _;
+    let (_, provider_handle) = global_capture();
+    let server = provider().await;
+    let quiet = Telemetry::with_sdk_providers(None, None);
+    assert!(!quiet.records_spans() && !quiet.records_metrics());
+    let stack = traced_stack(&server.uri(), quiet).await;
+    let running = crate::server::RunningServer::start(stack, "127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let http = StackClient::http(&running.base_url()).unwrap_or_else(|e| panic!("{e}"));
+    let root = provider_handle.tracer("test").start("test root");
+    let cx = Context::current_with_span(root);
+    let trace = cx.span().span_context().trace_id().to_string();
+    http.chat_completion(chat_body())
+        .with_context(cx.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    running.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    let requests = server.received_requests().await.unwrap_or_default();
+    let sent: Vec<String> = requests
+        .iter()
+        .filter(|r| r.url.path() == "/v1/chat/completions")
+        .filter_map(|r| r.headers.get("traceparent"))
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].split('-').nth(1), Some(trace.as_str()), "{sent:?}");
+}
+
 /// `Telemetry::disabled()`: no span, no metric and no `traceparent`, even with the global
 /// providers of the process installed and a span current.
 #[tokio::test]
