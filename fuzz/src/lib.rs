@@ -6,5 +6,6 @@
 
 pub mod blob_loader;
 pub mod canonical;
+pub mod raw_object;
 pub mod run_config;
 pub mod sse_splitter;

@@ -1,10 +1,14 @@
-//! The `run_config` fuzz target's check over its checked-in seeds (`fuzz/seeds/run_config/`), on
-//! stable: the TOML and `run.yaml` parsers return a config or a `ConfigError` for each, never
-//! panic. The check is the fuzz target's own code (`fuzz/src/run_config.rs`, see
-//! `docs/fuzzing.md`).
+//! The `run_config` and `raw_object` fuzz targets' checks over their checked-in seeds
+//! (`fuzz/seeds/<target>/`), on stable: the TOML and `run.yaml` parsers return a config or a
+//! `ConfigError` for each, never panic; a passed-through provider answer is accepted exactly when
+//! serde_json reads an object, and reads back the same. The checks are the fuzz targets' own code
+//! (`fuzz/src/<target>.rs`, see `docs/fuzzing.md`).
 
 #[path = "../../fuzz/src/run_config.rs"]
 mod run_config;
+
+#[path = "../../fuzz/src/raw_object.rs"]
+mod raw_object;
 
 use std::path::{Path, PathBuf};
 
@@ -50,6 +54,28 @@ fn the_real_configs_among_the_seeds_parse() {
         };
         if let Err(e) = parsed {
             panic!("{name}: {e}");
+        }
+    }
+}
+
+#[test]
+fn raw_object_seeds() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/raw_object");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 10,
+        "{}: only {} seeds",
+        dir.display(),
+        files.len()
+    );
+    for file in &files {
+        let data = std::fs::read(file).unwrap();
+        if std::panic::catch_unwind(|| raw_object::check(&data)).is_err() {
+            panic!("{} fails its fuzz check (panic above)", file.display());
         }
     }
 }

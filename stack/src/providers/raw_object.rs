@@ -18,7 +18,6 @@ use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
-use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
 /// A JSON object, as its top-level members' names and texts (see the module docs).
@@ -72,30 +71,57 @@ impl RawObject {
     /// cuts the object into its members.
     pub fn parse(bytes: &[u8]) -> Result<Self, NotAnObject> {
         // The syntax, reading through without building anything; then the cut, which notices
-        // what reading through does not check as a `Value` parse would (a lone surrogate
-        // escape, a number out of range, nesting past serde_json's limit; invalid UTF-8 in a
-        // string): only then is the document parsed in full, without keeping it either.
+        // what reading through does not check as a `Value` parse would (a `\u` escape: a lone
+        // surrogate?; a number out of range; nesting past serde_json's limit; invalid UTF-8 in a
+        // string). Such a document, and one naming serde_json's raw-value token (which its
+        // `Value` parse treats as a raw value, not a member), is taken as that parse makes it.
         serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(NotAnObject::NotJson)?;
         let text = std::str::from_utf8(bytes).ok();
-        let cut = text.and_then(|text| top_level_members(text.as_bytes()));
-        if cut.as_ref().is_none_or(|c| c.needs_check) {
-            let mut de = serde_json::Deserializer::from_slice(bytes);
-            serde::de::DeserializeSeed::deserialize(Checked, &mut de)
-                .and_then(|()| de.end())
-                .map_err(NotAnObject::NotJson)?;
+        match (text, text.and_then(|t| top_level_members(t.as_bytes()))) {
+            (Some(text), Some(cut))
+                if !cut.needs_check
+                    && memchr::memmem::find(bytes, RAW_VALUE_TOKEN.as_bytes()).is_none() =>
+            {
+                Self::from_cut(text, cut)
+            }
+            _ => Self::through_value(bytes),
         }
-        let (Some(cut), Some(text)) = (cut, text) else {
-            return Err(NotAnObject::NotObject);
-        };
+    }
+
+    /// The rare path of [`RawObject::parse`]: the object serde_json's `Value` parse makes of
+    /// `bytes`, cut from its own text.
+    fn through_value(bytes: &[u8]) -> Result<Self, NotAnObject> {
+        match serde_json::from_slice::<Value>(bytes) {
+            Err(e) => Err(NotAnObject::NotJson(e)),
+            Ok(object @ Value::Object(_)) => {
+                let text = object.to_string();
+                let cut = top_level_members(text.as_bytes()).ok_or(NotAnObject::NotObject)?;
+                Self::from_cut(&text, cut)
+            }
+            Ok(_) => Err(NotAnObject::NotObject),
+        }
+    }
+
+    /// The object `text` is, as [`top_level_members`] cut it.
+    fn from_cut(text: &str, cut: Cut) -> Result<Self, NotAnObject> {
         let source = text.to_owned();
         let spans = cut.members;
         let mut members: Vec<Member> = Vec::with_capacity(spans.len());
         for (name_text, value) in spans {
-            let quoted = &source[name_text.clone()];
+            // The cut falls on ASCII bytes of checked JSON; checked here all the same, so that no
+            // later slice of `source` can panic.
+            let (Some(quoted), Some(_)) =
+                (source.get(name_text.clone()), source.get(value.clone()))
+            else {
+                return Err(NotAnObject::NotObject);
+            };
             let name = if quoted.contains('\\') {
                 serde_json::from_str::<String>(quoted).map_err(NotAnObject::NotJson)?
             } else {
-                quoted[1..quoted.len() - 1].to_owned()
+                quoted
+                    .get(1..quoted.len().saturating_sub(1))
+                    .unwrap_or_default()
+                    .to_owned()
             };
             let value = MemberValue::Source(value);
             match members.iter_mut().find(|m| m.name == name) {
@@ -196,6 +222,10 @@ struct Cut {
     /// range?), or deep nesting (past serde_json's limit of 128?).
     needs_check: bool,
 }
+
+/// The member name serde_json's `Value` parse reads as "a raw value follows" (its `raw_value`
+/// feature's private token).
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 
 /// Nesting deeper than this has the document checked in full.
 const DEEP: usize = 100;
@@ -331,55 +361,6 @@ impl Scanner<'_> {
     }
 }
 
-/// Checks a JSON value the way parsing it into a [`Value`] does (escapes, numbers, nesting
-/// depth), keeping nothing.
-struct Checked;
-
-impl<'de> serde::de::DeserializeSeed<'de> for Checked {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(Checked)
-    }
-}
-
-impl<'de> Visitor<'de> for Checked {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("JSON")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(Checked)?.is_some() {}
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while map.next_key_seed(Checked)?.is_some() {
-            map.next_value_seed(Checked)?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,9 +375,17 @@ mod tests {
         assert_eq!(raw.get_str("id").as_deref(), Some("c1"));
         assert_eq!(raw.get_i64("created"), Some(17));
         assert_eq!(raw.get_str("created"), None);
+        // Escapes and exponents have it read as serde_json reads it, members written anew.
         assert_eq!(
             raw.get("choices"),
-            Some(r#"[{"message":{"content":"caf\u00e9 \"q\""},"x":1.5e3}]"#)
+            Some(r#"[{"message":{"content":"café \"q\""},"x":1500.0}]"#)
+        );
+        // Otherwise each member is the provider's text, spaces and all.
+        let verbatim = r#"{"id":"c1", "choices":[ {"message":{"content":"café \"q\""},"x":1.5} ]}"#;
+        let raw = RawObject::parse(verbatim.as_bytes()).unwrap();
+        assert_eq!(
+            raw.get("choices"),
+            Some(r#"[ {"message":{"content":"café \"q\""},"x":1.5} ]"#)
         );
     }
 
