@@ -12,7 +12,7 @@ seconds="${1:-30}"
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "usage: scripts/fuzz.sh [SECONDS] [TARGET...]" >&2; exit 2; }
 shift $(( $# > 0 ? 1 : 0 ))
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(canonical sse_splitter blob_loader run_config)
+[[ ${#targets[@]} -gt 0 ]] || targets=(canonical sse_splitter blob_loader run_config raw_object)
 
 rustup toolchain list | grep -q '^nightly' \
   || { echo "scripts/fuzz.sh: needs the nightly toolchain (rustup toolchain install nightly)" >&2; exit 1; }

@@ -12,26 +12,33 @@ mod raw_object;
 
 use std::path::{Path, PathBuf};
 
-#[test]
-fn run_config_seeds() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/run_config");
+/// Runs `check` over every seed of `target` (at least `at_least` of them).
+fn check_seeds(target: &str, at_least: usize, check: fn(&[u8])) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/seeds")
+        .join(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.unwrap().path())
         .collect();
     files.sort();
     assert!(
-        files.len() >= 5,
+        files.len() >= at_least,
         "{}: only {} seeds",
         dir.display(),
         files.len()
     );
     for file in &files {
         let data = std::fs::read(file).unwrap();
-        if std::panic::catch_unwind(|| run_config::check(&data)).is_err() {
+        if std::panic::catch_unwind(|| check(&data)).is_err() {
             panic!("{} fails its fuzz check (panic above)", file.display());
         }
     }
+}
+
+#[test]
+fn run_config_seeds() {
+    check_seeds("run_config", 5, run_config::check);
 }
 
 /// The seeds that are real configs parse (a seed that stopped parsing would only exercise the
@@ -60,22 +67,5 @@ fn the_real_configs_among_the_seeds_parse() {
 
 #[test]
 fn raw_object_seeds() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/raw_object");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    files.sort();
-    assert!(
-        files.len() >= 10,
-        "{}: only {} seeds",
-        dir.display(),
-        files.len()
-    );
-    for file in &files {
-        let data = std::fs::read(file).unwrap();
-        if std::panic::catch_unwind(|| raw_object::check(&data)).is_err() {
-            panic!("{} fails its fuzz check (panic above)", file.display());
-        }
-    }
+    check_seeds("raw_object", 10, raw_object::check);
 }

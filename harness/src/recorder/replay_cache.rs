@@ -2,49 +2,25 @@
 //!
 //! A load test or a benchmark replays the same recordings thousands of times a second; reading
 //! and parsing the blob every time was the largest part of a replayed request after
-//! canonicalization. A cached recording is used only while its file has the size, modification
-//! time and inode it was read with (one `stat` a request), so a recording written meanwhile by
-//! this process, another process or `git checkout` is read again. Bounded by the blobs' total size
+//! canonicalization. A cached recording is used only while its file has the stamp it was read
+//! with ([`FileStamp`]: size, modification and status-change times, device and inode; one `stat`
+//! a request), so a recording written meanwhile by this process, another process or `git
+//! checkout` is read again. Bounded by the blobs' total size
 //! ([`CACHE_BYTES`]); least recently used entries go first (`quick_cache`).
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
+
+use support::file_stamp::FileStamp;
 
 use super::format::Replayable;
 
 /// How many bytes of blob files the cache holds at most.
 pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// How recently written a blob may be and still be cached (see [`ReplayCache::get_or_read`]).
-const RACY: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// What identifies one version of a blob file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileIdentity {
-    len: u64,
-    modified: Option<SystemTime>,
-    inode: u64,
-}
-
-impl FileIdentity {
-    /// The identity of the file `meta` describes.
-    pub fn of(meta: &std::fs::Metadata) -> Self {
-        #[cfg(unix)]
-        let inode = std::os::unix::fs::MetadataExt::ino(meta);
-        #[cfg(not(unix))]
-        let inode = 0;
-        FileIdentity {
-            len: meta.len(),
-            modified: meta.modified().ok(),
-            inode,
-        }
-    }
-}
-
 #[derive(Clone)]
 struct Entry {
-    identity: FileIdentity,
+    identity: FileStamp,
     recording: Arc<Replayable>,
 }
 
@@ -53,7 +29,7 @@ struct BySize;
 
 impl quick_cache::Weighter<String, Entry> for BySize {
     fn weight(&self, _key: &String, entry: &Entry) -> u64 {
-        entry.identity.len.max(1)
+        entry.identity.len().max(1)
     }
 }
 
@@ -116,7 +92,7 @@ impl ReplayCache {
             self.entries.remove(key);
             return read().map(|r| r.map(Arc::new));
         };
-        let identity = FileIdentity::of(&meta);
+        let identity = FileStamp::of(&meta);
         if let Some(entry) = self.entries.get(key)
             && entry.identity == identity
         {
@@ -129,11 +105,7 @@ impl ReplayCache {
         // A file written moments ago may be replaced again within the file system's timestamp
         // granularity, by a file of the same size that reuses the inode: such a "racy" file (as
         // git calls it) is not cached until it is older than that.
-        if identity
-            .modified
-            .and_then(|m| SystemTime::now().duration_since(m).ok())
-            .is_none_or(|age| age < RACY)
-        {
+        if !identity.is_settled() {
             return Ok(Some(recording));
         }
         // Cached under the identity seen before reading: a file replaced while it was read then
@@ -157,6 +129,7 @@ impl ReplayCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::SystemTime;
 
     fn parsed(text: &str) -> Option<Replayable> {
         Some(serde_json::from_str(text).unwrap())

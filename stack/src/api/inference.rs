@@ -277,12 +277,7 @@ async fn forward(
         Ok(answer) => answer,
         Err(e) => return Err(provider_failed(call, e, None)),
     };
-    // The answer is parsed whole only when telemetry reads it.
-    let summary = if call.is_quiet() {
-        ResponseSummary::default()
-    } else {
-        call.summarize(&answer.to_value())
-    };
+    let summary = call.summarize_raw(&answer);
     call.finish(&summary, None, None);
     answer.replace_str("model", &model_id);
     Ok(Reply::Raw(answer))

@@ -18,6 +18,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use support::file_stamp::FileStamp;
 
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
@@ -149,11 +150,10 @@ pub fn trust(
 }
 
 /// The CAs of the extra CA file, as reqwest certificates: read and checked once a process while
-/// the file keeps its identity ([`FileStamp`]: a suite builds a client, and in process a stack,
-/// for every test; reading and checking a bundle of 144 CAs took about 10 ms each time in a debug
-/// build). A changed file is read again, a file changed in the last two seconds is not kept (a
-/// rewrite within the timestamps' granularity could go unseen), and a file that cannot be used is
-/// never kept.
+/// the file keeps its stamp ([`FileStamp`]: a suite builds a client, and in process a stack, for
+/// every test; reading and checking a bundle of 144 CAs took about 10 ms each time in a debug
+/// build). A changed file is read again, one written in the last two seconds is not kept, and a
+/// file that cannot be used is never kept.
 fn extra_roots(path: &Path) -> Result<Vec<reqwest::Certificate>, CaFileError> {
     static LAST: std::sync::Mutex<Option<(PathBuf, FileStamp, Vec<reqwest::Certificate>)>> =
         std::sync::Mutex::new(None);
@@ -170,41 +170,6 @@ fn extra_roots(path: &Path) -> Result<Vec<reqwest::Certificate>, CaFileError> {
         *support::sync::lock(&LAST) = Some((path.to_owned(), stamp, certs.clone()));
     }
     Ok(certs)
-}
-
-/// What tells one version of a file from another: length, modification and (Unix) status-change
-/// times, inode and device; a CA bundle swapped for one of the same size (a Kubernetes secret
-/// update, `cp -p`) changes its inode or status-change time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FileStamp {
-    len: u64,
-    modified: Option<std::time::SystemTime>,
-    #[cfg(unix)]
-    changed: (i64, i64),
-    #[cfg(unix)]
-    inode: (u64, u64),
-}
-
-impl FileStamp {
-    fn of(meta: &std::fs::Metadata) -> Self {
-        #[cfg(unix)]
-        use std::os::unix::fs::MetadataExt;
-        FileStamp {
-            len: meta.len(),
-            modified: meta.modified().ok(),
-            #[cfg(unix)]
-            changed: (meta.ctime(), meta.ctime_nsec()),
-            #[cfg(unix)]
-            inode: (meta.dev(), meta.ino()),
-        }
-    }
-
-    /// Whether the file was last modified at least two seconds ago.
-    fn is_settled(&self) -> bool {
-        self.modified
-            .and_then(|m| std::time::SystemTime::now().duration_since(m).ok())
-            .is_some_and(|age| age >= std::time::Duration::from_secs(2))
-    }
 }
 
 /// The CAs of the extra CA file, read and checked, as reqwest certificates.
@@ -329,30 +294,6 @@ mod tests {
         ));
         std::fs::remove_file(&path).expect("remove");
         assert!(matches!(extra_roots(&path), Err(CaFileError::Read { .. })));
-    }
-
-    #[test]
-    fn a_file_swapped_for_one_of_the_same_size_and_time_is_another_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (path, other) = (dir.path().join("ca.pem"), dir.path().join("new.pem"));
-        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        for (p, text) in [(&path, "aaaa"), (&other, "bbbb")] {
-            std::fs::write(p, text).expect("write");
-            std::fs::File::options()
-                .write(true)
-                .open(p)
-                .and_then(|f| f.set_modified(an_hour_ago))
-                .expect("set mtime");
-        }
-        let before = FileStamp::of(&std::fs::metadata(&path).expect("stat"));
-        assert!(before.is_settled());
-        std::fs::rename(&other, &path).expect("swap");
-        let after = FileStamp::of(&std::fs::metadata(&path).expect("stat"));
-        assert_eq!((before.len, before.modified), (after.len, after.modified));
-        assert_ne!(before, after, "same length and mtime, another inode");
-        std::fs::write(&path, "cccc").expect("rewrite");
-        let fresh = FileStamp::of(&std::fs::metadata(&path).expect("stat"));
-        assert!(!fresh.is_settled(), "a file written just now is not kept");
     }
 
     #[test]

@@ -56,12 +56,7 @@ impl Row {
         let json = match completion.as_object() {
             // The completion's own text, its closing brace replaced by the messages.
             Some(fields) if !fields.is_empty() && !fields.contains_key("input_messages") => {
-                let mut json = completion.to_string();
-                json.pop();
-                json.push_str(",\"input_messages\":");
-                json.push_str(input_messages);
-                json.push('}');
-                json
+                with_input_messages(&completion.to_string(), input_messages)
             }
             _ => {
                 let mut stored = completion.as_object().cloned().unwrap_or_default();
@@ -80,20 +75,14 @@ impl Row {
             json,
         }
     }
-}
 
-impl Row {
     /// [`Row::new`] of a completion passed through as text: its text, the messages appended.
     pub fn from_raw(completion: &RawObject, input_messages: &str) -> Self {
         let text = completion.text();
         if text.len() <= 2 || completion.get("input_messages").is_some() {
             return Row::new(&completion.to_value(), input_messages);
         }
-        let mut json = String::with_capacity(text.len() + input_messages.len() + 20);
-        json.push_str(&text[..text.len() - 1]);
-        json.push_str(",\"input_messages\":");
-        json.push_str(input_messages);
-        json.push('}');
+        let json = with_input_messages(text, input_messages);
         Row {
             id: completion.get_str("id").unwrap_or_default().into_owned(),
             created: completion.get_i64("created").unwrap_or(0),
@@ -101,6 +90,18 @@ impl Row {
             json,
         }
     }
+}
+
+/// The text of a non-empty JSON object without `input_messages`, with `input_messages` as its
+/// last member (its closing brace replaced).
+fn with_input_messages(object: &str, input_messages: &str) -> String {
+    let fields = object.strip_suffix('}').unwrap_or(object);
+    let mut json = String::with_capacity(object.len() + input_messages.len() + 20);
+    json.push_str(fields);
+    json.push_str(",\"input_messages\":");
+    json.push_str(input_messages);
+    json.push('}');
+    json
 }
 
 /// The JSON array text of a request's `messages` (`[]` when it has none).
@@ -242,6 +243,13 @@ mod tests {
         ] {
             let row = Row::new(&completion, &messages.to_string());
             assert_eq!(row.json, old_way(&completion), "{completion}");
+            if let Ok(raw) = RawObject::parse(completion.to_string().as_bytes()) {
+                assert_eq!(
+                    Row::from_raw(&raw, &messages.to_string()),
+                    row,
+                    "{completion}"
+                );
+            }
             let parsed: Value = serde_json::from_str(&row.json).unwrap();
             assert_eq!(parsed["input_messages"], messages);
         }

@@ -332,6 +332,15 @@ impl GenAiCall {
         ResponseSummary::from_answer(self.operation, answer, self.capture)
     }
 
+    /// [`GenAiCall::summarize`] of an answer passed through as text, parsed whole only when
+    /// something records the call.
+    pub fn summarize_raw(&self, answer: &crate::providers::RawObject) -> ResponseSummary {
+        if self.quiet {
+            return ResponseSummary::default();
+        }
+        self.summarize(&answer.to_value())
+    }
+
     /// When the operation started (the request was about to be issued).
     pub fn started(&self) -> Instant {
         self.started

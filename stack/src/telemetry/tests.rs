@@ -614,6 +614,15 @@ fn global_capture() -> &'static (InMemorySpanExporter, SdkTracerProvider) {
     })
 }
 
+/// `stack` served on a free port, and an HTTP client of it.
+async fn serve(stack: Stack) -> (crate::server::RunningServer, StackClient) {
+    let running = crate::server::RunningServer::start(stack, "127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let http = StackClient::http(&running.base_url()).unwrap_or_else(|e| panic!("{e}"));
+    (running, http)
+}
+
 /// Server mode in one trace: the caller's span -> HTTP server span -> GenAI span -> provider
 /// client span, through the global providers (the stack installs nothing itself).
 #[tokio::test]
@@ -621,13 +630,8 @@ async fn server_span_genai_span_and_client_span_form_one_trace() {
     use opentelemetry::trace::TracerProvider as _;
     let (exporter, provider_handle) = global_capture();
     let server = provider().await;
-    let stack = traced_stack(&server.uri(), Telemetry::global()).await;
-    let running = crate::server::RunningServer::start(stack, "127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let http = StackClient::http(&running.base_url()).unwrap_or_else(|e| panic!("{e}"));
-    let root = provider_handle.tracer("test").start("test root");
-    let cx = Context::current_with_span(root);
+    let (running, http) = serve(traced_stack(&server.uri(), Telemetry::global()).await).await;
+    let cx = Context::current_with_span(provider_handle.tracer("test").start("test root"));
     let trace = cx.span().span_context().trace_id();
     http.chat_completion(chat_body())
         .with_context(cx.clone())
@@ -692,13 +696,8 @@ async fn a_server_that_records_nothing_still_passes_the_callers_trace_on() {
     let server = provider().await;
     let quiet = Telemetry::with_sdk_providers(None, None);
     assert!(!quiet.records_spans() && !quiet.records_metrics());
-    let stack = traced_stack(&server.uri(), quiet).await;
-    let running = crate::server::RunningServer::start(stack, "127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let http = StackClient::http(&running.base_url()).unwrap_or_else(|e| panic!("{e}"));
-    let root = provider_handle.tracer("test").start("test root");
-    let cx = Context::current_with_span(root);
+    let (running, http) = serve(traced_stack(&server.uri(), quiet).await).await;
+    let cx = Context::current_with_span(provider_handle.tracer("test").start("test root"));
     let trace = cx.span().span_context().trace_id().to_string();
     http.chat_completion(chat_body())
         .with_context(cx.clone())
