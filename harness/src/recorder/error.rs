@@ -80,6 +80,13 @@ pub enum RecorderError {
         /// How deep a body may nest in a blob.
         max_body: usize,
     },
+    /// The async runtime shut down before the recorder's work on a large request could start
+    /// on a blocking thread: the request was not recorded.
+    #[error(
+        "the request was not recorded: its async runtime is shutting down. Let the test or \
+         server finish before the runtime stops"
+    )]
+    ShuttingDown,
     /// A recording file could not be parsed.
     #[error("recording {path} is not a valid recording: {reason}. Delete it and record again")]
     BadRecording {

@@ -494,48 +494,26 @@ fn record_failure(
 /// Bodies at least this large are canonicalized on a blocking thread.
 const BLOCKING_BODY_BYTES: usize = 256 * 1024;
 
-/// The canonical form of a large request, with its body's key text computed, on a blocking
-/// thread (parsing, normalizing and serializing a body takes milliseconds a megabyte, which must
-/// not hold the async workers).
-async fn canonicalize_off_workers(
-    method: String,
-    url: url::Url,
-    body: Option<Vec<u8>>,
-    test_id: Option<String>,
-    rules: Rules,
-    provider: Option<String>,
-    for_recording: bool,
-) -> CanonicalRequest {
-    let make = move |body: Option<Vec<u8>>| {
-        let canonical = CanonicalRequest::keyed(
-            &method,
-            &url,
-            body.as_deref(),
-            test_id.as_deref(),
-            &rules,
-            for_recording,
-        )
-        .with_provider(provider.as_deref());
-        // Computes (and keeps) the body's part of the key.
-        let _ = canonical.base_key();
-        canonical
-    };
-    let (make_there, body_there) = (make.clone(), body.clone());
-    match tokio::task::spawn_blocking(move || make_there(body_there)).await {
-        Ok(canonical) => canonical,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        // Cancelled (the runtime is shutting down): here, then.
-        Err(_) => make(body),
-    }
+/// Whether a request body is large enough to be keyed and drafted on a blocking thread.
+fn is_large(body: Option<&[u8]>) -> bool {
+    body.is_some_and(|b| b.len() >= BLOCKING_BODY_BYTES)
 }
 
-/// Frees `value` on a blocking thread when a tokio runtime runs: a recording of a large request
-/// holds its body as a tree of thousands of allocations, milliseconds to free that the caller
-/// need not wait for.
-fn drop_off_workers<T: Send + 'static>(value: T) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => drop(runtime.spawn_blocking(move || drop(value))),
-        Err(_) => drop(value),
+/// Whether a tokio runtime runs here (blocking threads are then at hand).
+fn in_runtime() -> bool {
+    tokio::runtime::Handle::try_current().is_ok()
+}
+
+/// Runs `work` on a blocking thread (parsing, normalizing and serializing a large body takes
+/// milliseconds a megabyte, which must not hold the async workers); a panic there is resumed
+/// here. Fails only when the runtime shuts down before the work starts.
+async fn off_workers<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, RecorderError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => Ok(done),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(RecorderError::ShuttingDown),
     }
 }
 
@@ -612,34 +590,35 @@ impl Recorder {
     /// in the current test, hash.
     async fn key(
         &self,
-        req: &reqwest::Request,
+        method: &str,
+        url: &url::Url,
         body: Option<Vec<u8>>,
         provider: Option<String>,
         ctx: Option<&TestContext>,
-    ) -> Keyed {
+    ) -> Result<Keyed, RecorderError> {
         let config = &self.inner.config;
-        let method = req.method().as_str();
-        let url = req.url();
         let test_id = ctx.map(TestContext::test_id);
-        let large = body
-            .as_ref()
-            .is_some_and(|b| b.len() >= BLOCKING_BODY_BYTES);
         // Replay only looks the key up: the body's secret values serve recordings only.
         let for_recording = config.mode != Mode::Replay;
-        // The common case borrows everything; only a large body is copied to a blocking thread.
-        let canonical = if large && tokio::runtime::Handle::try_current().is_ok() {
-            Arc::new(
-                canonicalize_off_workers(
-                    method.to_owned(),
-                    url.clone(),
-                    body.clone(),
-                    test_id.map(str::to_owned),
-                    config.rules.clone(),
-                    provider,
+        // The common case borrows everything; only a large body goes to a blocking thread.
+        let (canonical, body) = if is_large(body.as_deref()) && in_runtime() {
+            let (method, url, rules) = (method.to_owned(), url.clone(), config.rules.clone());
+            let test_id = test_id.map(str::to_owned);
+            off_workers(move || {
+                let canonical = CanonicalRequest::keyed(
+                    &method,
+                    &url,
+                    body.as_deref(),
+                    test_id.as_deref(),
+                    &rules,
                     for_recording,
                 )
-                .await,
-            )
+                .with_provider(provider.as_deref());
+                // Computes (and keeps) the body's part of the key.
+                let _ = canonical.base_key();
+                (Arc::new(canonical), body)
+            })
+            .await?
         } else {
             let make = || {
                 CanonicalRequest::keyed(
@@ -660,57 +639,84 @@ impl Recorder {
                 provider.as_deref(),
                 for_recording,
             );
-            match inputs {
+            let canonical = match inputs {
                 Some(inputs) => self.inner.key_memo.get_or_make(inputs, make),
                 None => Arc::new(make()),
-            }
+            };
+            (canonical, body)
         };
         let occurrence = self.occurrence(ctx, &canonical);
         let hash = canonical.key(occurrence);
         if config.debug {
             tracing::info!(target: "harness::recorder", "[RECORDING DEBUG] mode={} hash={hash} key={}", config.mode, canonical.key_text(occurrence));
         }
-        Keyed {
+        Ok(Keyed {
             canonical,
             occurrence,
             hash,
             body,
+        })
+    }
+
+    /// The request half of the recording of a keyed request (on a blocking thread when the
+    /// body is large: it is scrubbed as text and its canonical value sorted).
+    async fn draft(
+        &self,
+        keyed: Keyed,
+        url: url::Url,
+        headers: http::HeaderMap,
+    ) -> Result<Draft, RecorderError> {
+        let profile = self.inner.config.profile;
+        let large = is_large(keyed.body.as_deref());
+        let make = move || {
+            Draft::new(
+                keyed.hash,
+                keyed.occurrence,
+                keyed.canonical,
+                &url,
+                &headers,
+                keyed.body.as_deref(),
+                &profile,
+            )
+        };
+        if large && in_runtime() {
+            off_workers(make).await
+        } else {
+            Ok(make())
         }
     }
 
     /// Forwards the request to the provider and hands the answer back, storing it (whole, or as
-    /// the stream ends) as the [`keep`] policy says; `lock` is the key's recording lock, held
-    /// until the recording is written.
+    /// the stream ends) as the [`keep`] policy says. The request half of the recording is
+    /// `drafting` while the provider works; `lock` is the key's recording lock, held until the
+    /// recording is written.
+    #[allow(clippy::too_many_arguments)]
     async fn forward_and_store(
         &self,
         store: Arc<Store>,
-        keyed: Keyed,
+        drafting: impl std::future::Future<Output = Result<Draft, RecorderError>> + Send,
+        large: bool,
         lock: Option<store::KeyLock>,
         req: reqwest::Request,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let config = &self.inner.config;
-        let large = keyed
-            .body
-            .as_ref()
-            .is_some_and(|b| b.len() >= BLOCKING_BODY_BYTES);
-        let draft = Draft::new(
-            keyed.hash,
-            keyed.occurrence,
-            keyed.canonical,
-            req.url(),
-            req.headers(),
-            keyed.body.as_deref(),
-            &config.profile,
-        );
         let policy = keep::KeepPolicy {
             mode: config.mode,
             record_errors: config.record_errors,
             record_errors_env: config.profile.env.record_errors,
         };
         let started = Instant::now();
-        let resp = match next.run(req, extensions).await {
+        let sending = async {
+            let sent = next.run(req, extensions).await;
+            (sent, Instant::now())
+        };
+        let (draft, (sent, answered)) = tokio::join!(drafting, sending);
+        let draft = draft.map_err(reqwest_middleware::Error::middleware)?;
+        // The provider's clock: a wait for the draft after the answer came is not its time.
+        let started = started + answered.elapsed();
+        let resp = match sent {
             Ok(r) => r,
             Err(e) => {
                 let (kind, message) = match &e {
@@ -763,10 +769,19 @@ impl Recorder {
             body: stored_body,
             t_ms,
         });
-        let kept = keep::keep(&store, policy, &rec);
-        if large {
-            drop_off_workers(rec);
-        }
+        // A large recording is written on a blocking thread (serializing, writing and syncing
+        // megabytes must not hold an async worker), then freed on another: a tree of thousands
+        // of allocations takes milliseconds to free, which the caller need not wait for.
+        let kept = if large && in_runtime() {
+            off_workers(move || (keep::keep(&store, policy, &rec), rec))
+                .await
+                .and_then(|(kept, rec)| {
+                    drop(tokio::task::spawn_blocking(move || drop(rec)));
+                    kept
+                })
+        } else {
+            keep::keep(&store, policy, &rec)
+        };
         kept.map_err(reqwest_middleware::Error::middleware)?;
         let out = builder
             .body(reqwest::Body::from(bytes))
@@ -792,17 +807,32 @@ impl Middleware for Recorder {
         let body = buffered_body(&req)?;
         let provider = extensions.get::<ProviderLabel>().map(|l| l.0.clone());
         let ctx = TestContext::current();
-        let keyed = self.key(&req, body, provider, ctx.as_ref()).await;
-        let recorded = if mode.reads_recordings() {
-            store
-                .get_replayable(&keyed.hash)
-                .map_err(reqwest_middleware::Error::middleware)?
-        } else {
-            None
-        };
+        let (method, url) = (req.method().clone(), req.url().clone());
+        let keying = self.key(method.as_str(), &url, body, provider, ctx.as_ref());
+        if !mode.reads_recordings() {
+            // No lookup: nothing needs the key before the provider is called, so the request
+            // is keyed and drafted while the provider works (keying a large body takes as long
+            // as a fast provider's answer).
+            return match mode::plan::<()>(mode, true, None) {
+                Plan::ForwardAndStore => {
+                    let large = is_large(req.body().and_then(reqwest::Body::as_bytes));
+                    let headers = req.headers().clone();
+                    let drafting = async { self.draft(keying.await?, url.clone(), headers).await };
+                    self.forward_and_store(store, drafting, large, None, req, extensions, next)
+                        .await
+                }
+                _ => next.run(req, extensions).await,
+            };
+        }
+        let keyed = keying
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
+        let recorded = store
+            .get_replayable(&keyed.hash)
+            .map_err(reqwest_middleware::Error::middleware)?;
         match mode::plan(mode, true, recorded) {
             Plan::Forward => next.run(req, extensions).await,
-            Plan::Replay(rec) => self.replay(&keyed.hash, &rec, req.url()),
+            Plan::Replay(rec) => self.replay(&keyed.hash, &rec, &url),
             Plan::Miss => {
                 let Keyed {
                     canonical,
@@ -828,16 +858,28 @@ impl Middleware for Recorder {
                 {
                     Some(rec) => {
                         drop(lock);
-                        self.replay(&keyed.hash, &rec, req.url())
+                        self.replay(&keyed.hash, &rec, &url)
                     }
                     None => {
-                        self.forward_and_store(store, keyed, Some(lock), req, extensions, next)
-                            .await
+                        let large = is_large(keyed.body.as_deref());
+                        let drafting = self.draft(keyed, url, req.headers().clone());
+                        self.forward_and_store(
+                            store,
+                            drafting,
+                            large,
+                            Some(lock),
+                            req,
+                            extensions,
+                            next,
+                        )
+                        .await
                     }
                 }
             }
             Plan::ForwardAndStore => {
-                self.forward_and_store(store, keyed, None, req, extensions, next)
+                let large = is_large(keyed.body.as_deref());
+                let drafting = self.draft(keyed, url, req.headers().clone());
+                self.forward_and_store(store, drafting, large, None, req, extensions, next)
                     .await
             }
         }

@@ -650,19 +650,13 @@ const BODY_WRAPPER_DEPTH: usize = 4;
 /// How deeply arrays and objects nest in JSON `text` (strings skipped). Our own scan: a
 /// recording is checked before it is written, and parsing it again would cost a full parse.
 fn nesting_depth(text: &[u8]) -> usize {
-    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &b in text {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0usize);
+    while let Some(&b) = text.get(i) {
         match b {
-            b'"' => in_string = true,
+            b'"' => {
+                i = end_of_string(text, i + 1);
+                continue;
+            }
             b'[' | b'{' => {
                 depth += 1;
                 deepest = deepest.max(depth);
@@ -670,8 +664,23 @@ fn nesting_depth(text: &[u8]) -> usize {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     deepest
+}
+
+/// Where the JSON string whose contents start at `i` ends (just past its closing quote, or the
+/// end of `text`). Strings are most of a blob's bytes: they are skipped with SIMD (`memchr`),
+/// which took the depth check of a 4 MB recording from 5 ms to a few hundred microseconds.
+fn end_of_string(text: &[u8], mut i: usize) -> usize {
+    while let Some(rest) = text.get(i..) {
+        match memchr::memchr2(b'"', b'\\', rest) {
+            Some(j) if rest[j] == b'\\' => i += j + 2,
+            Some(j) => return i + j + 1,
+            None => break,
+        }
+    }
+    text.len()
 }
 
 fn read_blob<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, RecorderError> {
@@ -776,4 +785,50 @@ fn upsert(conn: &Connection, row: &IndexRow, blob_size: u64) -> rusqlite::Result
         ],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nesting_depth;
+    use proptest::prelude::*;
+
+    /// The byte-at-a-time scan `nesting_depth` replaced: the oracle.
+    fn depth_byte_by_byte(text: &[u8]) -> usize {
+        let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0, false, false);
+        for &b in text {
+            if in_string {
+                match (escaped, b) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        deepest
+    }
+
+    proptest! {
+        #[test]
+        fn depth_matches_the_byte_by_byte_scan(text in r#"[\[\]{}"\\a ,:]{0,64}"#) {
+            prop_assert_eq!(nesting_depth(text.as_bytes()), depth_byte_by_byte(text.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn depth_skips_brackets_in_strings_and_escaped_quotes() {
+        assert_eq!(nesting_depth(br#"{"a":["[[\"{",{"b":1}]}"#), 3);
+        assert_eq!(nesting_depth(br#"["unterminated \"#), 1);
+        assert_eq!(nesting_depth(b""), 0);
+    }
 }
