@@ -74,6 +74,9 @@ impl CanonicalBody {
                 redact::secret_leaves(&v, secrets);
             }
             rules.apply(host, path, &mut v);
+            // Held in RFC 8785 form: the key's text is then written without sorting, and the
+            // recording's copy is the value as it is.
+            jcs::canonicalize_in_place(&mut v);
             return CanonicalBody::Json(v);
         }
         match std::str::from_utf8(bytes) {

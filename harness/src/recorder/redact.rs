@@ -51,10 +51,14 @@ const SECRET_ENDINGS: &[&str] = &[
 const SECRET_HEADERS: &[&str] = &["proxy-authorization", "set-cookie"];
 
 fn normalized(name: &str) -> std::borrow::Cow<'_, str> {
-    // Most names (`model`, `messages`, `role`) are already in this form: no copy for them.
-    if !name
-        .chars()
-        .any(|c| c == '-' || c == '_' || c.is_uppercase() || !c.is_ascii())
+    // Most names (`model`, `messages`, `role`) are already in this form: no copy for them (the
+    // byte test first: it runs for every member of every request body).
+    if name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        || !name
+            .chars()
+            .any(|c| c == '-' || c == '_' || c.is_uppercase() || !c.is_ascii())
     {
         return std::borrow::Cow::Borrowed(name);
     }
@@ -75,14 +79,22 @@ pub fn is_secret_name(name: &str) -> bool {
 
 /// [`is_secret_name`] of a name already [`normalized`].
 fn names_a_secret(n: &str) -> bool {
+    // An ending's last byte is compared before the ending: this runs for every member of every
+    // request body, twice, and most names end unlike most endings.
+    let ends_with_one = |m: &str, plural: bool| {
+        SECRET_ENDINGS.iter().any(|e| {
+            e.as_bytes().last() == m.as_bytes().last()
+                && m.ends_with(e)
+                && !(plural && *e == "token")
+        })
+    };
     n == "key"
         || n == "sig"
         || n == "session"
         || n.ends_with("subscriptionkey")
-        || SECRET_ENDINGS.iter().any(|e| {
-            // Plurals too (`api_keys`, `passwords`), but not of `token` (`max_tokens`).
-            n.ends_with(e) || (*e != "token" && n.strip_suffix('s').is_some_and(|m| m.ends_with(e)))
-        })
+        || ends_with_one(n, false)
+        // Plurals too (`api_keys`, `passwords`), but not of `token` (`max_tokens`).
+        || n.strip_suffix('s').is_some_and(|m| ends_with_one(m, true))
 }
 
 /// Whether a query parameter with this name holds a secret: the secret names, plus the ones only
@@ -467,7 +479,36 @@ pub fn redact_url(url: &url::Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    /// `names_a_secret` as first written: each ending, and its plural, in turn.
+    fn names_a_secret_plainly(n: &str) -> bool {
+        n == "key"
+            || n == "sig"
+            || n == "session"
+            || n.ends_with("subscriptionkey")
+            || SECRET_ENDINGS.iter().any(|e| {
+                n.ends_with(e)
+                    || (*e != "token" && n.strip_suffix('s').is_some_and(|m| m.ends_with(e)))
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn the_secret_name_test_is_the_plain_one(
+            prefix in "[a-z_-]{0,4}",
+            ending in proptest::sample::select(SECRET_ENDINGS),
+            tail in "(s|ss|x|)",
+            other in "[a-zA-Z_-]{0,12}",
+        ) {
+            let name = format!("{prefix}{ending}{tail}");
+            let n = normalized(&name);
+            prop_assert_eq!(names_a_secret(&n), names_a_secret_plainly(&n));
+            let n = normalized(&other);
+            prop_assert_eq!(names_a_secret(&n), names_a_secret_plainly(&n));
+        }
+    }
 
     #[test]
     fn secret_names_are_recognized_without_catching_token_counts() {
