@@ -11,14 +11,18 @@
 #     each into its own temporary recordings directory (never into recordings/);
 #  4. stops llama-server if this script started it, restarts both stacks in replay mode with the
 #     provider on a dead port, and checks that each answers both requests as recorded;
-#  5. runs the same wrk load (keep-alive, -t1, 10 s each, one stack at a time after a 2 s warm-up)
-#     on Llama Stack, on ours and, for chat, on nginx serving our replayed chat bytes;
+#  5. runs the same wrk load (keep-alive, -t1, 5 s a run, one server at a time after a 2 s warm-up)
+#     on Llama Stack, on ours and, for chat, on nginx serving our replayed chat bytes. All three
+#     stay up and take turns, row by row, for 3 rounds: a server's figure is the median of its
+#     rounds and a ratio the median of the rounds' ratios, so that a drift of the machine's speed
+#     during the run (other VMs on the host) moves both sides of a ratio alike;
 #  6. prints the table and writes it to target/bench/replay-vs-llamastack.md.
 #
 # Everything it starts is stopped on exit (also on failure, Ctrl-C and timeout).
 #
-# Usage: scripts/bench/replay-vs-llamastack.sh [--duration SECONDS] [--no-build] [--keep]
-#   --duration S  wrk duration per row (default 10; BENCH_DURATION)
+# Usage: scripts/bench/replay-vs-llamastack.sh [--duration SECONDS] [--rounds N] [--no-build] [--keep]
+#   --duration S  wrk duration per run (default 5; BENCH_DURATION)
+#   --rounds N    rounds of turns (default 3; BENCH_ROUNDS)
 #   --no-build    use target/release/stack as it is (else `cargo build --release --features replay`)
 #   --keep        keep the temporary directory (recordings, logs, wrk output); kept on failure too
 # Env: LS_PYTHON (default ~/.pyenv/versions/3.12.1/bin/python), BENCH_OURS_PORT (8431),
@@ -29,18 +33,23 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/scripts/bench"
-DURATION="${BENCH_DURATION:-10}"
+DURATION="${BENCH_DURATION:-5}"
+ROUNDS="${BENCH_ROUNDS:-3}"
 BUILD=1
 KEEP=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) DURATION="${2:?--duration needs a value}"; shift 2 ;;
+    --rounds) ROUNDS="${2:?--rounds needs a value}"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --keep) KEEP=1; shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+
+[[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || { echo "--duration must be a whole number of seconds, got '$DURATION'" >&2; exit 2; }
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "--rounds must be a whole number of rounds, got '$ROUNDS'" >&2; exit 2; }
 
 LS_VERSION="0.7.3"
 LS_PYTHON="${LS_PYTHON:-$HOME/.pyenv/versions/3.12.1/bin/python}"
@@ -324,25 +333,32 @@ busy() {
   fi
 }
 
-# load NAME PORT KIND CONNS: one wrk run; output in $WORK/wrk/NAME-KIND-CONNS.txt.
-# Also writes NAME-KIND-CONNS.cpu: the CPU the server (its process group SERVER_PGID), wrk and
+# load NAME PORT PGID KIND CONNS ROUND: one wrk run; output in $WORK/wrk/NAME-KIND-CONNS-rROUND.txt.
+# Also writes NAME-KIND-CONNS-rROUND.cpu: the CPU the server (process group PGID), wrk and
 # everything else on the machine used during the run, from /proc and the shell's `times`.
 load() {
-  local name="$1" port="$2" kind="$3" conns="$4" out="$WORK/wrk/$1-$3-$4.txt" before
-  before="$(python3 "$HERE/replay_vs_llamastack.py" cpu-snapshot "$SERVER_PGID")"
+  local name="$1" port="$2" pgid="$3" kind="$4" conns="$5" round="$6" out before
+  out="$WORK/wrk/$name-$kind-$conns-r$round.txt"
+  before="$(python3 "$HERE/replay_vs_llamastack.py" cpu-snapshot "$pgid")"
   times >"$WORK/times.before"
   timeout $((DURATION + 60)) wrk -t1 -c"$conns" -d"${DURATION}s" --timeout 10s --latency \
     -s "$WORK/$kind.lua" "http://127.0.0.1:$port/v1/chat/completions" >"$out" 2>&1 \
     || { cat "$out" >&2; die "wrk against $name ($kind, $conns conns) failed or timed out"; }
   times >"$WORK/times.after"
-  python3 "$HERE/replay_vs_llamastack.py" cpu-share "$SERVER_PGID" "$before" \
+  python3 "$HERE/replay_vs_llamastack.py" cpu-share "$pgid" "$before" \
     "$WORK/times.before" "$WORK/times.after" >"${out%.txt}.cpu"
-  log "  $name $kind c=$conns: $(grep -E 'Requests/sec' "$out" | tr -s ' ') p50 $(grep -E '^ +50%' "$out" | awk '{print $2}'), CPU (% of a core) $(cat "${out%.txt}.cpu")$(grep -E 'Non-2xx|Socket errors' "$out" | tr -s ' ' | tr '\n' ' ')"
+  log "  round $round $name $kind c=$conns: $(grep -E 'Requests/sec' "$out" | tr -s ' ') p50 $(grep -E '^ +50%' "$out" | awk '{print $2}'), CPU (% of a core) $(cat "${out%.txt}.cpu")$(grep -E 'Non-2xx|Socket errors' "$out" | tr -s ' ' | tr '\n' ' ')"
+  # A server may go on working after its load (Llama Stack drains its inference store's write
+  # queue for seconds): the next run starts on a quiet machine.
+  local waited
+  waited="$(python3 "$HERE/replay_vs_llamastack.py" settle 60)"
+  echo "$name $kind $conns $round $waited" >>"$WORK/settle.txt"
+  [[ "$waited" == *settled ]] || log "warning: the machine was still busy 60 s after $name's $kind load"
 }
 
-# bench_server NAME PORT: checks both replayed answers, warms up, then every row.
-bench_server() {
-  local name="$1" port="$2" conns
+# check_server NAME PORT: checks that the server answers both requests as recorded.
+check_server() {
+  local name="$1" port="$2"
   ask "$port" chat "$WORK/out/$name-chat-replay.json"
   ask "$port" stream "$WORK/out/$name-stream-replay.sse"
   python3 "$HERE/replay_vs_llamastack.py" check "$name" \
@@ -350,24 +366,22 @@ bench_server() {
     "$WORK/out/$name-stream-record.sse" "$WORK/out/$name-stream-replay.sse" >"$WORK/out/$name-check.txt" \
     || { cat "$WORK/out/$name-check.txt" >&2; die "$name's replay does not match its recording"; }
   log "$name replays as recorded: $(tr '\n' ' ' <"$WORK/out/$name-check.txt")"
-  busy "$name"
-  timeout 30 wrk -t1 -c8 -d2s -s "$WORK/chat.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null 2>&1 || true
-  timeout 30 wrk -t1 -c8 -d2s -s "$WORK/stream.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null 2>&1 || true
-  for conns in $CONNS_CHAT; do load "$name" "$port" chat "$conns"; done
-  for conns in $CONNS_STREAM; do load "$name" "$port" stream "$conns"; done
+}
+
+# warm_up PORT KIND: 2 s of the KIND load, not measured.
+warm_up() {
+  timeout 30 wrk -t1 -c8 -d2s -s "$WORK/$2.lua" "http://127.0.0.1:$1/v1/chat/completions" >/dev/null 2>&1 || true
 }
 
 log "Llama Stack in replay mode (provider $DEAD_URL)"
 start_ls replay "$DEAD_URL"
-SERVER_PGID=$BG_PID
-bench_server ls "$LS_PORT"
-stop_pid "$BG_PID" "Llama Stack"; forget_pid "$BG_PID"
+LS_PGID=$BG_PID
+check_server ls "$LS_PORT"
 
 log "our stack in replay mode (provider $DEAD_URL)"
 start_ours replay "$DEAD_URL"
-SERVER_PGID=$BG_PID
-bench_server ours "$OURS_PORT"
-stop_pid "$BG_PID" "our stack"; forget_pid "$BG_PID"
+OURS_PGID=$BG_PID
+check_server ours "$OURS_PORT"
 
 # nginx: the bytes our stack replays for the chat request, as a static file answering the POST
 # (a static file answers POST with 405; error_page turns that into a GET of the same file).
@@ -399,26 +413,40 @@ chmod -R a+rX "$WORK/nginx/www"; chmod a+x "$WORK"
 "$NGINX" -t -p "$WORK/nginx/" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" >"$WORK/nginx/test.log" 2>&1 \
   || { cat "$WORK/nginx/test.log" >&2; die "nginx rejects its config ($WORK/nginx/nginx.conf)"; }
 start_bg nginx "$WORK/nginx/run.log" "$NGINX" -p "$WORK/nginx/" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf"
-NGINX_PID=$BG_PID
-SERVER_PGID=$BG_PID
-for _ in $(seq 1 50); do port_free "$NGINX_PORT" || break; kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.2; done
+NGINX_PGID=$BG_PID
+for _ in $(seq 1 50); do port_free "$NGINX_PORT" || break; kill -0 "$NGINX_PGID" 2>/dev/null || break; sleep 0.2; done
 code="$(curl -sS --max-time 5 -o "$WORK/out/nginx-chat.json" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
   -d "$CHAT_BODY" "http://127.0.0.1:$NGINX_PORT/v1/chat/completions")" || code="curl failed"
 if [[ "$code" != 200 ]] || ! cmp -s "$WORK/out/nginx-chat.json" "$WORK/out/ours-chat-replay.json"; then
   cat "$WORK/nginx/error.log" "$WORK/nginx/run.log" >&2 2>/dev/null || true
   die "nginx does not serve the chat bytes (HTTP $code)"
 fi
-busy nginx
-timeout 30 wrk -t1 -c8 -d2s -s "$WORK/chat.lua" "http://127.0.0.1:$NGINX_PORT/v1/chat/completions" >/dev/null 2>&1 || true
-for conns in $CONNS_CHAT; do load nginx "$NGINX_PORT" chat "$conns"; done
-stop_pid "$NGINX_PID" nginx; forget_pid "$NGINX_PID"
+
+# With the three servers up and idle: how busy the machine is with other work.
+busy all
+for port in "$LS_PORT" "$OURS_PORT"; do warm_up "$port" chat; warm_up "$port" stream; done
+warm_up "$NGINX_PORT" chat
+
+log "$ROUNDS rounds of ${DURATION} s runs, the servers taking turns row by row"
+for round in $(seq 1 "$ROUNDS"); do
+  for conns in $CONNS_CHAT; do
+    load ls "$LS_PORT" "$LS_PGID" chat "$conns" "$round"
+    load ours "$OURS_PORT" "$OURS_PGID" chat "$conns" "$round"
+    load nginx "$NGINX_PORT" "$NGINX_PGID" chat "$conns" "$round"
+  done
+  for conns in $CONNS_STREAM; do
+    load ls "$LS_PORT" "$LS_PGID" stream "$conns" "$round"
+    load ours "$OURS_PORT" "$OURS_PGID" stream "$conns" "$round"
+  done
+done
+for pid in "$NGINX_PGID" "$OURS_PGID" "$LS_PGID"; do stop_pid "$pid" "server"; forget_pid "$pid"; done
 
 # ---- 6. table --------------------------------------------------------------------------------
 
 mkdir -p "$(dirname "$OUT_MD")"
 python3 "$HERE/replay_vs_llamastack.py" table "$WORK" "$OUT_MD" \
-  --duration "$DURATION" --conns-chat "$CONNS_CHAT" --conns-stream "$CONNS_STREAM" \
+  --duration "$DURATION" --rounds "$ROUNDS" --conns-chat "$CONNS_CHAT" --conns-stream "$CONNS_STREAM" \
   --ls-version "$LS_GOT" --model "$MODEL" --commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" \
-  --elapsed "$(($(date +%s) - T0))" --busy "$WORK/busy.txt"
+  --elapsed "$(($(date +%s) - T0))" --busy "$WORK/busy.txt" --settle "$WORK/settle.txt"
 log "table written to ${OUT_MD#"$ROOT"/}; whole run $(($(date +%s) - T0)) s"
 OK=1

@@ -151,7 +151,9 @@ fn needs_escape(bytes: &[u8]) -> bool {
     let escaped = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
     let mut chunks = bytes.chunks_exact(16);
     // No early exit within a chunk, so that each chunk is one vector comparison.
-    chunks.by_ref().any(|chunk| chunk.iter().fold(false, |any, &b| any | escaped(b)))
+    chunks
+        .by_ref()
+        .any(|chunk| chunk.iter().fold(false, |any, &b| any | escaped(b)))
         || chunks.remainder().iter().any(|&b| escaped(b))
 }
 
