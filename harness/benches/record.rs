@@ -1,7 +1,7 @@
 //! Record cost: a 4 MB chat request (38,000 messages) sent to a local provider through the
 //! recorder in `record` mode, against the same request with no recorder, with a provider that
-//! answers at once and with one that takes 50 ms; and the blob's size against the bytes of
-//! request plus response.
+//! answers at once and with ones that take 50 and 100 ms; and the blob's size against the bytes
+//! of request plus response.
 //!
 //! Run: `cargo bench -p harness --bench record`
 
@@ -34,12 +34,14 @@ fn bench_record(c: &mut Criterion) {
         .with(recorder)
         .build();
     let plain: ClientWithMiddleware = ClientBuilder::new(reqwest::Client::new()).build();
-    // A provider that answers as soon as it has read the request, and one that takes 50 ms (a
-    // real model takes far longer to read 4 MB of prompt): the recorder keys and drafts the
-    // request while the provider works, so its cost shows less the longer the provider takes.
+    // A provider that answers as soon as it has read the request, and ones that take 50 and
+    // 100 ms (a real model takes far longer to read 4 MB of prompt): the recorder keys and
+    // drafts the request while the provider works, so its cost shows less the longer the
+    // provider takes.
     for (group_name, delay) in [
         ("record_4mb", Duration::ZERO),
         ("record_4mb_provider_50ms", Duration::from_millis(50)),
+        ("record_4mb_provider_100ms", Duration::from_millis(100)),
     ] {
         // Without request recording: wiremock would otherwise keep every 4 MB body it received,
         // and the run without the recorder (hundreds of iterations) slowed as that grew.

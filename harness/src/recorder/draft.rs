@@ -19,6 +19,8 @@ pub(crate) struct Draft {
     request: RecordedRequest,
     provider_base_url: String,
     secrets: Vec<String>,
+    /// `request` in the blob's layout, once [`Draft::lay_out_request`] ran.
+    laid_out_request: Option<Box<serde_json::value::RawValue>>,
 }
 
 /// A JSON body's canonical value for its recording, moved out when nothing else holds the
@@ -79,6 +81,7 @@ impl Draft {
             },
             provider_base_url: base_url(url),
             secrets,
+            laid_out_request: None,
         };
         // A JSON body is recorded once, as its canonical form; others as sent.
         draft.request.body = if body_is_json {
@@ -144,6 +147,16 @@ impl Draft {
             .collect()
     }
 
+    /// Lays the request half out as the blob will hold it, ahead of the response: a large
+    /// request's text then takes no time once the provider has answered. Left undone if it
+    /// fails (the whole recording is laid out when it is stored, and its error reported then).
+    pub(crate) fn lay_out_request(&mut self) {
+        self.laid_out_request = super::layout::to_vec_at(&self.request, 1)
+            .ok()
+            .and_then(|text| String::from_utf8(text).ok())
+            .and_then(|text| serde_json::value::RawValue::from_string(text).ok());
+    }
+
     pub(crate) fn into_recording(self, response: RecordedResponse) -> Recording {
         Recording {
             format_version: FORMAT_VERSION,
@@ -157,6 +170,7 @@ impl Draft {
                 provider_base_url: self.provider_base_url,
                 harness_version: env!("CARGO_PKG_VERSION").to_owned(),
             },
+            laid_out_request: self.laid_out_request,
         }
     }
 }

@@ -26,6 +26,10 @@ pub struct Recording {
     pub response: RecordedResponse,
     /// Where and when it was recorded.
     pub metadata: Metadata,
+    /// `request` already in the blob's layout, when it was laid out while the provider worked
+    /// (a large request: see [`super::Recorder`]); always `request`'s own text.
+    #[serde(skip)]
+    pub(crate) laid_out_request: Option<Box<RawValue>>,
 }
 
 /// The request, minus secrets.

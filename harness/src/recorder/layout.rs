@@ -23,8 +23,18 @@ const INDENT: &[u8] = b"  ";
 
 /// The text of `value` in the recording layout (see the module docs).
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec<u8>> {
+    to_vec_at(value, 0)
+}
+
+/// The text of `value` as the recording layout writes it `depth` levels deep (a member of the
+/// recording is 1 deep), for splicing into the recording's text as a raw value.
+pub fn to_vec_at<T: Serialize + ?Sized>(value: &T, depth: usize) -> serde_json::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(4096);
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, Layout::default());
+    let layout = Layout {
+        depth,
+        has_value: false,
+    };
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, layout);
     value.serialize(&mut ser)?;
     Ok(out)
 }

@@ -567,22 +567,37 @@ struct Keyed {
     canonical: Arc<CanonicalRequest>,
     occurrence: u32,
     hash: String,
-    body: Option<Vec<u8>>,
+    body: Option<BufferedBody>,
+}
+
+/// A request's buffered body, shared with the request rather than copied (reqwest keeps it as
+/// reference-counted bytes): copying a 4 MB body cost a millisecond and a thousand page faults.
+struct BufferedBody(reqwest::Body);
+
+impl BufferedBody {
+    /// The body's bytes.
+    fn bytes(&self) -> &[u8] {
+        self.0.as_bytes().unwrap_or_default()
+    }
 }
 
 /// The buffered body of a request; a streaming body cannot be keyed.
-fn buffered_body(req: &reqwest::Request) -> reqwest_middleware::Result<Option<Vec<u8>>> {
+fn buffered_body(req: &reqwest::Request) -> reqwest_middleware::Result<Option<BufferedBody>> {
     let Some(body) = req.body() else {
         return Ok(None);
     };
-    match body.as_bytes() {
-        Some(bytes) => Ok(Some(bytes.to_vec())),
-        None => Err(reqwest_middleware::Error::middleware(
+    if body.as_bytes().is_none() {
+        return Err(reqwest_middleware::Error::middleware(
             RecorderError::StreamingRequestBody {
                 request: format!("{} {}", req.method().as_str(), req.url().path()),
             },
-        )),
+        ));
     }
+    // A request with a buffered body always clones, its body by reference.
+    Ok(req
+        .try_clone()
+        .and_then(|mut copy| copy.body_mut().take())
+        .map(BufferedBody))
 }
 
 impl Recorder {
@@ -592,7 +607,7 @@ impl Recorder {
         &self,
         method: &str,
         url: &url::Url,
-        body: Option<Vec<u8>>,
+        body: Option<BufferedBody>,
         provider: Option<String>,
         ctx: Option<&TestContext>,
     ) -> Result<Keyed, RecorderError> {
@@ -601,14 +616,15 @@ impl Recorder {
         // Replay only looks the key up: the body's secret values serve recordings only.
         let for_recording = config.mode != Mode::Replay;
         // The common case borrows everything; only a large body goes to a blocking thread.
-        let (canonical, body) = if is_large(body.as_deref()) && in_runtime() {
+        let (canonical, body) = if is_large(body.as_ref().map(BufferedBody::bytes)) && in_runtime()
+        {
             let (method, url, rules) = (method.to_owned(), url.clone(), config.rules.clone());
             let test_id = test_id.map(str::to_owned);
             off_workers(move || {
                 let canonical = CanonicalRequest::keyed(
                     &method,
                     &url,
-                    body.as_deref(),
+                    body.as_ref().map(BufferedBody::bytes),
                     test_id.as_deref(),
                     &rules,
                     for_recording,
@@ -624,7 +640,7 @@ impl Recorder {
                 CanonicalRequest::keyed(
                     method,
                     url,
-                    body.as_deref(),
+                    body.as_ref().map(BufferedBody::bytes),
                     test_id,
                     &config.rules,
                     for_recording,
@@ -634,7 +650,7 @@ impl Recorder {
             let inputs = key_memo::Inputs::of(
                 method,
                 url,
-                body.as_deref(),
+                body.as_ref().map(BufferedBody::bytes),
                 test_id,
                 provider.as_deref(),
                 for_recording,
@@ -667,17 +683,21 @@ impl Recorder {
         headers: http::HeaderMap,
     ) -> Result<Draft, RecorderError> {
         let profile = self.inner.config.profile;
-        let large = is_large(keyed.body.as_deref());
+        let large = is_large(keyed.body.as_ref().map(BufferedBody::bytes));
         let make = move || {
-            Draft::new(
+            let mut draft = Draft::new(
                 keyed.hash,
                 keyed.occurrence,
                 keyed.canonical,
                 &url,
                 &headers,
-                keyed.body.as_deref(),
+                keyed.body.as_ref().map(BufferedBody::bytes),
                 &profile,
-            )
+            );
+            if large {
+                draft.lay_out_request();
+            }
+            draft
         };
         if large && in_runtime() {
             off_workers(make).await
@@ -861,7 +881,7 @@ impl Middleware for Recorder {
                         self.replay(&keyed.hash, &rec, &url)
                     }
                     None => {
-                        let large = is_large(keyed.body.as_deref());
+                        let large = is_large(keyed.body.as_ref().map(BufferedBody::bytes));
                         let drafting = self.draft(keyed, url, req.headers().clone());
                         self.forward_and_store(
                             store,
@@ -877,7 +897,7 @@ impl Middleware for Recorder {
                 }
             }
             Plan::ForwardAndStore => {
-                let large = is_large(keyed.body.as_deref());
+                let large = is_large(keyed.body.as_ref().map(BufferedBody::bytes));
                 let drafting = self.draft(keyed, url, req.headers().clone());
                 self.forward_and_store(store, drafting, large, None, req, extensions, next)
                     .await

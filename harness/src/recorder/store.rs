@@ -282,7 +282,7 @@ impl Store {
     /// timings: [`same_but_volatile`]) is not written: the blob keeps its bytes.
     pub fn put(&self, rec: &Recording) -> Result<(), RecorderError> {
         let path = self.blob_path(&rec.request_hash);
-        let mut text = layout::to_vec(rec).map_err(|e| RecorderError::BadRecording {
+        let mut text = blob_text(rec).map_err(|e| RecorderError::BadRecording {
             path: path.clone(),
             reason: e.to_string(),
         })?;
@@ -666,6 +666,34 @@ fn mask_volatile(v: &mut serde_json::Value) {
     }
 }
 
+/// A recording's blob text: [`layout::to_vec`], with the request spliced in as it was laid out
+/// beforehand when it was (see [`Recording::laid_out_request`]).
+fn blob_text(rec: &Recording) -> serde_json::Result<Vec<u8>> {
+    /// [`Recording`]'s members, in its order, with the request as laid-out text.
+    #[derive(serde::Serialize)]
+    struct WithLaidOutRequest<'a> {
+        format_version: u32,
+        request_hash: &'a str,
+        test_id: &'a Option<String>,
+        occurrence: u32,
+        request: &'a serde_json::value::RawValue,
+        response: &'a super::format::RecordedResponse,
+        metadata: &'a super::format::Metadata,
+    }
+    match &rec.laid_out_request {
+        None => layout::to_vec(rec),
+        Some(request) => layout::to_vec(&WithLaidOutRequest {
+            format_version: rec.format_version,
+            request_hash: &rec.request_hash,
+            test_id: &rec.test_id,
+            occurrence: rec.occurrence,
+            request,
+            response: &rec.response,
+            metadata: &rec.metadata,
+        }),
+    }
+}
+
 /// The deepest nesting of arrays and objects `serde_json` reads (its recursion limit).
 pub const MAX_BLOB_DEPTH: usize = 127;
 
@@ -854,7 +882,11 @@ mod tests {
     /// A blob as [`Store::put`] lays it out: `messages` in the request, `answer` in the response,
     /// `when` as the recording time.
     fn blob(messages: usize, answer: &str, when: &str) -> Vec<u8> {
-        let rec: super::Recording = serde_json::from_value(serde_json::json!({
+        super::layout::to_vec(&recording(messages, answer, when)).unwrap()
+    }
+
+    fn recording(messages: usize, answer: &str, when: &str) -> super::Recording {
+        serde_json::from_value(serde_json::json!({
             "format_version": 1, "request_hash": "ab12", "test_id": "t", "occurrence": 0,
             "request": {
                 "method": "POST", "path": "/v1/chat/completions", "model": "m",
@@ -867,8 +899,24 @@ mod tests {
                 "body": {"json": {"id": when, "choices": [{"message": {"content": answer}}]}}}},
             "metadata": {"recorded_at": when, "provider_base_url": "http://x", "harness_version": "0"},
         }))
-        .unwrap();
-        super::layout::to_vec(&rec).unwrap()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_request_laid_out_beforehand_makes_the_same_blob() {
+        for messages in [0, 1, 40] {
+            let mut rec = recording(messages, "ok \u{e9}\"\n", "2026-01-01");
+            let whole = super::blob_text(&rec).unwrap();
+            let request = super::layout::to_vec_at(&rec.request, 1).unwrap();
+            rec.laid_out_request = Some(
+                serde_json::value::RawValue::from_string(String::from_utf8(request).unwrap())
+                    .unwrap(),
+            );
+            assert_eq!(
+                String::from_utf8(super::blob_text(&rec).unwrap()).unwrap(),
+                String::from_utf8(whole).unwrap()
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 mod common;
 mod errors;
 mod index;
+mod large;
 mod misses;
 mod modes;
 mod secrets;
