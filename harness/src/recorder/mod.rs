@@ -833,7 +833,7 @@ impl Middleware for Recorder {
             // No lookup: nothing needs the key before the provider is called, so the request
             // is keyed and drafted while the provider works (keying a large body takes as long
             // as a fast provider's answer).
-            return match mode::plan::<()>(mode, true, None) {
+            return match mode::plan::<()>(mode, None) {
                 Plan::ForwardAndStore => {
                     let large = is_large(req.body().and_then(reqwest::Body::as_bytes));
                     let headers = req.headers().clone();
@@ -850,7 +850,7 @@ impl Middleware for Recorder {
         let recorded = store
             .get_replayable(&keyed.hash)
             .map_err(reqwest_middleware::Error::middleware)?;
-        match mode::plan(mode, true, recorded) {
+        match mode::plan(mode, recorded) {
             Plan::Forward => next.run(req, extensions).await,
             Plan::Replay(rec) => self.replay(&keyed.hash, &rec, &url),
             Plan::Miss => {

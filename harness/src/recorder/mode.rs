@@ -92,13 +92,10 @@ pub enum Plan<R> {
     ForwardAndStore,
 }
 
-/// The plan for a request, given the mode, whether a store is configured, and the recording
-/// stored for the request's key (`None` when there is none or the mode does not
-/// [read recordings](Mode::reads_recordings)).
-pub fn plan<R>(mode: Mode, store_configured: bool, recorded: Option<R>) -> Plan<R> {
-    if !store_configured || !mode.uses_store() {
-        return Plan::Forward;
-    }
+/// The plan for a request to a recorder that has a store (one without forwards everything),
+/// given the mode and the recording stored for the request's key (`None` when there is none or
+/// the mode does not [read recordings](Mode::reads_recordings)).
+pub fn plan<R>(mode: Mode, recorded: Option<R>) -> Plan<R> {
     match (mode, recorded) {
         (Mode::Replay | Mode::RecordIfMissing, Some(rec)) => Plan::Replay(rec),
         (Mode::Replay, None) => Plan::Miss,
@@ -142,19 +139,14 @@ mod tests {
     }
 
     #[test]
-    fn plans_follow_the_mode_and_the_store() {
-        assert_eq!(plan(Mode::Replay, true, Some(1)), Plan::Replay(1));
-        assert_eq!(plan::<u8>(Mode::Replay, true, None), Plan::Miss);
-        assert_eq!(plan(Mode::RecordIfMissing, true, Some(1)), Plan::Replay(1));
-        assert_eq!(
-            plan::<u8>(Mode::RecordIfMissing, true, None),
-            Plan::RecordIfMissing
-        );
-        assert_eq!(plan(Mode::Record, true, Some(1)), Plan::ForwardAndStore);
-        assert_eq!(plan(Mode::Live, true, Some(1)), Plan::Forward);
-        for m in Mode::ALL {
-            assert_eq!(plan(m, false, Some(1)), Plan::Forward);
-        }
+    fn plans_follow_the_mode() {
+        assert_eq!(plan(Mode::Replay, Some(1)), Plan::Replay(1));
+        assert_eq!(plan::<u8>(Mode::Replay, None), Plan::Miss);
+        assert_eq!(plan(Mode::RecordIfMissing, Some(1)), Plan::Replay(1));
+        assert_eq!(plan::<u8>(Mode::RecordIfMissing, None), Plan::RecordIfMissing);
+        assert_eq!(plan(Mode::Record, Some(1)), Plan::ForwardAndStore);
+        assert_eq!(plan::<u8>(Mode::Record, None), Plan::ForwardAndStore);
+        assert_eq!(plan(Mode::Live, Some(1)), Plan::Forward);
     }
 
     #[test]
