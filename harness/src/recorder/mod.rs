@@ -570,14 +570,22 @@ struct Keyed {
     body: Option<BufferedBody>,
 }
 
-/// A request's buffered body, shared with the request rather than copied (reqwest keeps it as
-/// reference-counted bytes): copying a 4 MB body cost a millisecond and a thousand page faults.
-struct BufferedBody(reqwest::Body);
+/// A request's buffered body: a small one copied, a large one shared with the request
+/// (reqwest keeps it as reference-counted bytes; copying a 4 MB body cost a millisecond and a
+/// thousand page faults, while sharing clones the whole request, which costs a small body more
+/// than its copy).
+enum BufferedBody {
+    Copied(Vec<u8>),
+    Shared(reqwest::Body),
+}
 
 impl BufferedBody {
     /// The body's bytes.
     fn bytes(&self) -> &[u8] {
-        self.0.as_bytes().unwrap_or_default()
+        match self {
+            BufferedBody::Copied(bytes) => bytes,
+            BufferedBody::Shared(body) => body.as_bytes().unwrap_or_default(),
+        }
     }
 }
 
@@ -586,18 +594,23 @@ fn buffered_body(req: &reqwest::Request) -> reqwest_middleware::Result<Option<Bu
     let Some(body) = req.body() else {
         return Ok(None);
     };
-    if body.as_bytes().is_none() {
+    let Some(bytes) = body.as_bytes() else {
         return Err(reqwest_middleware::Error::middleware(
             RecorderError::StreamingRequestBody {
                 request: format!("{} {}", req.method().as_str(), req.url().path()),
             },
         ));
+    };
+    if !is_large(Some(bytes)) {
+        return Ok(Some(BufferedBody::Copied(bytes.to_vec())));
     }
     // A request with a buffered body always clones, its body by reference.
-    Ok(req
-        .try_clone()
-        .and_then(|mut copy| copy.body_mut().take())
-        .map(BufferedBody))
+    Ok(Some(
+        match req.try_clone().and_then(|mut copy| copy.body_mut().take()) {
+            Some(shared) => BufferedBody::Shared(shared),
+            None => BufferedBody::Copied(bytes.to_vec()),
+        },
+    ))
 }
 
 impl Recorder {
@@ -827,24 +840,35 @@ impl Middleware for Recorder {
         let body = buffered_body(&req)?;
         let provider = extensions.get::<ProviderLabel>().map(|l| l.0.clone());
         let ctx = TestContext::current();
-        let (method, url) = (req.method().clone(), req.url().clone());
-        let keying = self.key(method.as_str(), &url, body, provider, ctx.as_ref());
         if !mode.reads_recordings() {
             // No lookup: nothing needs the key before the provider is called, so the request
             // is keyed and drafted while the provider works (keying a large body takes as long
             // as a fast provider's answer).
             return match mode::plan::<()>(mode, None) {
                 Plan::ForwardAndStore => {
-                    let large = is_large(req.body().and_then(reqwest::Body::as_bytes));
+                    let large = is_large(body.as_ref().map(BufferedBody::bytes));
+                    let (method, url) = (req.method().clone(), req.url().clone());
                     let headers = req.headers().clone();
-                    let drafting = async { self.draft(keying.await?, url.clone(), headers).await };
+                    let drafting = async {
+                        let keyed = self
+                            .key(method.as_str(), &url, body, provider, ctx.as_ref())
+                            .await?;
+                        self.draft(keyed, url.clone(), headers).await
+                    };
                     self.forward_and_store(store, drafting, large, None, req, extensions, next)
                         .await
                 }
                 _ => next.run(req, extensions).await,
             };
         }
-        let keyed = keying
+        let keyed = self
+            .key(
+                req.method().as_str(),
+                req.url(),
+                body,
+                provider,
+                ctx.as_ref(),
+            )
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         let recorded = store
@@ -852,7 +876,7 @@ impl Middleware for Recorder {
             .map_err(reqwest_middleware::Error::middleware)?;
         match mode::plan(mode, recorded) {
             Plan::Forward => next.run(req, extensions).await,
-            Plan::Replay(rec) => self.replay(&keyed.hash, &rec, &url),
+            Plan::Replay(rec) => self.replay(&keyed.hash, &rec, req.url()),
             Plan::Miss => {
                 let Keyed {
                     canonical,
@@ -878,11 +902,11 @@ impl Middleware for Recorder {
                 {
                     Some(rec) => {
                         drop(lock);
-                        self.replay(&keyed.hash, &rec, &url)
+                        self.replay(&keyed.hash, &rec, req.url())
                     }
                     None => {
                         let large = is_large(keyed.body.as_ref().map(BufferedBody::bytes));
-                        let drafting = self.draft(keyed, url, req.headers().clone());
+                        let drafting = self.draft(keyed, req.url().clone(), req.headers().clone());
                         self.forward_and_store(
                             store,
                             drafting,
@@ -898,7 +922,7 @@ impl Middleware for Recorder {
             }
             Plan::ForwardAndStore => {
                 let large = is_large(keyed.body.as_ref().map(BufferedBody::bytes));
-                let drafting = self.draft(keyed, url, req.headers().clone());
+                let drafting = self.draft(keyed, req.url().clone(), req.headers().clone());
                 self.forward_and_store(store, drafting, large, None, req, extensions, next)
                     .await
             }

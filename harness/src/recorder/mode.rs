@@ -143,7 +143,10 @@ mod tests {
         assert_eq!(plan(Mode::Replay, Some(1)), Plan::Replay(1));
         assert_eq!(plan::<u8>(Mode::Replay, None), Plan::Miss);
         assert_eq!(plan(Mode::RecordIfMissing, Some(1)), Plan::Replay(1));
-        assert_eq!(plan::<u8>(Mode::RecordIfMissing, None), Plan::RecordIfMissing);
+        assert_eq!(
+            plan::<u8>(Mode::RecordIfMissing, None),
+            Plan::RecordIfMissing
+        );
         assert_eq!(plan(Mode::Record, Some(1)), Plan::ForwardAndStore);
         assert_eq!(plan::<u8>(Mode::Record, None), Plan::ForwardAndStore);
         assert_eq!(plan(Mode::Live, Some(1)), Plan::Forward);
