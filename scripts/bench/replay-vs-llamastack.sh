@@ -426,6 +426,7 @@ fi
 busy all
 for port in "$LS_PORT" "$OURS_PORT"; do warm_up "$port" chat; warm_up "$port" stream; done
 warm_up "$NGINX_PORT" chat
+python3 "$HERE/replay_vs_llamastack.py" settle 60 >/dev/null
 
 log "$ROUNDS rounds of ${DURATION} s runs, the servers taking turns row by row"
 for round in $(seq 1 "$ROUNDS"); do

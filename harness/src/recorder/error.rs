@@ -80,8 +80,9 @@ pub enum RecorderError {
         /// How deep a body may nest in a blob.
         max_body: usize,
     },
-    /// The async runtime shut down before the recorder's work on a large request could start
-    /// on a blocking thread: the request was not recorded.
+    /// The recorder's work on a large request was lost as its async runtime shut down (its
+    /// blocking task was cancelled and the work could not be taken back to run in place): the
+    /// request was not recorded. Not expected in practice.
     #[error(
         "the request was not recorded: its async runtime is shutting down. Let the test or \
          server finish before the runtime stops"

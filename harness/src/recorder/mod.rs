@@ -506,14 +506,23 @@ fn in_runtime() -> bool {
 
 /// Runs `work` on a blocking thread (parsing, normalizing and serializing a large body takes
 /// milliseconds a megabyte, which must not hold the async workers); a panic there is resumed
-/// here. Fails only when the runtime shuts down before the work starts.
+/// here. When the runtime is shutting down and refuses blocking work, `work` runs here instead.
 async fn off_workers<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, RecorderError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(done) => Ok(done),
+    // Held where both sides can take it: a blocking task cancelled before it started gives its
+    // work back.
+    let slot = Arc::new(Mutex::new(Some(work)));
+    let there = slot.clone();
+    let done = tokio::task::spawn_blocking(move || lock(&there).take().map(|work| work())).await;
+    match done {
+        Ok(Some(done)) => Ok(done),
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => Err(RecorderError::ShuttingDown),
+        // Cancelled: the work never started.
+        Ok(None) | Err(_) => lock(&slot)
+            .take()
+            .map(|work| work())
+            .ok_or(RecorderError::ShuttingDown),
     }
 }
 
@@ -719,6 +728,23 @@ impl Recorder {
         }
     }
 
+    /// [`Recorder::forward_and_store`] for a request keyed before it is sent: its draft is made
+    /// while the provider works.
+    async fn forward_and_store_keyed(
+        &self,
+        store: Arc<Store>,
+        keyed: Keyed,
+        lock: Option<store::KeyLock>,
+        req: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let large = is_large(keyed.body.as_ref().map(BufferedBody::bytes));
+        let drafting = self.draft(keyed, req.url().clone(), req.headers().clone());
+        self.forward_and_store(store, drafting, large, lock, req, extensions, next)
+            .await
+    }
+
     /// Forwards the request to the provider and hands the answer back, storing it (whole, or as
     /// the stream ends) as the [`keep`] policy says. The request half of the recording is
     /// `drafting` while the provider works; `lock` is the key's recording lock, held until the
@@ -740,12 +766,14 @@ impl Recorder {
             record_errors: config.record_errors,
             record_errors_env: config.profile.env.record_errors,
         };
-        let started = Instant::now();
         let sending = async {
+            // Timed from here: a small request's draft is made in the first poll of `drafting`,
+            // before this one's.
+            let started = Instant::now();
             let sent = next.run(req, extensions).await;
-            (sent, Instant::now())
+            (sent, started, Instant::now())
         };
-        let (draft, (sent, answered)) = tokio::join!(drafting, sending);
+        let (draft, (sent, started, answered)) = tokio::join!(drafting, sending);
         let draft = draft.map_err(reqwest_middleware::Error::middleware)?;
         // The provider's clock: a wait for the draft after the answer came is not its time.
         let started = started + answered.elapsed();
@@ -806,12 +834,18 @@ impl Recorder {
         // megabytes must not hold an async worker), then freed on another: a tree of thousands
         // of allocations takes milliseconds to free, which the caller need not wait for.
         let kept = if large && in_runtime() {
-            off_workers(move || (keep::keep(&store, policy, &rec), rec))
-                .await
-                .and_then(|(kept, rec)| {
-                    drop(tokio::task::spawn_blocking(move || drop(rec)));
-                    kept
-                })
+            // The key's lock goes along: it is held until the recording is written, even if
+            // the caller stops waiting meanwhile.
+            off_workers(move || {
+                let kept = keep::keep(&store, policy, &rec);
+                drop(lock);
+                (kept, rec)
+            })
+            .await
+            .and_then(|(kept, rec)| {
+                drop(tokio::task::spawn_blocking(move || drop(rec)));
+                kept
+            })
         } else {
             keep::keep(&store, policy, &rec)
         };
@@ -905,12 +939,9 @@ impl Middleware for Recorder {
                         self.replay(&keyed.hash, &rec, req.url())
                     }
                     None => {
-                        let large = is_large(keyed.body.as_ref().map(BufferedBody::bytes));
-                        let drafting = self.draft(keyed, req.url().clone(), req.headers().clone());
-                        self.forward_and_store(
+                        self.forward_and_store_keyed(
                             store,
-                            drafting,
-                            large,
+                            keyed,
                             Some(lock),
                             req,
                             extensions,
@@ -921,9 +952,7 @@ impl Middleware for Recorder {
                 }
             }
             Plan::ForwardAndStore => {
-                let large = is_large(keyed.body.as_ref().map(BufferedBody::bytes));
-                let drafting = self.draft(keyed, req.url().clone(), req.headers().clone());
-                self.forward_and_store(store, drafting, large, None, req, extensions, next)
+                self.forward_and_store_keyed(store, keyed, None, req, extensions, next)
                     .await
             }
         }
