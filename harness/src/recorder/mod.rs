@@ -805,7 +805,8 @@ impl Recorder {
                 status,
                 headers,
                 policy,
-                _lock: lock,
+                lock,
+                large,
             };
             let upstream = resp.bytes_stream().boxed();
             let recording = stream::RecordingStream::new(upstream, framing, started, sink);

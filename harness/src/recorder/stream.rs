@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::FutureExt;
 use futures::stream::{BoxStream, Stream, StreamExt};
 
 use super::draft::Draft;
@@ -30,7 +31,27 @@ pub(crate) struct StreamSink {
     pub headers: BTreeMap<String, String>,
     pub policy: KeepPolicy,
     /// The key's recording lock, held until the stream's recording is written (or given up).
-    pub _lock: Option<super::store::KeyLock>,
+    pub lock: Option<super::store::KeyLock>,
+    /// Whether the request is large: its recording is then written on a blocking thread.
+    pub large: bool,
+}
+
+/// Where a finished stream's recording goes: the store, the policy and the key's lock.
+struct Keeper {
+    store: Arc<Store>,
+    policy: KeepPolicy,
+    lock: Option<super::store::KeyLock>,
+}
+
+impl Keeper {
+    /// Keeps the recording (see [`keep`]), then lets the key's lock go; a failure is logged:
+    /// the caller has the stream.
+    fn keep(self, rec: &super::format::Recording) {
+        if let Err(e) = keep(&self.store, self.policy, rec) {
+            tracing::error!("could not store the recording of a stream: {e}");
+        }
+        drop(self.lock);
+    }
 }
 
 /// How long, and how many bytes, the rest of a stream the caller stopped reading is read for
@@ -96,20 +117,37 @@ impl Capture {
     }
 
     fn finish(&mut self, end: StreamEnd) {
+        if let Some((keeper, rec)) = self.recording(end) {
+            keeper.keep(&rec);
+        }
+    }
+
+    /// The stream's recording, once, with where it goes.
+    fn recording(&mut self, end: StreamEnd) -> Option<(Keeper, super::format::Recording)> {
         if let Some(rest) = self.splitter.take().and_then(EventSplitter::finish) {
             self.take_events(vec![rest]);
         }
-        let Some(sink) = self.sink.take() else { return };
+        let StreamSink {
+            store,
+            draft,
+            status,
+            headers,
+            policy,
+            lock,
+            large: _,
+        } = self.sink.take()?;
         let response = RecordedResponse::Stream {
-            status: sink.status,
-            headers: sink.headers,
+            status,
+            headers,
             events: std::mem::take(&mut self.events),
             end,
         };
-        let rec = sink.draft.into_recording(response);
-        if let Err(e) = keep(&sink.store, sink.policy, &rec) {
-            tracing::error!("could not store the recording of a stream: {e}");
-        }
+        let keeper = Keeper {
+            store,
+            policy,
+            lock,
+        };
+        Some((keeper, draft.into_recording(response)))
     }
 }
 
@@ -122,6 +160,9 @@ pub(crate) struct RecordingStream {
     upstream: BoxStream<'static, reqwest::Result<Bytes>>,
     capture: Capture,
     done: bool,
+    /// A large request's recording being written on a blocking thread: the stream ends when it
+    /// is written (the task writes it even if the stream is dropped meanwhile).
+    writing: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RecordingStream {
@@ -140,6 +181,7 @@ impl RecordingStream {
                 sink: Some(sink),
             },
             done: false,
+            writing: None,
         }
     }
 }
@@ -148,6 +190,13 @@ impl Stream for RecordingStream {
     type Item = Result<Bytes, std::io::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(writing) = self.writing.as_mut() {
+            // A panic there was the recorder's: it ends the stream as a failure to record does.
+            if writing.poll_unpin(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.writing = None;
+        }
         if self.done {
             return Poll::Ready(None);
         }
@@ -163,8 +212,19 @@ impl Stream for RecordingStream {
                 Poll::Ready(Some(Err(std::io::Error::other(StreamFailure(message)))))
             }
             Poll::Ready(None) => {
-                self.capture.finish(StreamEnd::Complete);
                 self.done = true;
+                let large = self.capture.sink.as_ref().is_some_and(|s| s.large);
+                let runtime = tokio::runtime::Handle::try_current();
+                match (large, runtime) {
+                    // Serializing and syncing megabytes must not hold an async worker.
+                    (true, Ok(runtime)) => {
+                        if let Some((keeper, rec)) = self.capture.recording(StreamEnd::Complete) {
+                            self.writing = Some(runtime.spawn_blocking(move || keeper.keep(&rec)));
+                            return self.poll_next(cx);
+                        }
+                    }
+                    _ => self.capture.finish(StreamEnd::Complete),
+                }
                 Poll::Ready(None)
             }
         }
