@@ -20,7 +20,7 @@ pub(crate) struct Draft {
     provider_base_url: String,
     secrets: Vec<String>,
     /// `request` in the blob's layout, once [`Draft::lay_out_request`] ran.
-    laid_out_request: Option<Box<serde_json::value::RawValue>>,
+    laid_out_request: Option<Vec<u8>>,
 }
 
 /// A JSON body's canonical value for its recording, moved out when nothing else holds the
@@ -151,10 +151,7 @@ impl Draft {
     /// request's text then takes no time once the provider has answered. Left undone if it
     /// fails (the whole recording is laid out when it is stored, and its error reported then).
     pub(crate) fn lay_out_request(&mut self) {
-        self.laid_out_request = super::layout::to_vec_at(&self.request, 1)
-            .ok()
-            .and_then(|text| String::from_utf8(text).ok())
-            .and_then(|text| serde_json::value::RawValue::from_string(text).ok());
+        self.laid_out_request = super::layout::to_vec_at(&self.request, 1).ok();
     }
 
     pub(crate) fn into_recording(self, response: RecordedResponse) -> Recording {

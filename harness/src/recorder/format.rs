@@ -29,7 +29,7 @@ pub struct Recording {
     /// `request` already in the blob's layout, when it was laid out while the provider worked
     /// (a large request: see [`super::Recorder`]); always `request`'s own text.
     #[serde(skip)]
-    pub(crate) laid_out_request: Option<Box<RawValue>>,
+    pub(crate) laid_out_request: Option<Vec<u8>>,
 }
 
 /// The request, minus secrets.

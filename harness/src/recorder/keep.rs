@@ -7,10 +7,12 @@
 //! tests of error paths. And `record` mode never replaces a good recording with a failure, switch
 //! or not. Everything else (2xx, 3xx, 4xx answers, whole streams) is stored.
 
+use std::sync::Arc;
+
 use super::error::RecorderError;
 use super::format::{RecordedResponse, Recording, StreamEnd};
 use super::mode::Mode;
-use super::store::Store;
+use super::store::{KeyLock, Store};
 
 /// Llama Stack's variable that makes the recorder store transient failures too (`1`, `true`,
 /// `yes`); a profile names its own ([`EnvNames::record_errors`](crate::profile::EnvNames)).
@@ -25,6 +27,24 @@ pub struct KeepPolicy {
     pub record_errors: bool,
     /// The variable that switches `record_errors` on, for the log.
     pub record_errors_env: &'static str,
+}
+
+/// Where a finished exchange's recording goes: the store, the policy, and the key's recording
+/// lock, held until the recording is kept (or given up), whoever keeps it (the request, a
+/// stream's end, a blocking thread).
+pub(crate) struct Keeper {
+    pub store: Arc<Store>,
+    pub policy: KeepPolicy,
+    pub lock: Option<KeyLock>,
+}
+
+impl Keeper {
+    /// [`keep`]s `rec`, then lets the key's lock go.
+    pub(crate) fn keep(self, rec: &Recording) -> Result<(), RecorderError> {
+        let kept = keep(&self.store, self.policy, rec);
+        drop(self.lock);
+        kept
+    }
 }
 
 /// A transient failure: an HTTP 5xx (streamed or not), a transport error, or a stream that

@@ -39,6 +39,24 @@ pub fn to_vec_at<T: Serialize + ?Sized>(value: &T, depth: usize) -> serde_json::
     Ok(out)
 }
 
+/// Where the value of the top-level member `name` (an object or `null`) starts and ends in
+/// `text` written by [`to_vec`]: a top-level member begins a line indented once, and an object
+/// there ends with the first line that closes a container indented once (a JSON string holds no
+/// raw line break, so each one is layout). `name` must need no escape.
+pub fn member_value_span(text: &[u8], name: &str) -> Option<std::ops::Range<usize>> {
+    const CLOSE: &[u8] = b"\n  }";
+    let member = format!("\n  \"{name}\": ");
+    let start = memchr::memmem::find(text, member.as_bytes())? + member.len();
+    let rest = text.get(start..)?;
+    if rest.starts_with(b"null") {
+        return Some(start..start + 4);
+    }
+    if !rest.starts_with(b"{") {
+        return None;
+    }
+    Some(start..start + memchr::memmem::find(rest, CLOSE)? + CLOSE.len())
+}
+
 /// `serde_json`'s pretty formatter down to [`PRETTY_LEVELS`], its compact one below.
 #[derive(Default)]
 struct Layout {

@@ -477,8 +477,7 @@ fn response_builder(
 /// Records a request that got no response (refused, timed out, broken body) as the same error,
 /// when the policy keeps failures ([`keep`]).
 fn record_failure(
-    store: &Store,
-    policy: keep::KeepPolicy,
+    keeper: keep::Keeper,
     draft: Draft,
     kind: TransportKind,
     message: &str,
@@ -488,7 +487,9 @@ fn record_failure(
         error_kind: kind,
         message,
     });
-    keep::keep(store, policy, &rec).map_err(reqwest_middleware::Error::middleware)
+    keeper
+        .keep(&rec)
+        .map_err(reqwest_middleware::Error::middleware)
 }
 
 /// Bodies at least this large are canonicalized on a blocking thread.
@@ -761,10 +762,14 @@ impl Recorder {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let config = &self.inner.config;
-        let policy = keep::KeepPolicy {
-            mode: config.mode,
-            record_errors: config.record_errors,
-            record_errors_env: config.profile.env.record_errors,
+        let keeper = keep::Keeper {
+            store,
+            policy: keep::KeepPolicy {
+                mode: config.mode,
+                record_errors: config.record_errors,
+                record_errors_env: config.profile.env.record_errors,
+            },
+            lock,
         };
         let sending = async {
             // Timed from here: a small request's draft is made in the first poll of `drafting`,
@@ -786,7 +791,7 @@ impl Recorder {
                         (TransportKind::Other, format!("{me:#}"))
                     }
                 };
-                record_failure(&store, policy, draft, kind, &message)?;
+                record_failure(keeper, draft, kind, &message)?;
                 return Err(e);
             }
         };
@@ -800,12 +805,10 @@ impl Recorder {
         if let Some(framing) = framing {
             let builder = response_builder(&resp, status, true);
             let sink = stream::StreamSink {
-                store,
+                keeper,
                 draft,
                 status,
                 headers,
-                policy,
-                lock,
                 large,
             };
             let upstream = resp.bytes_stream().boxed();
@@ -819,7 +822,7 @@ impl Recorder {
         let bytes = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => {
-                record_failure(&store, policy, draft, transport_kind(&e), &error_chain(&e))?;
+                record_failure(keeper, draft, transport_kind(&e), &error_chain(&e))?;
                 return Err(reqwest_middleware::Error::Reqwest(e));
             }
         };
@@ -837,18 +840,14 @@ impl Recorder {
         let kept = if large && in_runtime() {
             // The key's lock goes along: it is held until the recording is written, even if
             // the caller stops waiting meanwhile.
-            off_workers(move || {
-                let kept = keep::keep(&store, policy, &rec);
-                drop(lock);
-                (kept, rec)
-            })
-            .await
-            .and_then(|(kept, rec)| {
-                drop(tokio::task::spawn_blocking(move || drop(rec)));
-                kept
-            })
+            off_workers(move || (keeper.keep(&rec), rec))
+                .await
+                .and_then(|(kept, rec)| {
+                    drop(tokio::task::spawn_blocking(move || drop(rec)));
+                    kept
+                })
         } else {
-            keep::keep(&store, policy, &rec)
+            keeper.keep(&rec)
         };
         kept.map_err(reqwest_middleware::Error::middleware)?;
         let out = builder

@@ -583,25 +583,14 @@ pub fn same_but_volatile(old: &[u8], new: &[u8]) -> bool {
     // The request, most of a large blob's bytes, is byte for byte the same when the same key is
     // recorded again: then only the rest is parsed, with the request left out of both (a
     // syntax pass over two 4 MB texts was a tenth of recording a 4 MB conversation).
-    if let Some((start, end)) = request_value_span(new)
-        && old.get(..end) == new.get(..end)
+    if let Some(span) = layout::member_value_span(new, "request")
+        && old.get(..span.end) == new.get(..span.end)
     {
-        let without_request = |text: &[u8]| [&text[..start], b"null", &text[end..]].concat();
+        let without_request =
+            |text: &[u8]| [&text[..span.start], b"null", &text[span.end..]].concat();
         return same_members(&without_request(old), &without_request(new));
     }
     same_members(old, new)
-}
-
-/// Where the value of a blob's top-level `request` member starts and ends in `text`, when
-/// `text` has the [`layout`] the store writes: the member is indented one level and its object
-/// ends with the first line that closes a container one level deep (a JSON string holds no raw
-/// line break, so each one is layout).
-fn request_value_span(text: &[u8]) -> Option<(usize, usize)> {
-    const MEMBER: &[u8] = b"\n  \"request\": {";
-    const CLOSE: &[u8] = b"\n  }";
-    let start = memchr::memmem::find(text, MEMBER)? + MEMBER.len() - 1;
-    let end = start + memchr::memmem::find(&text[start..], CLOSE)? + CLOSE.len();
-    Some((start, end))
 }
 
 /// [`same_but_volatile`] member by member.
@@ -669,29 +658,33 @@ fn mask_volatile(v: &mut serde_json::Value) {
 /// A recording's blob text: [`layout::to_vec`], with the request spliced in as it was laid out
 /// beforehand when it was (see [`Recording::laid_out_request`]).
 fn blob_text(rec: &Recording) -> serde_json::Result<Vec<u8>> {
-    /// [`Recording`]'s members, in its order, with the request as laid-out text.
+    /// [`Recording`]'s members, in its order, the request left `null` for the laid-out text.
     #[derive(serde::Serialize)]
-    struct WithLaidOutRequest<'a> {
+    struct WithoutRequest<'a> {
         format_version: u32,
         request_hash: &'a str,
         test_id: &'a Option<String>,
         occurrence: u32,
-        request: &'a serde_json::value::RawValue,
+        request: (),
         response: &'a super::format::RecordedResponse,
         metadata: &'a super::format::Metadata,
     }
-    match &rec.laid_out_request {
-        None => layout::to_vec(rec),
-        Some(request) => layout::to_vec(&WithLaidOutRequest {
-            format_version: rec.format_version,
-            request_hash: &rec.request_hash,
-            test_id: &rec.test_id,
-            occurrence: rec.occurrence,
-            request,
-            response: &rec.response,
-            metadata: &rec.metadata,
-        }),
-    }
+    let Some(request) = &rec.laid_out_request else {
+        return layout::to_vec(rec);
+    };
+    let rest = layout::to_vec(&WithoutRequest {
+        format_version: rec.format_version,
+        request_hash: &rec.request_hash,
+        test_id: &rec.test_id,
+        occurrence: rec.occurrence,
+        request: (),
+        response: &rec.response,
+        metadata: &rec.metadata,
+    })?;
+    let Some(slot) = layout::member_value_span(&rest, "request") else {
+        return layout::to_vec(rec);
+    };
+    Ok([&rest[..slot.start], request, &rest[slot.end..]].concat())
 }
 
 /// The deepest nesting of arrays and objects `serde_json` reads (its recursion limit).
@@ -907,14 +900,17 @@ mod tests {
         for messages in [0, 1, 40] {
             let mut rec = recording(messages, "ok \u{e9}\"\n", "2026-01-01");
             let whole = super::blob_text(&rec).unwrap();
-            let request = super::layout::to_vec_at(&rec.request, 1).unwrap();
-            rec.laid_out_request = Some(
-                serde_json::value::RawValue::from_string(String::from_utf8(request).unwrap())
-                    .unwrap(),
-            );
+            rec.laid_out_request = Some(super::layout::to_vec_at(&rec.request, 1).unwrap());
             assert_eq!(
                 String::from_utf8(super::blob_text(&rec).unwrap()).unwrap(),
                 String::from_utf8(whole).unwrap()
+            );
+            // The laid-out text is what goes in: another request's gives that recording's blob.
+            let other = recording(messages + 1, "ok \u{e9}\"\n", "2026-01-01");
+            rec.laid_out_request = Some(super::layout::to_vec_at(&other.request, 1).unwrap());
+            assert_eq!(
+                String::from_utf8(super::blob_text(&rec).unwrap()).unwrap(),
+                String::from_utf8(super::blob_text(&other).unwrap()).unwrap()
             );
         }
     }
@@ -922,9 +918,12 @@ mod tests {
     #[test]
     fn a_request_the_same_byte_for_byte_is_left_out_of_the_comparison() {
         let (old, new) = (blob(50, "ok", "2026-01-01"), blob(50, "ok", "2026-02-02"));
-        let (start, end) = super::request_value_span(&new).unwrap();
-        assert!(new[start..end].starts_with(b"{") && new[start..end].ends_with(b"}"));
-        let request: serde_json::Value = serde_json::from_slice(&new[start..end]).unwrap();
+        let span = super::layout::member_value_span(&new, "request").unwrap();
+        let span_end = span.end;
+        assert!(new[span.clone()].starts_with(b"{") && new[span.clone()].ends_with(b"}"));
+        // The request is the same byte for byte: the comparison leaves it out.
+        assert_eq!(old[..span.end], new[..span.end]);
+        let request: serde_json::Value = serde_json::from_slice(&new[span]).unwrap();
         assert_eq!(
             request["canonical_body"]["messages"]
                 .as_array()
@@ -942,7 +941,7 @@ mod tests {
             &new
         ));
         // Cut short after the request: not the same (and not valid JSON).
-        assert!(!super::same_but_volatile(&old[..end + 3], &new));
+        assert!(!super::same_but_volatile(&old[..span_end + 3], &new));
         // An older, fully indented blob of the same exchange reads the same.
         let indented: serde_json::Value = serde_json::from_slice(&old).unwrap();
         let indented = serde_json::to_vec_pretty(&indented).unwrap();

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -14,8 +13,7 @@ use futures::stream::{BoxStream, Stream, StreamExt};
 use super::draft::Draft;
 use super::format::{RecordedResponse, StreamEnd, StreamEvent, ms_since};
 use super::framing::{EventSplitter, Framing};
-use super::keep::{KeepPolicy, keep};
-use super::store::Store;
+use super::keep::Keeper;
 
 /// Error a stream yields where it fails: a live provider stream that broke off while being
 /// recorded, or a replayed stream where the recorded one failed or was cut short.
@@ -25,32 +23,18 @@ pub struct StreamFailure(pub String);
 
 /// Where a recorded stream goes when it ends.
 pub(crate) struct StreamSink {
-    pub store: Arc<Store>,
+    pub keeper: Keeper,
     pub draft: Draft,
     pub status: u16,
     pub headers: BTreeMap<String, String>,
-    pub policy: KeepPolicy,
-    /// The key's recording lock, held until the stream's recording is written (or given up).
-    pub lock: Option<super::store::KeyLock>,
     /// Whether the request is large: its recording is then written on a blocking thread.
     pub large: bool,
 }
 
-/// Where a finished stream's recording goes: the store, the policy and the key's lock.
-struct Keeper {
-    store: Arc<Store>,
-    policy: KeepPolicy,
-    lock: Option<super::store::KeyLock>,
-}
-
-impl Keeper {
-    /// Keeps the recording (see [`keep`]), then lets the key's lock go; a failure is logged:
-    /// the caller has the stream.
-    fn keep(self, rec: &super::format::Recording) {
-        if let Err(e) = keep(&self.store, self.policy, rec) {
-            tracing::error!("could not store the recording of a stream: {e}");
-        }
-        drop(self.lock);
+/// Keeps a stream's recording; a failure is logged, since the caller has the stream.
+fn keep_logged(keeper: Keeper, rec: &super::format::Recording) {
+    if let Err(e) = keeper.keep(rec) {
+        tracing::error!("could not store the recording of a stream: {e}");
     }
 }
 
@@ -118,7 +102,7 @@ impl Capture {
 
     fn finish(&mut self, end: StreamEnd) {
         if let Some((keeper, rec)) = self.recording(end) {
-            keeper.keep(&rec);
+            keep_logged(keeper, &rec);
         }
     }
 
@@ -128,12 +112,10 @@ impl Capture {
             self.take_events(vec![rest]);
         }
         let StreamSink {
-            store,
+            keeper,
             draft,
             status,
             headers,
-            policy,
-            lock,
             large: _,
         } = self.sink.take()?;
         let response = RecordedResponse::Stream {
@@ -141,11 +123,6 @@ impl Capture {
             headers,
             events: std::mem::take(&mut self.events),
             end,
-        };
-        let keeper = Keeper {
-            store,
-            policy,
-            lock,
         };
         Some((keeper, draft.into_recording(response)))
     }
@@ -219,7 +196,8 @@ impl Stream for RecordingStream {
                     // Serializing and syncing megabytes must not hold an async worker.
                     (true, Ok(runtime)) => {
                         if let Some((keeper, rec)) = self.capture.recording(StreamEnd::Complete) {
-                            self.writing = Some(runtime.spawn_blocking(move || keeper.keep(&rec)));
+                            self.writing =
+                                Some(runtime.spawn_blocking(move || keep_logged(keeper, &rec)));
                             return self.poll_next(cx);
                         }
                     }

@@ -19,6 +19,21 @@ fn big_chat() -> Value {
     json!({"model": "m", "messages": messages, "temperature": 0.5})
 }
 
+/// The answer's text to `body`, sent through a recorder in `mode` over `dir`, in test `t`.
+async fn answer_text(
+    mode: Mode,
+    dir: &std::path::Path,
+    server: &MockServer,
+    body: &Value,
+) -> String {
+    let c = client(mode, dir);
+    let resp = TestContext::new("t")
+        .scope(post(&c, &server.uri(), body))
+        .await
+        .unwrap();
+    resp.text().await.unwrap()
+}
+
 fn answer(id: u32) -> String {
     format!(
         r#"{{"id":"chatcmpl-{id}","created":{id},"object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":"ok"}}}}]}}"#
@@ -26,7 +41,7 @@ fn answer(id: u32) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_request_is_recorded_while_the_provider_works_and_replays() {
+async fn a_large_request_is_recorded_rerecorded_without_rewriting_its_blob_and_replayed() {
     let dir = tempfile::tempdir().unwrap();
     let server = MockServer::builder().start().await;
     let body = big_chat();
@@ -44,12 +59,8 @@ async fn a_large_request_is_recorded_while_the_provider_works_and_replays() {
     }
     let mut written = None;
     for id in [1, 2] {
-        let c = client(Mode::Record, dir.path());
-        let resp = TestContext::new("t")
-            .scope(post(&c, &server.uri(), &body))
-            .await
-            .unwrap();
-        assert_eq!(resp.text().await.unwrap(), answer(id));
+        let text = answer_text(Mode::Record, dir.path(), &server, &body).await;
+        assert_eq!(text, answer(id));
         let [blob] = &blobs(dir.path())[..] else {
             panic!("one blob: {:?}", blobs(dir.path()))
         };
@@ -76,12 +87,8 @@ async fn a_large_request_is_recorded_while_the_provider_works_and_replays() {
         "the provider's time: {t_ms}"
     );
 
-    let c = client(Mode::Replay, dir.path());
-    let resp = TestContext::new("t")
-        .scope(post(&c, &server.uri(), &body))
-        .await
-        .unwrap();
-    assert_eq!(resp.text().await.unwrap(), answer(1));
+    let text = answer_text(Mode::Replay, dir.path(), &server, &body).await;
+    assert_eq!(text, answer(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,19 +104,11 @@ async fn a_large_request_records_once_if_missing_and_its_stream_replays() {
     let mut body = big_chat();
     body["stream"] = json!(true);
     for _ in 0..2 {
-        let c = client(Mode::RecordIfMissing, dir.path());
-        let resp = TestContext::new("t")
-            .scope(post(&c, &server.uri(), &body))
-            .await
-            .unwrap();
-        assert_eq!(resp.text().await.unwrap(), sse);
+        let text = answer_text(Mode::RecordIfMissing, dir.path(), &server, &body).await;
+        assert_eq!(text, sse);
     }
-    let c = client(Mode::Replay, dir.path());
-    let resp = TestContext::new("t")
-        .scope(post(&c, &server.uri(), &body))
-        .await
-        .unwrap();
-    assert_eq!(resp.text().await.unwrap(), sse);
+    let text = answer_text(Mode::Replay, dir.path(), &server, &body).await;
+    assert_eq!(text, sse);
     let blob: Value =
         serde_json::from_slice(&std::fs::read(&blobs(dir.path())[0]).unwrap()).unwrap();
     assert_eq!(
