@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod body_deadline;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -25,7 +25,8 @@ pub struct Limits {
     /// Time a client has to send a request's headers, counted from the connection (or the end of
     /// the previous request on a keep-alive connection, so it is also the idle timeout).
     pub header_read: Duration,
-    /// Time a client has to send a request's body.
+    /// Time a client has to send a request's whole body, counted from when the server starts
+    /// reading it: one deadline, not reset by each piece that comes ([`crate::body_deadline`]).
     pub body_read: Duration,
     /// Connections served at once; more are answered 503 and closed.
     pub max_connections: usize,
@@ -86,8 +87,11 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-        limits.body_read,
+    let body_read = limits.body_read;
+    let app = app.layer(axum::middleware::map_request(
+        move |request: axum::extract::Request| async move {
+            crate::body_deadline::with_deadline(request, body_read)
+        },
     ));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
@@ -267,5 +271,38 @@ mod tests {
         let answer = String::from_utf8_lossy(&out[..n]);
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
         assert!(answer.contains("request_timeout"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_drips_is_a_408_at_the_deadline() {
+        let limits = Limits {
+            body_read: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        let (addr, _stop) = start(limits).await;
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let (mut rx, mut tx) = tcp.into_split();
+        tx.write_all(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        // A byte every 50 ms: never idle for long, never done.
+        let drip = tokio::spawn(async move {
+            for _ in 0..900 {
+                if tx.write_all(b" ").await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let mut out = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), rx.read(&mut out))
+            .await
+            .expect("an answer before the body could have been sent")
+            .unwrap();
+        drip.abort();
+        let answer = String::from_utf8_lossy(&out[..n]);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     }
 }

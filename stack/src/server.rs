@@ -209,7 +209,7 @@ fn rejected(rejection: BytesRejection) -> ApiError {
 fn body_timed_out(rejection: &BytesRejection) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
     while let Some(e) = source {
-        if e.is::<tower_http::timeout::TimeoutError>() {
+        if e.is::<crate::body_deadline::BodyDeadlineElapsed>() {
             return true;
         }
         source = e.source();
