@@ -41,11 +41,17 @@ pub(crate) fn post_undecodable(
 }
 
 /// Through `capture` (reading the receiver at `endpoint`), with a delta-temporality exporter:
-/// the baseline holds what was exported before it, and the delta adds up the exports after it
-/// (one flushed by hand, one by the periodic reader).
+/// the baseline holds what was exported before it, and the delta adds up the exports after it.
+///
+/// Every export is a flush by hand (the periodic reader's interval is an hour), the last one
+/// once the delta has started waiting: a delta exporter sends nothing while nothing changed, so a
+/// periodic export of the last measurement just before the wait began would leave the wait
+/// nothing to see (as the documentation of `metrics_delta_since` says). With a 100 ms interval
+/// that happened whenever the test thread was held up that long, on a loaded machine.
 pub(crate) fn check_delta_temporality_deltas(capture: &Capture, endpoint: &str) {
     let rt = runtime();
-    let meters = meter_provider(endpoint, Temporality::Delta);
+    let meters =
+        exporters::meter_provider_every(endpoint, Temporality::Delta, Duration::from_secs(3600));
     let counter = meters
         .meter("delta-test")
         .u64_counter("test.delta.requests")
@@ -61,9 +67,27 @@ pub(crate) fn check_delta_temporality_deltas(capture: &Capture, endpoint: &str) 
     counter.add(1, &route);
     meters.force_flush().expect("flush");
     counter.add(4, &route);
+    // The exporter's blocking client must not run inside the runtime: the last flush runs on a
+    // thread of its own, told to go once the wait has taken its start time.
+    let (go, gone) = std::sync::mpsc::channel::<()>();
+    let flusher = {
+        let meters = meters.clone();
+        std::thread::spawn(move || {
+            if gone.recv().is_ok() {
+                meters.force_flush().expect("flush");
+            }
+        })
+    };
     let delta = rt
-        .block_on(capture.metrics_delta_since(&baseline, WAIT))
+        .block_on(async {
+            let mut wait = std::pin::pin!(capture.metrics_delta_since(&baseline, WAIT));
+            // The first poll takes the call's time and finds no export after it.
+            assert!(futures::poll!(wait.as_mut()).is_pending());
+            go.send(()).expect("the flusher waits");
+            wait.await
+        })
         .expect("delta");
+    flusher.join().expect("the flusher thread");
     assert_eq!(
         delta.counter_value("test.delta.requests", &[("route", "/v1/models")]),
         5.0

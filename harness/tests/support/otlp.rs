@@ -44,7 +44,18 @@ pub fn tracer_provider(endpoint: &str, protocol: Protocol, gzip: bool) -> SdkTra
         .build()
 }
 
+/// A meter provider exporting to the receiver at `endpoint` every 100 ms.
 pub fn meter_provider(endpoint: &str, temporality: Temporality) -> SdkMeterProvider {
+    meter_provider_every(endpoint, temporality, Duration::from_millis(100))
+}
+
+/// A meter provider exporting to the receiver at `endpoint` every `interval` (and on
+/// `force_flush`).
+pub fn meter_provider_every(
+    endpoint: &str,
+    temporality: Temporality,
+    interval: Duration,
+) -> SdkMeterProvider {
     let exporter = MetricExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
@@ -56,7 +67,7 @@ pub fn meter_provider(endpoint: &str, temporality: Temporality) -> SdkMeterProvi
     SdkMeterProvider::builder()
         .with_reader(
             PeriodicReader::builder(exporter)
-                .with_interval(Duration::from_millis(100))
+                .with_interval(interval)
                 .build(),
         )
         .with_resource(resource())
