@@ -476,9 +476,10 @@ fn response_builder(
 
 /// Records a request that got no response (refused, timed out, broken body) as the same error,
 /// when the policy keeps failures ([`keep`]).
-fn record_failure(
+async fn record_failure(
     keeper: keep::Keeper,
     draft: Draft,
+    large: bool,
     kind: TransportKind,
     message: &str,
 ) -> reqwest_middleware::Result<()> {
@@ -487,9 +488,27 @@ fn record_failure(
         error_kind: kind,
         message,
     });
-    keeper
-        .keep(&rec)
+    keep_recording(keeper, rec, large)
+        .await
         .map_err(reqwest_middleware::Error::middleware)
+}
+
+/// [`keep::Keeper::keep`]s `rec`. A large one is written on a blocking thread (serializing,
+/// writing and syncing megabytes must not hold an async worker), then freed on another: a tree
+/// of thousands of allocations takes milliseconds to free, which the caller need not wait for.
+/// The key's lock goes along: it is held until the recording is written, even if the caller
+/// stops waiting meanwhile.
+async fn keep_recording(
+    keeper: keep::Keeper,
+    rec: format::Recording,
+    large: bool,
+) -> Result<(), RecorderError> {
+    if !(large && in_runtime()) {
+        return keeper.keep(&rec);
+    }
+    let (kept, rec) = off_workers(move || (keeper.keep(&rec), rec)).await?;
+    drop(tokio::task::spawn_blocking(move || drop(rec)));
+    kept
 }
 
 /// Bodies at least this large are canonicalized on a blocking thread.
@@ -791,7 +810,7 @@ impl Recorder {
                         (TransportKind::Other, format!("{me:#}"))
                     }
                 };
-                record_failure(keeper, draft, kind, &message)?;
+                record_failure(keeper, draft, large, kind, &message).await?;
                 return Err(e);
             }
         };
@@ -822,7 +841,7 @@ impl Recorder {
         let bytes = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => {
-                record_failure(keeper, draft, transport_kind(&e), &error_chain(&e))?;
+                record_failure(keeper, draft, large, transport_kind(&e), &error_chain(&e)).await?;
                 return Err(reqwest_middleware::Error::Reqwest(e));
             }
         };
@@ -834,22 +853,9 @@ impl Recorder {
             body: stored_body,
             t_ms,
         });
-        // A large recording is written on a blocking thread (serializing, writing and syncing
-        // megabytes must not hold an async worker), then freed on another: a tree of thousands
-        // of allocations takes milliseconds to free, which the caller need not wait for.
-        let kept = if large && in_runtime() {
-            // The key's lock goes along: it is held until the recording is written, even if
-            // the caller stops waiting meanwhile.
-            off_workers(move || (keeper.keep(&rec), rec))
-                .await
-                .and_then(|(kept, rec)| {
-                    drop(tokio::task::spawn_blocking(move || drop(rec)));
-                    kept
-                })
-        } else {
-            keeper.keep(&rec)
-        };
-        kept.map_err(reqwest_middleware::Error::middleware)?;
+        keep_recording(keeper, rec, large)
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
         let out = builder
             .body(reqwest::Body::from(bytes))
             .map_err(reqwest_middleware::Error::middleware)?;

@@ -119,3 +119,37 @@ async fn a_large_request_records_once_if_missing_and_its_stream_replays() {
         4_000
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_request_refused_is_recorded_and_replayed_as_the_same_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let body = big_chat();
+    for mode in [Mode::Record, Mode::Replay] {
+        let c = crate::common::client_of_errors(mode, dir.path());
+        let err = TestContext::new("t")
+            .scope(post(&c, &closed, &body))
+            .await
+            .unwrap_err();
+        match mode {
+            Mode::Record => assert!(
+                matches!(err, reqwest_middleware::Error::Reqwest(ref e) if e.is_connect()),
+                "{err}"
+            ),
+            _ => {
+                let reqwest_middleware::Error::Middleware(e) = err else {
+                    panic!("expected a replayed error, got {err}")
+                };
+                let t = e
+                    .downcast_ref::<harness::recorder::RecordedTransportError>()
+                    .expect("a recorded transport error");
+                assert_eq!(t.kind(), "connect");
+            }
+        }
+        // Written (from a blocking thread) before the error reached the caller.
+        assert_eq!(blobs(dir.path()).len(), 1, "{mode:?}");
+    }
+}
