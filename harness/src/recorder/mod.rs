@@ -21,6 +21,7 @@
 //! ([`RecorderConfig::with_profile`], [`Recorder::from_env_with`]); `new` and `from_env` use
 //! Llama Stack's.
 
+mod blob_watch;
 pub mod canonical;
 mod draft;
 mod error;

@@ -5,15 +5,24 @@
 //! canonicalization. A cached recording is used only while its file has the stamp it was read
 //! with ([`FileStamp`]: size, modification and status-change times, device and inode; one `stat`
 //! a request), so a recording written meanwhile by this process, another process or `git
-//! checkout` is read again. Bounded by the blobs' total size
-//! ([`CACHE_BYTES`]); least recently used entries go first (`quick_cache`).
+//! checkout` is read again. Once the cache has served [`WATCH_AFTER_HITS`] lookups that way it
+//! watches the directory instead ([`BlobWatch`], inotify on Linux): a lookup then reads the
+//! watch's queue of changes, which costs less than the `stat` and is as current. Bounded by the
+//! blobs' total size ([`CACHE_BYTES`]); least recently used entries go first (`quick_cache`).
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use support::file_stamp::FileStamp;
+use support::sync::lock;
 
+use super::blob_watch::{BlobWatch, Change};
 use super::format::Replayable;
+
+/// Lookups checked with `stat` before the cache watches its directory instead: a store that
+/// replays a few recordings does not take an inotify instance (128 a user by default).
+pub const WATCH_AFTER_HITS: u32 = 1_000;
 
 /// How many bytes of blob files the cache holds at most.
 pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -22,6 +31,9 @@ pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 struct Entry {
     identity: FileStamp,
     recording: Arc<Replayable>,
+    /// Checked against its file after the watch started: every later change to the file is in
+    /// the watch's queue. An entry from before may have missed one, and is checked with `stat`.
+    watched: bool,
 }
 
 #[derive(Clone)]
@@ -36,6 +48,13 @@ impl quick_cache::Weighter<String, Entry> for BySize {
 /// Parsed recordings by key (see the module docs).
 pub struct ReplayCache {
     entries: quick_cache::sync::Cache<String, Entry, BySize>,
+    /// The blobs' directory, watched once the cache is hot; none: `stat` always.
+    dir: Option<PathBuf>,
+    /// Lookups checked with `stat` so far, until the watch starts.
+    checked: AtomicU32,
+    watch_after: u32,
+    /// Set when the watch was started; `None` inside once it could not be, or is lost.
+    watch: OnceLock<Mutex<Option<BlobWatch>>>,
 }
 
 impl std::fmt::Debug for ReplayCache {
@@ -73,11 +92,25 @@ impl Default for ReplayCache {
                 BySize,
             ),
         };
-        ReplayCache { entries }
+        ReplayCache {
+            entries,
+            dir: None,
+            checked: AtomicU32::new(0),
+            watch_after: WATCH_AFTER_HITS,
+            watch: OnceLock::new(),
+        }
     }
 }
 
 impl ReplayCache {
+    /// A cache of the blobs in `dir`, which it watches once hot (see the module docs).
+    pub fn watching(dir: &Path) -> Self {
+        ReplayCache {
+            dir: Some(dir.to_owned()),
+            ..ReplayCache::default()
+        }
+    }
+
     /// The recording of `key`, from the cache when `path` is still the file it was read from,
     /// else read with `read` and cached (unless written in the last two seconds). `Ok(None)` when
     /// there is no such file.
@@ -87,6 +120,13 @@ impl ReplayCache {
         path: &Path,
         read: impl FnOnce() -> Result<Option<Replayable>, E>,
     ) -> Result<Option<Arc<Replayable>>, E> {
+        let watched = self.take_changes();
+        if watched
+            && let Some(entry) = self.entries.get(key)
+            && entry.watched
+        {
+            return Ok(Some(entry.recording));
+        }
         let Ok(meta) = std::fs::metadata(path) else {
             // Missing (or unreadable: `read` reports why).
             self.entries.remove(key);
@@ -96,6 +136,18 @@ impl ReplayCache {
         if let Some(entry) = self.entries.get(key)
             && entry.identity == identity
         {
+            if watched {
+                // Unchanged since before the watch, and watched from now on.
+                self.entries.insert(
+                    key.to_owned(),
+                    Entry {
+                        watched: true,
+                        ..entry.clone()
+                    },
+                );
+            } else {
+                self.count_checked_hit();
+            }
             return Ok(Some(entry.recording));
         }
         let Some(recording) = read()?.map(Arc::new) else {
@@ -109,15 +161,53 @@ impl ReplayCache {
             return Ok(Some(recording));
         }
         // Cached under the identity seen before reading: a file replaced while it was read then
-        // differs at the next request and is read again.
+        // differs at the next request and is read again (or its change is in the watch's queue).
         self.entries.insert(
             key.to_owned(),
             Entry {
                 identity,
                 recording: recording.clone(),
+                watched,
             },
         );
         Ok(Some(recording))
+    }
+
+    /// When the directory is watched: forgets the recordings whose blobs changed since the last
+    /// look, and says so (true). False while `stat` is the check (not yet hot, no watch here, or
+    /// the watch lost: then everything is forgotten once, as changes may have gone unseen).
+    fn take_changes(&self) -> bool {
+        let Some(watch) = self.watch.get() else {
+            return false;
+        };
+        // Held while the changes are applied, so that a lookup that finds the queue empty
+        // cannot use an entry another lookup has taken the change of but not yet forgotten.
+        let mut watch = lock(watch);
+        let Some(live) = watch.as_ref() else {
+            return false;
+        };
+        let seen = live.changes(|change| match change {
+            Change::Key(key) => {
+                self.entries.remove(&key);
+            }
+            Change::Any => self.entries.clear(),
+        });
+        if seen.is_err() {
+            *watch = None;
+            self.entries.clear();
+            return false;
+        }
+        true
+    }
+
+    /// Counts a hit checked with `stat`; the one that makes the cache hot starts the watch.
+    fn count_checked_hit(&self) {
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        if self.checked.fetch_add(1, Ordering::Relaxed) + 1 == self.watch_after {
+            self.watch.get_or_init(|| Mutex::new(BlobWatch::start(dir)));
+        }
     }
 
     /// Forgets `key` (its recording was just written).
@@ -199,5 +289,69 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let gone = cache.get_or_read("k", &path, || Ok::<_, ()>(None)).unwrap();
         assert!(gone.is_none());
+    }
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn once_hot_it_takes_changes_from_the_watch_instead_of_stat() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("responses");
+        std::fs::create_dir(&dir).unwrap();
+        let path = dir.join("k.json");
+        let old = |path: &Path, text: &str| {
+            std::fs::write(path, text).unwrap();
+            let past = SystemTime::now() - std::time::Duration::from_secs(60);
+            let file = std::fs::File::options().write(true).open(path).unwrap();
+            file.set_modified(past).unwrap();
+        };
+        old(&path, BLOB_A);
+        let cache = ReplayCache {
+            watch_after: 2,
+            ..ReplayCache::watching(&dir)
+        };
+        let reads = std::cell::Cell::new(0);
+        let read = |text: &'static str| {
+            let reads = &reads;
+            move || -> Result<_, ()> {
+                reads.set(reads.get() + 1);
+                Ok(parsed(text))
+            }
+        };
+        let get = |path: &Path, text: &'static str| {
+            cache.get_or_read("k", path, read(text)).unwrap().unwrap()
+        };
+        // Read once, then two hits checked with stat: the second starts the watch.
+        get(&path, BLOB_A);
+        assert!(cache.watch.get().is_none());
+        get(&path, BLOB_A);
+        get(&path, BLOB_A);
+        assert!(cache.watch.get().is_some(), "the watch started");
+        // The entry from before the watch is checked with stat once more, then trusted: a
+        // path that is not there is not even looked at.
+        get(&path, BLOB_A);
+        let nowhere = dir.join("nowhere.json");
+        assert_eq!(get(&nowhere, BLOB_B).request.path, "/a");
+        assert_eq!(reads.get(), 1);
+
+        // Replaced by rename, as the store writes: seen through the watch.
+        let tmp = dir.join(".k.tmp");
+        old(&tmp, BLOB_B);
+        std::fs::rename(&tmp, &path).unwrap();
+        assert_eq!(get(&path, BLOB_B).request.path, "/b");
+        assert_eq!(reads.get(), 2);
+        assert_eq!(get(&nowhere, BLOB_A).request.path, "/b");
+        // Written in place (the same size), then dated back as it was.
+        old(&path, BLOB_B);
+        get(&path, BLOB_B);
+        assert_eq!(reads.get(), 3);
+
+        // The directory moved away: the watch is lost, everything is forgotten, and stat is
+        // the check again.
+        std::fs::rename(&dir, parent.path().join("moved")).unwrap();
+        let gone = cache.get_or_read("k", &path, || Ok::<_, ()>(None)).unwrap();
+        assert!(gone.is_none());
+        assert!(
+            lock(cache.watch.get().unwrap()).is_none(),
+            "the watch is lost"
+        );
     }
 }

@@ -203,13 +203,14 @@ impl Store {
                 })?
             }
         };
+        let replays = ReplayCache::watching(&responses);
         let mut store = Store {
             dir,
             responses,
             index_path,
             conn: Mutex::new(conn),
             report,
-            replays: ReplayCache::default(),
+            replays,
         };
         store.sync()?;
         drop(lock);
