@@ -2,18 +2,24 @@
 //! (Linux), read without blocking.
 //!
 //! The replay cache ([`super::replay_cache`]) checks that a cached recording's file is unchanged
-//! before using it. A `stat` of the blob's path does that, but under load it was a tenth of a
+//! before using it. A `stat` of the blob's path does that, but under load it was about 5% of a
 //! replayed request's CPU (the path walk and the call). Once the cache is hot it asks this watch
 //! instead: one non-blocking `read` of the inotify descriptor a lookup, which the kernel answers
-//! from the event queue without touching the file system. Every change made to the directory
-//! after the watch was added (by this process, another, `git checkout`, an editor writing in
-//! place) is in the queue before the call that made it returns, so the answer is as current as a
-//! `stat`'s.
+//! from the event queue without touching the file system. A change made in the directory (by
+//! this process, another, `git checkout`, an editor writing in place) is in the queue before the
+//! call that made it returns.
 //!
-//! No watch (another platform, no inotify instance left, the directory removed or moved, the
-//! file system unmounted) means the cache goes on with `stat`. The `notify` crate was not used:
-//! it delivers events on a thread of its own, later than the change, and a lookup would miss
-//! the changes not yet delivered.
+//! What inotify does not see, and how it is covered:
+//! - changes made by another machine or the host of a VM or container on a network or shared
+//!   file system (NFS, SMB, FUSE and virtiofs, 9p, Ceph, AFS...): no watch there, `stat` it is;
+//! - the directory swapped for another under its path (a parent renamed and recreated, a
+//!   symlink pointed elsewhere): the directory's path is checked against the watched one once a
+//!   second ([`RECHECK_DIR`]), and a swap ends the watch.
+//!
+//! No watch (another platform, no inotify instance left, the directory removed, moved or
+//! swapped, the file system unmounted) means the cache goes on with `stat`. The `notify` crate
+//! was not used: it delivers events on a thread of its own, later than the change, and a lookup
+//! would miss the changes not yet delivered.
 
 use std::path::Path;
 
@@ -31,11 +37,47 @@ pub(crate) enum Change {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Lost;
 
+/// How often the watched directory's path is checked to still lead to it.
+pub(crate) const RECHECK_DIR: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// An inotify watch on a recordings directory (see the module docs).
 #[derive(Debug)]
 pub(crate) struct BlobWatch {
     #[cfg(target_os = "linux")]
     inotify: nix::sys::inotify::Inotify,
+    #[cfg(target_os = "linux")]
+    dir: std::path::PathBuf,
+    /// The watched directory's device and inode.
+    #[cfg(target_os = "linux")]
+    identity: (u64, u64),
+    #[cfg(target_os = "linux")]
+    checked_at: std::time::Instant,
+}
+
+/// File systems on which changes made elsewhere (another machine, the host of a VM or
+/// container) raise no inotify event, by their `statfs` magic numbers: NFS, SMB, CIFS, SMB2,
+/// FUSE (virtiofs too), 9p, Ceph, AFS, Coda, GFS2, Lustre.
+#[cfg(target_os = "linux")]
+const SHARED_FILE_SYSTEMS: [u32; 11] = [
+    0x6969,
+    0x517B,
+    0xFF53_4D42,
+    0xFE53_4D42,
+    0x6573_5546,
+    0x0102_1997,
+    0x00C3_6400,
+    0x5346_414F,
+    0x7375_7245,
+    0x0116_1970,
+    0x0BD0_0BD0,
+];
+
+/// The device and inode of `dir`.
+#[cfg(target_os = "linux")]
+fn identity(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).ok()?;
+    Some((meta.dev(), meta.ino()))
 }
 
 #[cfg(target_os = "linux")]
@@ -43,6 +85,16 @@ impl BlobWatch {
     /// Watches `dir`; `None` when that cannot be done here (then `stat` it is).
     pub(crate) fn start(dir: &Path) -> Option<BlobWatch> {
         use nix::sys::inotify::{AddWatchFlags as F, InitFlags, Inotify};
+        // The magic numbers are 32 bits wide, whatever the width of `f_type`.
+        let file_system = nix::sys::statfs::statfs(dir).ok()?.filesystem_type().0 as u32;
+        if SHARED_FILE_SYSTEMS.contains(&file_system) {
+            tracing::debug!(
+                target: "harness::recorder",
+                "{} is on a shared file system ({file_system:#x}): its blobs are checked with stat",
+                dir.display()
+            );
+            return None;
+        }
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
         let changes = F::IN_CREATE
             | F::IN_MODIFY
@@ -55,18 +107,43 @@ impl BlobWatch {
             | F::IN_MOVE_SELF
             | F::IN_ONLYDIR;
         inotify.add_watch(dir, changes).ok()?;
-        Some(BlobWatch { inotify })
+        // Taken after the watch was added: a swap in between shows at the first check.
+        let identity = identity(dir)?;
+        Some(BlobWatch {
+            inotify,
+            dir: dir.to_owned(),
+            identity,
+            checked_at: std::time::Instant::now(),
+        })
     }
 
     /// Hands every change since the last call to `each`, or says the watch is gone.
-    pub(crate) fn changes(&self, mut each: impl FnMut(Change)) -> Result<(), Lost> {
+    pub(crate) fn changes(&mut self, mut each: impl FnMut(Change)) -> Result<(), Lost> {
         use nix::sys::inotify::AddWatchFlags as F;
+        if self.checked_at.elapsed() >= RECHECK_DIR {
+            if identity(&self.dir) != Some(self.identity) {
+                tracing::debug!(
+                    target: "harness::recorder",
+                    "{} is no longer the watched directory: its blobs are checked with stat",
+                    self.dir.display()
+                );
+                return Err(Lost);
+            }
+            self.checked_at = std::time::Instant::now();
+        }
         loop {
             let events = match self.inotify.read_events() {
                 Ok(events) => events,
                 Err(nix::errno::Errno::EAGAIN) => return Ok(()),
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(_) => return Err(Lost),
+                Err(e) => {
+                    tracing::debug!(
+                        target: "harness::recorder",
+                        "cannot read the watch on {} ({e}): its blobs are checked with stat",
+                        self.dir.display()
+                    );
+                    return Err(Lost);
+                }
             };
             for event in events {
                 if event
@@ -100,7 +177,7 @@ impl BlobWatch {
     }
 
     /// Never called: there is no watch.
-    pub(crate) fn changes(&self, _each: impl FnMut(Change)) -> Result<(), Lost> {
+    pub(crate) fn changes(&mut self, _each: impl FnMut(Change)) -> Result<(), Lost> {
         Err(Lost)
     }
 }
@@ -109,7 +186,7 @@ impl BlobWatch {
 mod tests {
     use super::*;
 
-    fn changes(watch: &BlobWatch) -> Result<Vec<Change>, Lost> {
+    fn changes(watch: &mut BlobWatch) -> Result<Vec<Change>, Lost> {
         let mut seen = Vec::new();
         watch.changes(|c| seen.push(c))?;
         seen.dedup();
@@ -119,25 +196,25 @@ mod tests {
     #[test]
     fn sees_blobs_written_replaced_changed_in_place_and_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let watch = BlobWatch::start(dir.path()).expect("inotify");
-        assert_eq!(changes(&watch), Ok(vec![]));
+        let mut watch = BlobWatch::start(dir.path()).expect("inotify");
+        assert_eq!(changes(&mut watch), Ok(vec![]));
 
         std::fs::write(dir.path().join("a.json"), "{}").unwrap();
-        assert_eq!(changes(&watch), Ok(vec![Change::Key("a".into())]));
+        assert_eq!(changes(&mut watch), Ok(vec![Change::Key("a".into())]));
 
         // As the store writes: a temporary file (not a blob), renamed over the blob.
         let tmp = dir.path().join(".x.tmp");
         std::fs::write(&tmp, "{\"b\":1}").unwrap();
         std::fs::rename(&tmp, dir.path().join("b.json")).unwrap();
-        assert_eq!(changes(&watch), Ok(vec![Change::Key("b".into())]));
+        assert_eq!(changes(&mut watch), Ok(vec![Change::Key("b".into())]));
 
         // Written in place, same size.
         std::fs::write(dir.path().join("b.json"), "{\"b\":2}").unwrap();
-        assert_eq!(changes(&watch), Ok(vec![Change::Key("b".into())]));
+        assert_eq!(changes(&mut watch), Ok(vec![Change::Key("b".into())]));
 
         std::fs::remove_file(dir.path().join("a.json")).unwrap();
-        assert_eq!(changes(&watch), Ok(vec![Change::Key("a".into())]));
-        assert_eq!(changes(&watch), Ok(vec![]));
+        assert_eq!(changes(&mut watch), Ok(vec![Change::Key("a".into())]));
+        assert_eq!(changes(&mut watch), Ok(vec![]));
     }
 
     #[test]
@@ -145,14 +222,33 @@ mod tests {
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("responses");
         std::fs::create_dir(&dir).unwrap();
-        let watch = BlobWatch::start(&dir).expect("inotify");
+        let mut watch = BlobWatch::start(&dir).expect("inotify");
         std::fs::rename(&dir, parent.path().join("elsewhere")).unwrap();
-        assert_eq!(changes(&watch), Err(Lost));
+        assert_eq!(changes(&mut watch), Err(Lost));
 
         let dir = parent.path().join("again");
         std::fs::create_dir(&dir).unwrap();
-        let watch = BlobWatch::start(&dir).expect("inotify");
+        let mut watch = BlobWatch::start(&dir).expect("inotify");
         std::fs::remove_dir(&dir).unwrap();
-        assert_eq!(changes(&watch), Err(Lost));
+        assert_eq!(changes(&mut watch), Err(Lost));
+    }
+
+    #[test]
+    fn is_lost_once_its_path_leads_to_another_directory() {
+        // Its parent renamed and recreated: the watched directory itself neither moved nor went.
+        let top = tempfile::tempdir().unwrap();
+        let dir = top.path().join("rec").join("responses");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut watch = BlobWatch::start(&dir).expect("inotify");
+        std::fs::rename(top.path().join("rec"), top.path().join("rec.old")).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.json"), "{}").unwrap();
+        assert_eq!(
+            changes(&mut watch),
+            Ok(vec![]),
+            "unseen until the next check"
+        );
+        watch.checked_at -= RECHECK_DIR;
+        assert_eq!(changes(&mut watch), Err(Lost));
     }
 }

@@ -6,12 +6,13 @@
 //! with ([`FileStamp`]: size, modification and status-change times, device and inode; one `stat`
 //! a request), so a recording written meanwhile by this process, another process or `git
 //! checkout` is read again. Once the cache has served [`WATCH_AFTER_HITS`] lookups that way it
-//! watches the directory instead ([`BlobWatch`], inotify on Linux): a lookup then reads the
-//! watch's queue of changes, which costs less than the `stat` and is as current. Bounded by the
-//! blobs' total size ([`CACHE_BYTES`]); least recently used entries go first (`quick_cache`).
+//! watches the directory instead ([`BlobWatch`], inotify on Linux; its module says what it does
+//! not see and how that is covered): a lookup then reads the watch's queue of changes, which
+//! costs less than the `stat`. Bounded by the blobs' total size ([`CACHE_BYTES`]); least recently
+//! used entries go first (`quick_cache`).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use support::file_stamp::FileStamp;
@@ -53,8 +54,20 @@ pub struct ReplayCache {
     /// Lookups checked with `stat` so far, until the watch starts.
     checked: AtomicU32,
     watch_after: u32,
-    /// Set when the watch was started; `None` inside once it could not be, or is lost.
-    watch: OnceLock<Mutex<Option<BlobWatch>>>,
+    /// Set when the watch was started.
+    watch: OnceLock<Mutex<Watching>>,
+    /// Whether the watch runs: false before it starts, and once it could not or was lost (then
+    /// lookups do not take its lock).
+    watching: AtomicBool,
+}
+
+/// The watch, and how many of its looks found changes.
+struct Watching {
+    /// `None` once it could not start, or was lost.
+    watch: Option<BlobWatch>,
+    /// Bumped by every look at the queue that finds a change: an entry read while it did not
+    /// move was read after every change made before its insertion was applied.
+    generation: u64,
 }
 
 impl std::fmt::Debug for ReplayCache {
@@ -98,6 +111,7 @@ impl Default for ReplayCache {
             checked: AtomicU32::new(0),
             watch_after: WATCH_AFTER_HITS,
             watch: OnceLock::new(),
+            watching: AtomicBool::new(false),
         }
     }
 }
@@ -120,8 +134,10 @@ impl ReplayCache {
         path: &Path,
         read: impl FnOnce() -> Result<Option<Replayable>, E>,
     ) -> Result<Option<Arc<Replayable>>, E> {
-        let watched = self.take_changes();
-        if watched
+        // The watch's generation after its changes were applied: the entry inserted below is
+        // trusted without a stat only if no change came in between (see `insert`).
+        let seen = self.take_changes();
+        if seen.is_some()
             && let Some(entry) = self.entries.get(key)
             && entry.watched
         {
@@ -136,17 +152,10 @@ impl ReplayCache {
         if let Some(entry) = self.entries.get(key)
             && entry.identity == identity
         {
-            if watched {
+            match seen {
                 // Unchanged since before the watch, and watched from now on.
-                self.entries.insert(
-                    key.to_owned(),
-                    Entry {
-                        watched: true,
-                        ..entry.clone()
-                    },
-                );
-            } else {
-                self.count_checked_hit();
+                Some(_) => self.insert(key, entry.clone(), seen),
+                None => self.count_checked_hit(),
             }
             return Ok(Some(entry.recording));
         }
@@ -161,43 +170,70 @@ impl ReplayCache {
             return Ok(Some(recording));
         }
         // Cached under the identity seen before reading: a file replaced while it was read then
-        // differs at the next request and is read again (or its change is in the watch's queue).
-        self.entries.insert(
-            key.to_owned(),
-            Entry {
-                identity,
-                recording: recording.clone(),
-                watched,
-            },
-        );
+        // differs at the next request and is read again.
+        let entry = Entry {
+            identity,
+            recording: recording.clone(),
+            watched: false,
+        };
+        self.insert(key, entry, seen);
         Ok(Some(recording))
     }
 
-    /// When the directory is watched: forgets the recordings whose blobs changed since the last
-    /// look, and says so (true). False while `stat` is the check (not yet hot, no watch here, or
-    /// the watch lost: then everything is forgotten once, as changes may have gone unseen).
-    fn take_changes(&self) -> bool {
-        let Some(watch) = self.watch.get() else {
-            return false;
+    /// Caches `entry`, checked against its file after the watch's generation `seen`. It is
+    /// trusted without a stat (`watched`) only when no change came since: another lookup may
+    /// have taken the change of this very blob off the queue (and forgotten an entry not yet
+    /// there) while this one was reading it. Inserted under the watch's lock, after a last look:
+    /// a change after that is forgotten by the next lookup.
+    fn insert(&self, key: &str, mut entry: Entry, seen: Option<u64>) {
+        entry.watched = false;
+        let Some(watch) = seen.and(self.watch.get()) else {
+            self.entries.insert(key.to_owned(), entry);
+            return;
         };
+        let mut watch = lock(watch);
+        let now = self.apply_changes(&mut watch);
+        entry.watched = now.is_some() && now == seen;
+        self.entries.insert(key.to_owned(), entry);
+    }
+
+    /// When the directory is watched: forgets the recordings whose blobs changed since the last
+    /// look, and gives the watch's generation. `None` while `stat` is the check (not yet hot, no
+    /// watch here, or the watch lost).
+    fn take_changes(&self) -> Option<u64> {
+        if !self.watching.load(Ordering::Acquire) {
+            return None;
+        }
+        let watch = self.watch.get()?;
         // Held while the changes are applied, so that a lookup that finds the queue empty
         // cannot use an entry another lookup has taken the change of but not yet forgotten.
-        let mut watch = lock(watch);
-        let Some(live) = watch.as_ref() else {
-            return false;
-        };
-        let seen = live.changes(|change| match change {
-            Change::Key(key) => {
-                self.entries.remove(&key);
+        self.apply_changes(&mut lock(watch))
+    }
+
+    /// Applies the changes in the watch's queue (see [`ReplayCache::take_changes`]). A lost
+    /// watch forgets everything once, as changes may have gone unseen.
+    fn apply_changes(&self, watching: &mut Watching) -> Option<u64> {
+        let live = watching.watch.as_mut()?;
+        let mut changed = false;
+        let seen = live.changes(|change| {
+            changed = true;
+            match change {
+                Change::Key(key) => {
+                    self.entries.remove(&key);
+                }
+                Change::Any => self.entries.clear(),
             }
-            Change::Any => self.entries.clear(),
         });
         if seen.is_err() {
-            *watch = None;
+            watching.watch = None;
+            self.watching.store(false, Ordering::Release);
             self.entries.clear();
-            return false;
+            return None;
         }
-        true
+        if changed {
+            watching.generation += 1;
+        }
+        Some(watching.generation)
     }
 
     /// Counts a hit checked with `stat`; the one that makes the cache hot starts the watch.
@@ -205,8 +241,18 @@ impl ReplayCache {
         let Some(dir) = &self.dir else {
             return;
         };
-        if self.checked.fetch_add(1, Ordering::Relaxed) + 1 == self.watch_after {
-            self.watch.get_or_init(|| Mutex::new(BlobWatch::start(dir)));
+        if self.watch.get().is_some() {
+            return;
+        }
+        if self.checked.fetch_add(1, Ordering::Relaxed).wrapping_add(1) == self.watch_after {
+            self.watch.get_or_init(|| {
+                let watch = BlobWatch::start(dir);
+                self.watching.store(watch.is_some(), Ordering::Release);
+                Mutex::new(Watching {
+                    watch,
+                    generation: 0,
+                })
+            });
         }
     }
 
@@ -350,8 +396,54 @@ mod tests {
         let gone = cache.get_or_read("k", &path, || Ok::<_, ()>(None)).unwrap();
         assert!(gone.is_none());
         assert!(
-            lock(cache.watch.get().unwrap()).is_none(),
+            lock(cache.watch.get().unwrap()).watch.is_none(),
             "the watch is lost"
         );
+        assert!(!cache.watching.load(Ordering::Relaxed));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_entry_read_while_its_change_was_taken_by_another_lookup_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.json");
+        let old = |path: &Path, text: &str| {
+            std::fs::write(path, text).unwrap();
+            let past = SystemTime::now() - std::time::Duration::from_secs(60);
+            let file = std::fs::File::options().write(true).open(path).unwrap();
+            file.set_modified(past).unwrap();
+        };
+        old(&path, BLOB_A);
+        let other = dir.path().join("other.json");
+        old(&other, BLOB_B);
+        let cache = ReplayCache {
+            watch_after: 1,
+            ..ReplayCache::watching(dir.path())
+        };
+        let read = |text: &'static str| move || -> Result<_, ()> { Ok(parsed(text)) };
+        // Hot: the watch runs.
+        cache.get_or_read("other", &other, read(BLOB_B)).unwrap();
+        cache.get_or_read("other", &other, read(BLOB_B)).unwrap();
+        assert!(cache.watching.load(Ordering::Relaxed));
+
+        // A lookup of "k" reads the old blob; meanwhile the blob is replaced and another lookup
+        // takes that change off the queue (there was no entry yet to forget).
+        let stale = cache
+            .get_or_read("k", &path, || {
+                let tmp = dir.path().join(".k.tmp");
+                old(&tmp, BLOB_B);
+                std::fs::rename(&tmp, &path).unwrap();
+                cache.get_or_read("other", &other, read(BLOB_B)).unwrap();
+                Ok::<_, ()>(parsed(BLOB_A))
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(stale.request.path, "/a", "what was read");
+        // The next lookup does not trust it: it checks the file, and reads the new blob.
+        let now = cache
+            .get_or_read("k", &path, read(BLOB_B))
+            .unwrap()
+            .unwrap();
+        assert_eq!(now.request.path, "/b");
     }
 }
