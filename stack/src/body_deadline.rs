@@ -1,10 +1,13 @@
 //! The deadline for a request's body: the time a client has, from when the server starts
-//! reading the body, to send all of it ([`crate::listen::Limits::body_read`]).
+//! reading the body, to send all of it ([`crate::listen::Limits::body_read`]), extended by the
+//! time the bytes already received would take at a minimum rate
+//! ([`crate::listen::Limits::body_min_rate`]): a large body that keeps coming at a steady pace
+//! is read whole, while a client that drips a byte now and then is cut off. (Kestrel guards
+//! request bodies the same way: a minimum data rate after a grace period.)
 //!
 //! tower-http's `RequestBodyTimeout` was used before. It differs in two ways that matter here:
 //! - it is an idle timeout per frame, reset by every frame that comes, so a client dripping a
-//!   byte now and then holds a connection (and a task) forever; this is one deadline for the
-//!   whole body;
+//!   byte now and then holds a connection (and a task) for ever;
 //! - it registers a timer for every frame, even one that is already there: the body of almost
 //!   every request comes with its headers, and the timer's registration and removal were a few
 //!   percent of a replayed request's CPU. Here the clock is read when the body is first polled,
@@ -26,10 +29,14 @@ use tokio::time::{Instant, Sleep};
 #[error("the request body was not received within {0:?}")]
 pub struct BodyDeadlineElapsed(pub Duration);
 
-/// Wraps a request's body so that reading it fails with [`BodyDeadlineElapsed`] once `limit`
-/// has passed since it was first read.
-pub fn with_deadline(request: axum::extract::Request, limit: Duration) -> axum::extract::Request {
-    request.map(|body| Body::new(DeadlineBody::new(body, limit)))
+/// Wraps a request's body so that reading it fails with [`BodyDeadlineElapsed`] once its
+/// deadline has passed (see [`DeadlineBody::new`]).
+pub fn with_deadline(
+    request: axum::extract::Request,
+    limit: Duration,
+    min_rate: u64,
+) -> axum::extract::Request {
+    request.map(|body| Body::new(DeadlineBody::new(body, limit, min_rate)))
 }
 
 /// A body with a deadline (see the module docs).
@@ -37,6 +44,9 @@ pub fn with_deadline(request: axum::extract::Request, limit: Duration) -> axum::
 pub struct DeadlineBody<B> {
     inner: B,
     limit: Duration,
+    min_rate: u64,
+    /// Bytes received so far.
+    received: u64,
     /// When the body was first polled.
     started: Option<Instant>,
     /// Set once the body had to be waited for.
@@ -44,14 +54,26 @@ pub struct DeadlineBody<B> {
 }
 
 impl<B> DeadlineBody<B> {
-    /// `inner`, to be read within `limit` of its first read.
-    pub fn new(inner: B, limit: Duration) -> Self {
+    /// `inner`, to be read within `limit` of its first read, plus the time its bytes received
+    /// so far take at `min_rate` bytes a second (0: no extension).
+    pub fn new(inner: B, limit: Duration, min_rate: u64) -> Self {
         DeadlineBody {
             inner,
             limit,
+            min_rate,
+            received: 0,
             started: None,
             timer: None,
         }
+    }
+
+    /// When the body must be whole by, given what came so far.
+    fn deadline(&self, started: Instant) -> Instant {
+        let extension = match self.min_rate {
+            0 => Duration::ZERO,
+            rate => Duration::from_secs_f64(self.received as f64 / rate as f64),
+        };
+        started + self.limit + extension
     }
 }
 
@@ -70,14 +92,25 @@ where
         let this = self.get_mut();
         let started = *this.started.get_or_insert_with(Instant::now);
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
+                this.received += data.map_or(0, |d| d.len() as u64);
+            }
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        let limit = this.limit;
-        let timer = this
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(started + limit)));
+        let deadline = this.deadline(started);
+        let timer = match &mut this.timer {
+            Some(timer) => {
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                timer
+            }
+            unset => unset.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
         match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyDeadlineElapsed(limit))))),
+            Poll::Ready(()) => {
+                Poll::Ready(Some(Err(Box::new(BodyDeadlineElapsed(deadline - started)))))
+            }
             Poll::Pending => Poll::Pending,
         }
     }
@@ -120,7 +153,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_that_is_there_is_read_whole() {
-        let body = DeadlineBody::new(Body::from("hello"), Duration::from_millis(1));
+        let body = DeadlineBody::new(Body::from("hello"), Duration::from_millis(1), 0);
         assert_eq!(&read(body).await.unwrap()[..], b"hello");
     }
 
@@ -137,7 +170,8 @@ mod tests {
             }
         });
         let started = Instant::now();
-        let err = read(DeadlineBody::new(inner, Duration::from_millis(300)))
+        // At most 1,000 bytes a second: the drip's 10 a second add a few milliseconds.
+        let err = read(DeadlineBody::new(inner, Duration::from_millis(300), 1_000))
             .await
             .unwrap_err();
         assert!(elapsed(&err), "{err}");
@@ -150,6 +184,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_body_that_keeps_coming_above_the_minimum_rate_is_read_past_the_limit() {
+        let (tx, inner) = channel_body();
+        tokio::spawn(async move {
+            // 1 KB every 20 ms (50 KB a second) for 600 ms, twice the 300 ms limit.
+            for _ in 0..30 {
+                tx.send(Bytes::from(vec![b'x'; 1_000])).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        // Each kilobyte at 5 KB a second buys 200 ms more.
+        let bytes = read(DeadlineBody::new(inner, Duration::from_millis(300), 5_000))
+            .await
+            .unwrap();
+        assert_eq!(bytes.len(), 30_000);
+    }
+
+    #[tokio::test]
     async fn a_body_that_comes_in_time_in_pieces_is_read_whole() {
         let (tx, inner) = channel_body();
         tokio::spawn(async move {
@@ -158,7 +209,7 @@ mod tests {
                 tx.send(Bytes::from_static(piece.as_bytes())).await.unwrap();
             }
         });
-        let bytes = read(DeadlineBody::new(inner, Duration::from_secs(10)))
+        let bytes = read(DeadlineBody::new(inner, Duration::from_secs(10), 0))
             .await
             .unwrap();
         assert_eq!(&bytes[..], b"abc");

@@ -19,6 +19,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+/// The slowest pace a body may come at past its time limit: Kestrel's default minimum request
+/// body data rate, 240 bytes a second.
+pub const BODY_MIN_RATE: u64 = 240;
+
 /// The server's limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -26,8 +30,12 @@ pub struct Limits {
     /// the previous request on a keep-alive connection, so it is also the idle timeout).
     pub header_read: Duration,
     /// Time a client has to send a request's whole body, counted from when the server starts
-    /// reading it: one deadline, not reset by each piece that comes ([`crate::body_deadline`]).
+    /// reading it: one deadline, not reset by each piece that comes, but extended by
+    /// [`Limits::body_min_rate`] ([`crate::body_deadline`]).
     pub body_read: Duration,
+    /// The slowest pace, in bytes a second, that a body may come at once past
+    /// [`Limits::body_read`]: each byte received adds the time it takes at that pace.
+    pub body_min_rate: u64,
     /// Connections served at once; more are answered 503 and closed.
     pub max_connections: usize,
     /// Time in-flight requests get to finish after shutdown is asked for.
@@ -35,12 +43,14 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// 10 s for headers, 60 s for a body, and as many connections as the process's open-file
+    /// 10 s for headers, 60 s for a body (more for one that keeps coming at 240 bytes a second
+    /// or faster), and as many connections as the process's open-file
     /// limit leaves room for (128 descriptors kept for everything else), at most 16,384.
     fn default() -> Self {
         Limits {
             header_read: Duration::from_secs(10),
             body_read: Duration::from_secs(60),
+            body_min_rate: BODY_MIN_RATE,
             max_connections: connection_cap(),
             shutdown_grace: Duration::from_secs(10),
         }
@@ -87,10 +97,10 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let body_read = limits.body_read;
+    let (body_read, body_min_rate) = (limits.body_read, limits.body_min_rate);
     let app = app.layer(axum::middleware::map_request(
         move |request: axum::extract::Request| async move {
-            crate::body_deadline::with_deadline(request, body_read)
+            crate::body_deadline::with_deadline(request, body_read, body_min_rate)
         },
     ));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
