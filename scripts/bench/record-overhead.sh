@@ -4,15 +4,17 @@
 # Starts our stack twice against the same real llama-server (scripts/providers/llamacpp.sh): one
 # in `live` mode (the recorder passes every request through) and one in `record` mode (each
 # request keyed, scrubbed and written as a blob into a temporary directory). Then, round by round,
-# sends the same large chat request (38,000 messages, about 4 MB, as `cargo bench --bench record`
-# does) to both, in alternating order, and times each answer at the client. Each round's request
-# differs (a round number in its first message), so every recorded one is a new key and a new
-# blob. llama-server reads the whole prompt and answers 400 (it exceeds the model's context):
-# its real cost for such a request, which the recorder records like any 4xx answer.
+# sends the same large chat request (38,000 messages, about 4.5 MB: the 4 MB one of `cargo bench
+# --bench record` with a round number in each message) to both, in alternating order, and times
+# each answer at the client. Each round's request differs (its round number), so every recorded
+# one is a new key and a new blob. llama-server reads the whole prompt and answers 400 (it
+# exceeds the model's context): its real cost for such a request, which the recorder records like
+# any 4xx answer. Both modes must get the same answer every round, else the run fails.
 #
 # Prints a table and writes it to target/bench/record-overhead.md. Stops everything it started.
 #
-# Usage: scripts/bench/record-overhead.sh [--rounds N] [--messages N] [--no-build]
+# Usage: scripts/bench/record-overhead.sh [--rounds N (default 4: each mode goes first as often)]
+#                                          [--messages N (default 38000)] [--no-build]
 # Env:   LLAMACPP_PORT (8080: a running llama-server there is used), BENCH_LLAMACPP_PORT (8434:
 #        where it starts its own), BENCH_MODEL (smollm2-135m), BENCH_LIVE_PORT (8441),
 #        BENCH_RECORD_PORT (8442)
@@ -21,7 +23,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # shellcheck source=scripts/lib.sh
 source "$ROOT/scripts/lib.sh"
 
-ROUNDS=3
+ROUNDS=4
 MESSAGES=38000
 BUILD=1
 while [[ $# -gt 0 ]]; do
@@ -69,8 +71,19 @@ fi
 STACK_BIN="$ROOT/target/release/stack"
 [[ -x "$STACK_BIN" ]] || { echo "$STACK_BIN is missing: run without --no-build" >&2; exit 1; }
 
+# A stack already answering on our ports would be measured instead of ours.
+for port in "$LIVE_PORT" "$RECORD_PORT"; do
+  if curl -fsS --max-time 2 "http://127.0.0.1:$port/v1/health" >/dev/null 2>&1; then
+    echo "something already answers on port $port: stop it, or set BENCH_LIVE_PORT / BENCH_RECORD_PORT" >&2
+    exit 1
+  fi
+done
+
 if LLAMACPP_PORT="$LLAMACPP_PORT" "$LLAMACPP_SH" status >/dev/null 2>&1; then
   PROVIDER_URL="$(LLAMACPP_PORT="$LLAMACPP_PORT" "$LLAMACPP_SH" url)"
+  echo "llama-server already runs at $PROVIDER_URL; using it and leaving it running" >&2
+elif LLAMACPP_PORT="$OWN_LLAMACPP_PORT" "$LLAMACPP_SH" status >/dev/null 2>&1; then
+  PROVIDER_URL="$(LLAMACPP_PORT="$OWN_LLAMACPP_PORT" "$LLAMACPP_SH" url)"
   echo "llama-server already runs at $PROVIDER_URL; using it and leaving it running" >&2
 else
   echo "starting llama-server on port $OWN_LLAMACPP_PORT (the first start builds it, 5 to 7 min)" >&2
@@ -112,7 +125,7 @@ def ask(port, data, round_):
     return time.perf_counter() - started, status, len(answer)
 
 times = {"live": [], "record": []}
-statuses, answer_bytes, size = set(), 0, 0
+statuses, answer_bytes, size = {}, 0, 0
 for r in range(1, rounds + 1):
     data = body(r)
     size = len(data)
@@ -122,7 +135,7 @@ for r in range(1, rounds + 1):
     for name, port in order:
         took, status, n = ask(port, data, r)
         times[name].append(took)
-        statuses.add(status)
+        statuses.setdefault(status, []).append(name)
         answer_bytes = n
         print(f"round {r}: {name} {took * 1000:.0f} ms (HTTP {status})", file=sys.stderr, flush=True)
 
@@ -130,6 +143,10 @@ for r in range(1, rounds + 1):
 def ours(path):
     with open(path, "rb") as f:
         return (json.load(f).get("test_id") or "").startswith("bench/record-overhead.sh::")
+# Both modes must have had the same answer every time (a provider that failed would time its
+# failure instead), and one that is not a server error.
+if len(statuses) != 1 or next(iter(statuses)) >= 500:
+    sys.exit(f"the provider's answers differ or failed (HTTP status: modes): {statuses}")
 files = [p for p in (os.path.join(blobs, f) for f in os.listdir(blobs) if f.endswith(".json")) if ours(p)]
 if len(files) != rounds:
     sys.exit(f"expected {rounds} recordings in {blobs}, found {len(files)}")
@@ -138,7 +155,7 @@ live, record = statistics.median(times["live"]), statistics.median(times["record
 diffs = [b - a for a, b in zip(times["live"], times["record"])]
 lines = [
     f"Recording a {size / 1e6:.1f} MB chat request ({messages} messages) through our stack against llama-server ({model}); "
-    f"its answer: HTTP {', '.join(map(str, sorted(statuses)))}, {answer_bytes} B. {rounds} rounds, medians.",
+    f"its answer: HTTP {next(iter(statuses))}, {answer_bytes} B. {rounds} rounds, medians.",
     "",
     "| mode | per request | by round |",
     "|---|---|---|",

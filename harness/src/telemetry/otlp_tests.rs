@@ -47,7 +47,9 @@ pub(crate) fn post_undecodable(
 /// once the delta has started waiting: a delta exporter sends nothing while nothing changed, so a
 /// periodic export of the last measurement just before the wait began would leave the wait
 /// nothing to see (as the documentation of `metrics_delta_since` says). With a 100 ms interval
-/// that happened whenever the test thread was held up that long, on a loaded machine.
+/// that happened whenever the test thread was held up that long, on a loaded machine. For the
+/// captures that read a receiver (`Otlp`, `Remote`), whose wait polls: the in-memory capture
+/// answers at once.
 pub(crate) fn check_delta_temporality_deltas(capture: &Capture, endpoint: &str) {
     let rt = runtime();
     let meters =

@@ -149,7 +149,7 @@ async fn a_large_request_refused_is_recorded_and_replayed_as_the_same_error() {
                 assert_eq!(t.kind(), "connect");
             }
         }
-        // Written (from a blocking thread) before the error reached the caller.
+        // Written before the error reached the caller.
         assert_eq!(blobs(dir.path()).len(), 1, "{mode:?}");
     }
 }
