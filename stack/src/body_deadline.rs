@@ -3,7 +3,9 @@
 //! time the bytes already received would take at a minimum rate
 //! ([`crate::listen::Limits::body_min_rate`]): a large body that keeps coming at a steady pace
 //! is read whole, while a client that drips a byte now and then is cut off. (Kestrel guards
-//! request bodies the same way: a minimum data rate after a grace period.)
+//! request bodies the same way: a minimum data rate after a grace period.) The time a body may
+//! go without sending anything stays bounded by the limit too, so bytes sent fast early do not
+//! buy a long silence later.
 //!
 //! tower-http's `RequestBodyTimeout` was used before. It differs in two ways that matter here:
 //! - it is an idle timeout per frame, reset by every frame that comes, so a client dripping a
@@ -47,6 +49,8 @@ pub struct DeadlineBody<B> {
     min_rate: u64,
     /// Bytes received so far.
     received: u64,
+    /// When the last data came.
+    last_data: Option<Instant>,
     /// When the body was first polled.
     started: Option<Instant>,
     /// Set once the body had to be waited for.
@@ -62,18 +66,23 @@ impl<B> DeadlineBody<B> {
             limit,
             min_rate,
             received: 0,
+            last_data: None,
             started: None,
             timer: None,
         }
     }
 
-    /// When the body must be whole by, given what came so far.
+    /// When the body must be whole by, given what came so far (at most a year away: sums
+    /// that would overflow the clock are capped, never a panic).
     fn deadline(&self, started: Instant) -> Instant {
+        const CAP: Duration = Duration::from_secs(365 * 24 * 3600);
         let extension = match self.min_rate {
             0 => Duration::ZERO,
-            rate => Duration::from_secs_f64(self.received as f64 / rate as f64),
+            rate => Duration::try_from_secs_f64(self.received as f64 / rate as f64).unwrap_or(CAP),
         };
-        started + self.limit + extension
+        let whole = started + self.limit.saturating_add(extension).min(CAP);
+        let silent = self.last_data.unwrap_or(started) + self.limit.min(CAP);
+        whole.min(silent)
     }
 }
 
@@ -92,8 +101,9 @@ where
         let this = self.get_mut();
         let started = *this.started.get_or_insert_with(Instant::now);
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
-            if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
-                this.received += data.map_or(0, |d| d.len() as u64);
+            if let Some(Ok(Some(data))) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
+                this.received += data.len() as u64;
+                this.last_data = Some(Instant::now());
             }
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
@@ -151,6 +161,17 @@ mod tests {
         false
     }
 
+    #[test]
+    fn a_deadline_too_far_for_the_clock_is_capped() {
+        let mut body = DeadlineBody::new(Body::empty(), Duration::MAX, 1);
+        body.received = u64::MAX;
+        let now = Instant::now();
+        assert_eq!(
+            body.deadline(now),
+            now + Duration::from_secs(365 * 24 * 3600)
+        );
+    }
+
     #[tokio::test]
     async fn a_body_that_is_there_is_read_whole() {
         let body = DeadlineBody::new(Body::from("hello"), Duration::from_millis(1), 0);
@@ -198,6 +219,27 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(bytes.len(), 30_000);
+    }
+
+    #[tokio::test]
+    async fn a_body_sent_fast_then_silent_fails_after_the_limit_of_silence() {
+        let (tx, inner) = channel_body();
+        tokio::spawn(async move {
+            // 100 KB at once earn 100 s at 1 KB a second; then nothing, the sender kept open.
+            tx.send(Bytes::from(vec![b'x'; 100_000])).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(tx);
+        });
+        let started = Instant::now();
+        let err = read(DeadlineBody::new(inner, Duration::from_millis(300), 1_000))
+            .await
+            .unwrap_err();
+        assert!(elapsed(&err), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]

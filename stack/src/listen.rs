@@ -31,7 +31,8 @@ pub struct Limits {
     pub header_read: Duration,
     /// Time a client has to send a request's whole body, counted from when the server starts
     /// reading it: one deadline, not reset by each piece that comes, but extended by
-    /// [`Limits::body_min_rate`] ([`crate::body_deadline`]).
+    /// [`Limits::body_min_rate`]; also the longest the body may go without data
+    /// ([`crate::body_deadline`]).
     pub body_read: Duration,
     /// The slowest pace, in bytes a second, that a body may come at once past
     /// [`Limits::body_read`]: each byte received adds the time it takes at that pace.

@@ -14,7 +14,9 @@
 //!   file system (NFS, SMB, FUSE and virtiofs, 9p, Ceph, AFS...): no watch there, `stat` it is;
 //! - the directory swapped for another under its path (a parent renamed and recreated, a
 //!   symlink pointed elsewhere): the directory's path is checked against the watched one once a
-//!   second ([`RECHECK_DIR`]), and a swap ends the watch.
+//!   second ([`RECHECK_DIR`]), and a swap ends the watch;
+//! - a blob that is a symlink, or has other hard links, changed through them: the replay cache
+//!   goes on checking such a blob with `stat`.
 //!
 //! No watch (another platform, no inotify instance left, the directory removed, moved or
 //! swapped, the file system unmounted) means the cache goes on with `stat`. The `notify` crate
@@ -55,21 +57,24 @@ pub(crate) struct BlobWatch {
 }
 
 /// File systems on which changes made elsewhere (another machine, the host of a VM or
-/// container) raise no inotify event, by their `statfs` magic numbers: NFS, SMB, CIFS, SMB2,
-/// FUSE (virtiofs too), 9p, Ceph, AFS, Coda, GFS2, Lustre.
+/// container) raise no inotify event, by their `statfs` magic numbers.
 #[cfg(target_os = "linux")]
-const SHARED_FILE_SYSTEMS: [u32; 11] = [
-    0x6969,
-    0x517B,
-    0xFF53_4D42,
-    0xFE53_4D42,
-    0x6573_5546,
-    0x0102_1997,
-    0x00C3_6400,
-    0x5346_414F,
-    0x7375_7245,
-    0x0116_1970,
-    0x0BD0_0BD0,
+const SHARED_FILE_SYSTEMS: [u32; 15] = [
+    0x6969,      // NFS
+    0x517B,      // SMB
+    0xFF53_4D42, // CIFS
+    0xFE53_4D42, // SMB2
+    0x6573_5546, // FUSE (virtiofs, sshfs...)
+    0x0102_1997, // 9p
+    0x00C3_6400, // Ceph
+    0x5346_414F, // AFS
+    0x6B41_4653, // kAFS
+    0x7375_7245, // Coda
+    0x0116_1970, // GFS2
+    0x7461_636F, // OCFS2
+    0x4750_4653, // GPFS
+    0x0BD0_0BD0, // Lustre
+    0x786F_4256, // VirtualBox shared folders
 ];
 
 /// The device and inode of `dir`.
@@ -106,9 +111,13 @@ impl BlobWatch {
             | F::IN_DELETE_SELF
             | F::IN_MOVE_SELF
             | F::IN_ONLYDIR;
-        inotify.add_watch(dir, changes).ok()?;
-        // Taken after the watch was added: a swap in between shows at the first check.
+        // The directory's identity around the watch's start: a swap of its path in between
+        // would leave the watch on one directory and the checks on another.
         let identity = identity(dir)?;
+        inotify.add_watch(dir, changes).ok()?;
+        if self::identity(dir) != Some(identity) {
+            return None;
+        }
         Some(BlobWatch {
             inotify,
             dir: dir.to_owned(),
@@ -243,6 +252,7 @@ mod tests {
         std::fs::rename(top.path().join("rec"), top.path().join("rec.old")).unwrap();
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a.json"), "{}").unwrap();
+        watch.checked_at = std::time::Instant::now();
         assert_eq!(
             changes(&mut watch),
             Ok(vec![]),

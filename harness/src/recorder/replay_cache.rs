@@ -78,6 +78,21 @@ impl std::fmt::Debug for ReplayCache {
     }
 }
 
+/// Whether `path` (whose metadata, links followed, is `meta`) is a file of its own: not a
+/// symlink, and with no other hard link.
+fn plain_file(path: &Path, meta: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if meta.nlink() != 1 {
+            return false;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    std::fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_symlink())
+}
+
 /// The cache's shards. Each holds an equal part of [`CACHE_BYTES`], and a blob larger than its
 /// part is never cached: quick_cache's default (four per core) would leave 500 KiB a shard on a
 /// 32-core machine. Replay takes a shard's lock for a lookup only, so few shards suffice.
@@ -149,6 +164,9 @@ impl ReplayCache {
             return read().map(|r| r.map(Arc::new));
         };
         let identity = FileStamp::of(&meta);
+        // A blob changed through a symlink or another hard link raises no event in the watched
+        // directory: such a blob is always checked with stat.
+        let seen = seen.filter(|_| plain_file(path, &meta));
         if let Some(entry) = self.entries.get(key)
             && entry.identity == identity
         {
@@ -180,7 +198,8 @@ impl ReplayCache {
         Ok(Some(recording))
     }
 
-    /// Caches `entry`, checked against its file after the watch's generation `seen`. It is
+    /// Caches `entry`, checked against its file after the watch's generation `seen` (none: not
+    /// to be trusted without a stat). It is
     /// trusted without a stat (`watched`) only when no change came since: another lookup may
     /// have taken the change of this very blob off the queue (and forgotten an entry not yet
     /// there) while this one was reading it. Inserted under the watch's lock, after a last look:
@@ -400,6 +419,42 @@ mod tests {
             "the watch is lost"
         );
         assert!(!cache.watching.load(Ordering::Relaxed));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_blob_that_is_a_symlink_is_checked_with_stat_while_watched() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("responses");
+        std::fs::create_dir(&dir).unwrap();
+        // The blob's bytes live outside the watched directory.
+        let target = parent.path().join("elsewhere.json");
+        let old = |path: &Path, text: &str| {
+            std::fs::write(path, text).unwrap();
+            let past = SystemTime::now() - std::time::Duration::from_secs(60);
+            let file = std::fs::File::options().write(true).open(path).unwrap();
+            file.set_modified(past).unwrap();
+        };
+        old(&target, BLOB_A);
+        let path = dir.join("k.json");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let cache = ReplayCache {
+            watch_after: 1,
+            ..ReplayCache::watching(&dir)
+        };
+        let get = |text: &'static str| {
+            cache
+                .get_or_read("k", &path, move || Ok::<_, ()>(parsed(text)))
+                .unwrap()
+                .unwrap()
+        };
+        for _ in 0..3 {
+            assert_eq!(get(BLOB_A).request.path, "/a");
+        }
+        assert!(cache.watching.load(Ordering::Relaxed));
+        // Changed through the link: no event in the directory, but the stat sees it.
+        old(&target, BLOB_B);
+        assert_eq!(get(BLOB_B).request.path, "/b");
     }
 
     #[cfg(target_os = "linux")]
