@@ -148,3 +148,41 @@ pinned_node_modules() {
     echo "$hash" >"$stamp"
   fi
 }
+
+# A llama-server for the benchmarks (scripts/bench/*.sh), through scripts/providers/llamacpp.sh.
+
+# bench_llamacpp ENV_FILE: uses the llama-server running on LLAMACPP_PORT (default 8080) or on
+# BENCH_LLAMACPP_PORT (default 8434), else starts one on the latter (our own port: someone who
+# starts the usual one meanwhile gets theirs; the first start builds it, 5 to 7 min), writing its
+# environment to ENV_FILE. Sets BENCH_LLAMACPP_URL, and BENCH_LLAMACPP_STARTED=1 when it started
+# one (bench_llamacpp_stop stops that one only). Fails saying why.
+bench_llamacpp() {
+  local sh port own="${BENCH_LLAMACPP_PORT:-8434}"
+  sh="$(dirname "${BASH_SOURCE[0]}")/providers/llamacpp.sh"
+  BENCH_LLAMACPP_STARTED=0
+  for port in "${LLAMACPP_PORT:-8080}" "$own"; do
+    if LLAMACPP_PORT="$port" "$sh" status >/dev/null 2>&1; then
+      BENCH_LLAMACPP_URL="$(LLAMACPP_PORT="$port" "$sh" url)"
+      echo "llama-server already runs at $BENCH_LLAMACPP_URL; using it and leaving it running" >&2
+      return 0
+    fi
+  done
+  if (exec 3<>"/dev/tcp/127.0.0.1/$own") 2>/dev/null; then
+    echo "port $own is in use by something else than llama-server (set BENCH_LLAMACPP_PORT)" >&2
+    return 1
+  fi
+  echo "starting llama-server on port $own (scripts/providers/llamacpp.sh start; the first start builds it, 5 to 7 min)" >&2
+  BENCH_LLAMACPP_STARTED=1
+  LLAMACPP_PORT="$own" timeout 1800 "$sh" start >"$1" \
+    || { echo "scripts/providers/llamacpp.sh start failed or timed out" >&2; return 1; }
+  BENCH_LLAMACPP_URL="$(sed -n 's/^export LLAMACPP_URL=//p' "$1")"
+  [[ -n "$BENCH_LLAMACPP_URL" ]] \
+    || { echo "scripts/providers/llamacpp.sh start printed no LLAMACPP_URL" >&2; return 1; }
+}
+
+# bench_llamacpp_stop: stops the llama-server bench_llamacpp started, if it started one.
+bench_llamacpp_stop() {
+  [[ "${BENCH_LLAMACPP_STARTED:-0}" == 1 ]] || return 0
+  BENCH_LLAMACPP_STARTED=0
+  LLAMACPP_PORT="${BENCH_LLAMACPP_PORT:-8434}" "$(dirname "${BASH_SOURCE[0]}")/providers/llamacpp.sh" stop >/dev/null 2>&1 || true
+}

@@ -38,15 +38,11 @@ done
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "--rounds must be a positive number, not '$ROUNDS'" >&2; exit 2; }
 [[ "$MESSAGES" =~ ^[1-9][0-9]*$ ]] || { echo "--messages must be a positive number, not '$MESSAGES'" >&2; exit 2; }
 
-LLAMACPP_PORT="${LLAMACPP_PORT:-8080}"
-OWN_LLAMACPP_PORT="${BENCH_LLAMACPP_PORT:-8434}"
 MODEL="${BENCH_MODEL:-smollm2-135m}"
 LIVE_PORT="${BENCH_LIVE_PORT:-8441}"
 RECORD_PORT="${BENCH_RECORD_PORT:-8442}"
-LLAMACPP_SH="$ROOT/scripts/providers/llamacpp.sh"
 OUT_MD="$ROOT/target/bench/record-overhead.md"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/record-overhead.XXXXXX")"
-STARTED_LLAMACPP=0
 LIVE_PID=""
 
 cleanup() {
@@ -55,9 +51,7 @@ cleanup() {
   stop_stack
   STACK_PID="$LIVE_PID"
   stop_stack
-  if [[ "$STARTED_LLAMACPP" == 1 ]]; then
-    LLAMACPP_PORT="$OWN_LLAMACPP_PORT" "$LLAMACPP_SH" stop >/dev/null 2>&1 || true
-  fi
+  bench_llamacpp_stop
   if [[ "$rc" == 0 ]]; then rm -rf "$WORK"; else echo "kept $WORK (logs)" >&2; fi
   exit "$rc"
 }
@@ -80,19 +74,8 @@ for port in "$LIVE_PORT" "$RECORD_PORT"; do
   fi
 done
 
-if LLAMACPP_PORT="$LLAMACPP_PORT" "$LLAMACPP_SH" status >/dev/null 2>&1; then
-  PROVIDER_URL="$(LLAMACPP_PORT="$LLAMACPP_PORT" "$LLAMACPP_SH" url)"
-  echo "llama-server already runs at $PROVIDER_URL; using it and leaving it running" >&2
-elif LLAMACPP_PORT="$OWN_LLAMACPP_PORT" "$LLAMACPP_SH" status >/dev/null 2>&1; then
-  PROVIDER_URL="$(LLAMACPP_PORT="$OWN_LLAMACPP_PORT" "$LLAMACPP_SH" url)"
-  echo "llama-server already runs at $PROVIDER_URL; using it and leaving it running" >&2
-else
-  echo "starting llama-server on port $OWN_LLAMACPP_PORT (the first start builds it, 5 to 7 min)" >&2
-  STARTED_LLAMACPP=1
-  LLAMACPP_PORT="$OWN_LLAMACPP_PORT" timeout 1800 "$LLAMACPP_SH" start >"$WORK/llamacpp.env"
-  PROVIDER_URL="$(sed -n 's/^export LLAMACPP_URL=//p' "$WORK/llamacpp.env")"
-  [[ -n "$PROVIDER_URL" ]] || { echo "scripts/providers/llamacpp.sh start printed no LLAMACPP_URL" >&2; exit 1; }
-fi
+bench_llamacpp "$WORK/llamacpp.env"
+PROVIDER_URL="$BENCH_LLAMACPP_URL"
 
 mkdir -p "$WORK/rec" "$WORK/live-db" "$WORK/record-db"
 start_stack "$STACK_BIN" "$LIVE_PORT" "$WORK/live.log" LLAMA_STACK_TEST_INFERENCE_MODE=live \

@@ -33,6 +33,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/scripts/bench"
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 DURATION="${BENCH_DURATION:-5}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 BUILD=1
@@ -58,8 +60,6 @@ OURS_PORT="${BENCH_OURS_PORT:-8431}"
 LS_PORT="${BENCH_LS_PORT:-8432}"
 NGINX_PORT="${BENCH_NGINX_PORT:-8433}"
 DEAD_URL="http://127.0.0.1:${BENCH_DEAD_PORT:-1}"
-LLAMACPP_PORT="${LLAMACPP_PORT:-8080}"
-OWN_LLAMACPP_PORT="${BENCH_LLAMACPP_PORT:-8434}"
 MODEL="${BENCH_MODEL:-smollm2-135m}"
 CONNS_CHAT="${BENCH_CONNS_CHAT:-1 8 32}"
 CONNS_STREAM="${BENCH_CONNS_STREAM:-1 8}"
@@ -75,7 +75,6 @@ die() { log "error: $*"; exit 1; }
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/replay-vs-llamastack.XXXXXX")"
 PIDS=()               # process-group leaders this script started (servers), stopped on exit
-STARTED_LLAMACPP=0
 OK=0
 
 # stop_pid PID NAME: TERM to the process group PID leads, up to 15 s, then KILL.
@@ -96,9 +95,7 @@ cleanup() {
   trap - EXIT INT TERM
   local pid
   for pid in "${PIDS[@]}"; do stop_pid "$pid" "server"; done
-  if [[ "$STARTED_LLAMACPP" == 1 ]]; then
-    LLAMACPP_PORT="$OWN_LLAMACPP_PORT" "$ROOT/scripts/providers/llamacpp.sh" stop 2>/dev/null || true
-  fi
+  bench_llamacpp_stop
   if [[ "$OK" == 1 && "$KEEP" == 0 ]]; then
     rm -rf "$WORK"
   else
@@ -194,20 +191,8 @@ fi
 
 # ---- 2. llama-server -------------------------------------------------------------------------
 
-LLAMACPP_SH="$ROOT/scripts/providers/llamacpp.sh"
-if LLAMACPP_PORT="$LLAMACPP_PORT" "$LLAMACPP_SH" status >/dev/null 2>&1; then
-  LIVE_URL="$(LLAMACPP_PORT="$LLAMACPP_PORT" "$LLAMACPP_SH" url)"
-  log "llama-server already runs at $LIVE_URL; using it and leaving it running"
-else
-  # Our own instance on another port: someone who starts the usual one meanwhile gets theirs.
-  port_free "$OWN_LLAMACPP_PORT" || die "port $OWN_LLAMACPP_PORT is in use (set BENCH_LLAMACPP_PORT)"
-  log "starting llama-server on port $OWN_LLAMACPP_PORT (scripts/providers/llamacpp.sh start; the first start builds it, 5 to 7 min)"
-  STARTED_LLAMACPP=1
-  LLAMACPP_PORT="$OWN_LLAMACPP_PORT" timeout 1800 "$LLAMACPP_SH" start >"$WORK/llamacpp.env" \
-    || die "scripts/providers/llamacpp.sh start failed or timed out"
-  LIVE_URL="$(sed -n 's/^export LLAMACPP_URL=//p' "$WORK/llamacpp.env")"
-  [[ -n "$LIVE_URL" ]] || die "scripts/providers/llamacpp.sh start printed no LLAMACPP_URL"
-fi
+bench_llamacpp "$WORK/llamacpp.env" || die "no llama-server for the benchmark"
+LIVE_URL="$BENCH_LLAMACPP_URL"
 curl -fsS --max-time 10 "$LIVE_URL/v1/models" | grep -q "\"$MODEL\"" \
   || die "llama-server at $LIVE_URL does not serve $MODEL"
 
@@ -301,10 +286,7 @@ ask "$LS_PORT" chat "$WORK/out/ls-chat-record.json"
 ask "$LS_PORT" stream "$WORK/out/ls-stream-record.sse"
 stop_pid "$BG_PID" "Llama Stack"; forget_pid "$BG_PID"
 
-if [[ "$STARTED_LLAMACPP" == 1 ]]; then
-  LLAMACPP_PORT="$OWN_LLAMACPP_PORT" "$LLAMACPP_SH" stop 2>/dev/null || true
-  STARTED_LLAMACPP=0
-fi
+bench_llamacpp_stop
 log "recorded: ours $(find "$WORK/ours-rec/responses" -name '*.json' | wc -l) blobs, Llama Stack $(find "$WORK/ls-rec" -name '*.json' | wc -l) files; provider now $DEAD_URL"
 
 # ---- 4. replay checks, 5. load ---------------------------------------------------------------

@@ -99,8 +99,8 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let (body_read, body_min_rate) = (limits.body_read, limits.body_min_rate);
-    let app = app.layer(axum::middleware::map_request(
-        move |request: axum::extract::Request| async move {
+    let app = app.layer(tower::util::MapRequestLayer::new(
+        move |request: axum::extract::Request| {
             crate::body_deadline::with_deadline(request, body_read, body_min_rate)
         },
     ));

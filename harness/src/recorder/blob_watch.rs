@@ -79,7 +79,7 @@ const SHARED_FILE_SYSTEMS: [u32; 15] = [
 
 /// The device and inode of `dir`.
 #[cfg(target_os = "linux")]
-fn identity(dir: &Path) -> Option<(u64, u64)> {
+fn dir_identity(dir: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(dir).ok()?;
     Some((meta.dev(), meta.ino()))
@@ -113,9 +113,9 @@ impl BlobWatch {
             | F::IN_ONLYDIR;
         // The directory's identity around the watch's start: a swap of its path in between
         // would leave the watch on one directory and the checks on another.
-        let identity = identity(dir)?;
+        let identity = dir_identity(dir)?;
         inotify.add_watch(dir, changes).ok()?;
-        if self::identity(dir) != Some(identity) {
+        if dir_identity(dir) != Some(identity) {
             return None;
         }
         Some(BlobWatch {
@@ -130,7 +130,7 @@ impl BlobWatch {
     pub(crate) fn changes(&mut self, mut each: impl FnMut(Change)) -> Result<(), Lost> {
         use nix::sys::inotify::AddWatchFlags as F;
         if self.checked_at.elapsed() >= RECHECK_DIR {
-            if identity(&self.dir) != Some(self.identity) {
+            if dir_identity(&self.dir) != Some(self.identity) {
                 tracing::debug!(
                     target: "harness::recorder",
                     "{} is no longer the watched directory: its blobs are checked with stat",

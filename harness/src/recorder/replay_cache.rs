@@ -199,11 +199,11 @@ impl ReplayCache {
     }
 
     /// Caches `entry`, checked against its file after the watch's generation `seen` (none: not
-    /// to be trusted without a stat). It is
-    /// trusted without a stat (`watched`) only when no change came since: another lookup may
-    /// have taken the change of this very blob off the queue (and forgotten an entry not yet
-    /// there) while this one was reading it. Inserted under the watch's lock, after a last look:
-    /// a change after that is forgotten by the next lookup.
+    /// to be trusted without a stat). It is trusted without a stat (`watched`) only when no
+    /// change came since: another lookup may have taken the change of this very blob off the
+    /// queue (and forgotten an entry not yet there) while this one was reading it. Inserted
+    /// under the watch's lock, after a last look: a change after that is forgotten by the next
+    /// lookup.
     fn insert(&self, key: &str, mut entry: Entry, seen: Option<u64>) {
         entry.watched = false;
         let Some(watch) = seen.and(self.watch.get()) else {
@@ -293,20 +293,18 @@ mod tests {
     const BLOB_A: &str = r#"{"request":{"method":"POST","path":"/a"},"response":{"http":{"status":200,"headers":{},"body":{"json":1},"t_ms":1.0}}}"#;
     const BLOB_B: &str = r#"{"request":{"method":"POST","path":"/b"},"response":{"http":{"status":201,"headers":{},"body":{"json":22},"t_ms":1.0}}}"#;
 
+    /// Writes `text` to `path` and dates it a minute back: a settled file, which may be cached.
+    fn write_old(path: &Path, text: &str) {
+        std::fs::write(path, text).unwrap();
+        let past = SystemTime::now() - std::time::Duration::from_secs(60);
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(past).unwrap();
+    }
+
     #[test]
     fn reads_once_while_the_file_is_unchanged_and_again_once_it_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.json");
-        let write_old = |path: &Path, text: &str| {
-            std::fs::write(path, text).unwrap();
-            let past = SystemTime::now() - std::time::Duration::from_secs(60);
-            std::fs::File::options()
-                .write(true)
-                .open(path)
-                .unwrap()
-                .set_modified(past)
-                .unwrap();
-        };
         write_old(&path, BLOB_A);
         let cache = ReplayCache::default();
         let reads = std::cell::Cell::new(0);
@@ -362,13 +360,7 @@ mod tests {
         let dir = parent.path().join("responses");
         std::fs::create_dir(&dir).unwrap();
         let path = dir.join("k.json");
-        let old = |path: &Path, text: &str| {
-            std::fs::write(path, text).unwrap();
-            let past = SystemTime::now() - std::time::Duration::from_secs(60);
-            let file = std::fs::File::options().write(true).open(path).unwrap();
-            file.set_modified(past).unwrap();
-        };
-        old(&path, BLOB_A);
+        write_old(&path, BLOB_A);
         let cache = ReplayCache {
             watch_after: 2,
             ..ReplayCache::watching(&dir)
@@ -399,13 +391,13 @@ mod tests {
 
         // Replaced by rename, as the store writes: seen through the watch.
         let tmp = dir.join(".k.tmp");
-        old(&tmp, BLOB_B);
+        write_old(&tmp, BLOB_B);
         std::fs::rename(&tmp, &path).unwrap();
         assert_eq!(get(&path, BLOB_B).request.path, "/b");
         assert_eq!(reads.get(), 2);
         assert_eq!(get(&nowhere, BLOB_A).request.path, "/b");
         // Written in place (the same size), then dated back as it was.
-        old(&path, BLOB_B);
+        write_old(&path, BLOB_B);
         get(&path, BLOB_B);
         assert_eq!(reads.get(), 3);
 
@@ -429,13 +421,7 @@ mod tests {
         std::fs::create_dir(&dir).unwrap();
         // The blob's bytes live outside the watched directory.
         let target = parent.path().join("elsewhere.json");
-        let old = |path: &Path, text: &str| {
-            std::fs::write(path, text).unwrap();
-            let past = SystemTime::now() - std::time::Duration::from_secs(60);
-            let file = std::fs::File::options().write(true).open(path).unwrap();
-            file.set_modified(past).unwrap();
-        };
-        old(&target, BLOB_A);
+        write_old(&target, BLOB_A);
         let path = dir.join("k.json");
         std::os::unix::fs::symlink(&target, &path).unwrap();
         let cache = ReplayCache {
@@ -453,7 +439,7 @@ mod tests {
         }
         assert!(cache.watching.load(Ordering::Relaxed));
         // Changed through the link: no event in the directory, but the stat sees it.
-        old(&target, BLOB_B);
+        write_old(&target, BLOB_B);
         assert_eq!(get(BLOB_B).request.path, "/b");
     }
 
@@ -462,15 +448,9 @@ mod tests {
     fn an_entry_read_while_its_change_was_taken_by_another_lookup_is_not_trusted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.json");
-        let old = |path: &Path, text: &str| {
-            std::fs::write(path, text).unwrap();
-            let past = SystemTime::now() - std::time::Duration::from_secs(60);
-            let file = std::fs::File::options().write(true).open(path).unwrap();
-            file.set_modified(past).unwrap();
-        };
-        old(&path, BLOB_A);
+        write_old(&path, BLOB_A);
         let other = dir.path().join("other.json");
-        old(&other, BLOB_B);
+        write_old(&other, BLOB_B);
         let cache = ReplayCache {
             watch_after: 1,
             ..ReplayCache::watching(dir.path())
@@ -486,7 +466,7 @@ mod tests {
         let stale = cache
             .get_or_read("k", &path, || {
                 let tmp = dir.path().join(".k.tmp");
-                old(&tmp, BLOB_B);
+                write_old(&tmp, BLOB_B);
                 std::fs::rename(&tmp, &path).unwrap();
                 cache.get_or_read("other", &other, read(BLOB_B)).unwrap();
                 Ok::<_, ()>(parsed(BLOB_A))
