@@ -21,6 +21,7 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use futures::StreamExt;
+use opentelemetry::trace::FutureExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -50,12 +51,15 @@ pub fn app(stack: Stack) -> Router {
     let router = router
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(request_scope));
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    // Without telemetry the request scope also takes the caller's trace context: one middleware
+    // less a request (each is a boxed future and a service clone).
     let router = if records {
-        router.layer(telemetry::http_server::layer())
+        router
+            .layer(middleware::from_fn(request_scope))
+            .layer(telemetry::http_server::layer())
     } else {
-        router.layer(middleware::from_fn(telemetry::http_server::propagate_only))
+        router.layer(middleware::from_fn(request_scope_in_callers_trace))
     };
     router.with_state(stack)
 }
@@ -165,6 +169,13 @@ async fn request_scope(request: Request, next: Next) -> Response {
         started.elapsed().as_millis()
     );
     response
+}
+
+/// [`request_scope`] in the context of the incoming `traceparent`, for a stack whose telemetry
+/// records nothing ([`telemetry::http_server::callers_context`]).
+async fn request_scope_in_callers_trace(request: Request, next: Next) -> Response {
+    let parent = telemetry::http_server::callers_context(request.headers());
+    request_scope(request, next).with_context(parent).await
 }
 
 async fn unknown_route(method: Method, uri: Uri) -> Response {

@@ -14,10 +14,6 @@
 //! OpenTelemetry API directly: no `tracing` subscriber is needed, so an in-process server (tests,
 //! embedding) traces through whatever global providers the host installed.
 
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
-use opentelemetry::trace::FutureExt as _;
 use opentelemetry_instrumentation_tower::http::server::Layer;
 
 /// The server instrumentation layer, bound to the global providers as they are now: build it
@@ -28,12 +24,12 @@ pub fn layer() -> Layer {
 }
 
 /// What the layer does for a stack whose telemetry records nothing (no exporter: a no-op tracer
-/// and meter), at a fraction of its cost: the handler runs in the incoming `traceparent`'s
-/// context (read with the global propagator), which the provider calls pass on. The layer's no-op
-/// server span would carry the same context, and its metrics would go nowhere.
-pub async fn propagate_only(request: Request, next: Next) -> Response {
-    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
-    });
-    next.run(request).with_context(parent).await
+/// and meter), at a fraction of its cost: the context of the incoming `traceparent` (read with
+/// the global propagator), for the handler to run in, so that the provider calls pass it on. The
+/// layer's no-op server span would carry the same context, and its metrics would go nowhere.
+/// [`crate::server::app`] runs each request in it from its one request middleware.
+pub fn callers_context(headers: &http::HeaderMap) -> opentelemetry::Context {
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&opentelemetry_http::HeaderExtractor(headers))
+    })
 }

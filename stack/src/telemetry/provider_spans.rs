@@ -53,6 +53,15 @@ impl Middleware for ClientSpanMiddleware {
         if self.telemetry.is_disabled() {
             return next.run(req, extensions).await;
         }
+        if !self.telemetry.records_spans() {
+            // A no-op tracer's span would only carry its parent's context: pass that on without
+            // building the span and its attributes (a replayed request's hot path).
+            let cx = Context::current();
+            global::get_text_map_propagator(|propagator| {
+                propagator.inject_context(&cx, &mut HeaderInjector(req.headers_mut()));
+            });
+            return next.run(req, extensions).await;
+        }
         let tracer = self.telemetry.tracer();
         let parent = Context::current();
         let method = req.method().as_str().to_owned();
