@@ -35,9 +35,10 @@ use crate::telemetry;
 /// Largest request body accepted (batch embeddings can be large).
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
-/// The axum application serving `stack`. Each request gets an OpenTelemetry SERVER span and
-/// `http.server.*` metrics ([`telemetry::http_server`]), through the global providers installed
-/// when this is called.
+/// The axum application serving `stack`. When the stack's telemetry records spans or metrics,
+/// each request gets an OpenTelemetry SERVER span and `http.server.*` metrics
+/// ([`telemetry::http_server`]), through the global providers installed when this is called;
+/// otherwise it runs in the incoming `traceparent`'s context only.
 pub fn app(stack: Stack) -> Router {
     let records = stack.telemetry().records_spans() || stack.telemetry().records_metrics();
     let mut router = Router::new();
@@ -52,8 +53,9 @@ pub fn app(stack: Stack) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    // Without telemetry the request scope also takes the caller's trace context: one middleware
-    // less a request (each is a boxed future and a service clone).
+    // When the stack's telemetry records neither spans nor metrics, the request scope also takes
+    // the caller's trace context: one middleware less a request (each is a boxed future and a
+    // service clone).
     let router = if records {
         router
             .layer(middleware::from_fn(request_scope))

@@ -691,12 +691,28 @@ async fn server_span_genai_span_and_client_span_form_one_trace() {
 /// still runs each request in its incoming trace context, and passes it on to the provider.
 #[tokio::test]
 async fn a_server_that_records_nothing_still_passes_the_callers_trace_on() {
+    let quiet = Telemetry::with_sdk_providers(None, None);
+    assert!(!quiet.records_spans() && !quiet.records_metrics());
+    passes_the_callers_trace_on(quiet).await;
+}
+
+/// A stack that exports metrics but no spans: the server instrumentation runs, the provider
+/// client makes no span of its own, and the caller's trace still reaches the provider.
+#[tokio::test]
+async fn a_server_that_records_metrics_only_still_passes_the_callers_trace_on() {
+    let meters = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
+    let metrics_only = Telemetry::with_sdk_providers(None, Some(&meters));
+    assert!(!metrics_only.records_spans() && metrics_only.records_metrics());
+    passes_the_callers_trace_on(metrics_only).await;
+}
+
+/// Serves a stack with `telemetry`, calls it inside a span of the caller's, and checks that the
+/// provider got exactly one chat request carrying the caller's trace id.
+async fn passes_the_callers_trace_on(telemetry: Telemetry) {
     use opentelemetry::trace::TracerProvider as _;
     let (_, provider_handle) = global_capture();
     let server = provider().await;
-    let quiet = Telemetry::with_sdk_providers(None, None);
-    assert!(!quiet.records_spans() && !quiet.records_metrics());
-    let (running, http) = serve(traced_stack(&server.uri(), quiet).await).await;
+    let (running, http) = serve(traced_stack(&server.uri(), telemetry).await).await;
     let cx = Context::current_with_span(provider_handle.tracer("test").start("test root"));
     let trace = cx.span().span_context().trace_id().to_string();
     http.chat_completion(chat_body())
