@@ -70,11 +70,11 @@ enum PathPattern {
     },
 }
 
-/// The split pattern of `endpoint`, worked out once for all endpoints (routing every request
-/// searched every pattern for its braces).
-fn split_pattern(endpoint: Endpoint) -> PathPattern {
+/// Every endpoint with its split pattern, in [`Endpoint::ALL`]'s order, worked out once (routing
+/// every request searched every pattern for its braces, then every endpoint for its pattern).
+fn patterns() -> &'static [(Endpoint, PathPattern)] {
     static PATTERNS: std::sync::OnceLock<Vec<(Endpoint, PathPattern)>> = std::sync::OnceLock::new();
-    let patterns = PATTERNS.get_or_init(|| {
+    PATTERNS.get_or_init(|| {
         Endpoint::ALL
             .into_iter()
             .map(|e| {
@@ -95,11 +95,28 @@ fn split_pattern(endpoint: Endpoint) -> PathPattern {
                 (e, split)
             })
             .collect()
-    });
-    patterns
-        .iter()
-        .find(|(e, _)| *e == endpoint)
-        .map_or(PathPattern::Exact(endpoint.path()), |(_, p)| *p)
+    })
+}
+
+/// The `{...}` segment of `path` when it matches `pattern` (`Some("")` for a pattern without
+/// one).
+fn match_pattern(pattern: PathPattern, path: &str) -> Option<String> {
+    match pattern {
+        PathPattern::Exact(pattern) => (pattern == path).then(String::new),
+        PathPattern::WithId {
+            prefix,
+            suffix,
+            rest_of_path,
+        } => {
+            let id = path.strip_prefix(prefix)?.strip_suffix(suffix)?;
+            (!id.is_empty() && (rest_of_path || !id.contains('/'))).then(|| {
+                url::form_urlencoded::parse(format!("x={id}").replace('+', "%2B").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            })
+        }
+    }
 }
 
 /// The endpoints of the API.
@@ -255,32 +272,19 @@ impl Endpoint {
         }
     }
 
-    /// The `{...}` segment of `path` when it matches this endpoint's pattern (`Some("")` for a
-    /// pattern without one).
-    fn match_path(self, path: &str) -> Option<String> {
-        match split_pattern(self) {
-            PathPattern::Exact(pattern) => (pattern == path).then(String::new),
-            PathPattern::WithId {
-                prefix,
-                suffix,
-                rest_of_path,
-            } => {
-                let id = path.strip_prefix(prefix)?.strip_suffix(suffix)?;
-                (!id.is_empty() && (rest_of_path || !id.contains('/'))).then(|| {
-                    url::form_urlencoded::parse(format!("x={id}").replace('+', "%2B").as_bytes())
-                        .next()
-                        .map(|(_, v)| v.into_owned())
-                        .unwrap_or_default()
-                })
-            }
-        }
+    /// The endpoints whose patterns `path` matches, each with its `{...}` segment (`""` for a
+    /// pattern without one), in [`Endpoint::ALL`]'s order.
+    fn matching(path: &str) -> impl Iterator<Item = (Endpoint, String)> + '_ {
+        patterns().iter().filter_map(move |&(endpoint, pattern)| {
+            match_pattern(pattern, path).map(|id| (endpoint, id))
+        })
     }
 
     /// The endpoint at a path, whatever the method (the first one of the path; query string
     /// ignored).
     pub fn from_path(path: &str) -> Option<Endpoint> {
         let path = path.split('?').next().unwrap_or(path);
-        Self::ALL.into_iter().find(|e| e.match_path(path).is_some())
+        Self::matching(path).next().map(|(endpoint, _)| endpoint)
     }
 
     /// The endpoint a method and a path (with its query string) ask for, with its parameters:
@@ -290,10 +294,7 @@ impl Endpoint {
         let (path, query) = path_and_query
             .split_once('?')
             .unwrap_or((path_and_query, ""));
-        let matching: Vec<(Endpoint, String)> = Self::ALL
-            .into_iter()
-            .filter_map(|e| e.match_path(path).map(|id| (e, id)))
-            .collect();
+        let matching: Vec<(Endpoint, String)> = Self::matching(path).collect();
         if matching.is_empty() {
             return Err(ApiError::unknown_route(method, path));
         }
