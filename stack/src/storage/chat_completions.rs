@@ -107,7 +107,8 @@ fn with_input_messages(object: &str, input_messages: &str) -> String {
 /// The JSON array text of a request's `messages` (`[]` when it has none).
 pub fn messages_text(request: &Value) -> String {
     match request.get("messages") {
-        Some(m @ Value::Array(_)) => m.to_string(),
+        // As `Provider::post` writes a body: straight into the buffer, not through `Display`.
+        Some(m @ Value::Array(_)) => serde_json::to_string(m).unwrap_or_else(|_| m.to_string()),
         _ => "[]".to_owned(),
     }
 }
