@@ -74,6 +74,7 @@ async fn async_main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_writer(writer)
+        .with_timer(crate::log_time::LineTime)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             // rmcp logs every session's start and end at info (with the server's whole

@@ -32,6 +32,7 @@ pub mod context;
 pub mod error;
 pub mod ids;
 pub mod listen;
+pub mod log_time;
 pub mod log_writer;
 pub mod mcp;
 pub mod model_registry;

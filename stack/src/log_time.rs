@@ -1,0 +1,116 @@
+//! The log lines' timestamps: what tracing-subscriber's `SystemTime` writes (UTC, RFC 3339, with
+//! microseconds: `2026-11-30T09:09:06.123456Z`), with the date and the time of day written once
+//! a second per thread instead of for every line. Formatting the whole timestamp was about a
+//! quarter of the cost of a request's access line (callgrind, issue 13); tracing-subscriber's
+//! timers have no such cache, hence this one.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use time::macros::format_description;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
+
+/// The [`FormatTime`] of the `stack` binary's log lines (see the module docs).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LineTime;
+
+impl FormatTime for LineTime {
+    fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(since) => write_at(since, w),
+            // Before 1970: the clock is wrong, and the plain timer says how.
+            Err(_) => tracing_subscriber::fmt::time::SystemTime.format_time(w),
+        }
+    }
+}
+
+thread_local! {
+    /// The last second written on this thread, and its text up to the seconds.
+    static SECOND: RefCell<Option<(u64, String)>> = const { RefCell::new(None) };
+}
+
+/// Writes the time `since` the Unix epoch.
+fn write_at(since: Duration, w: &mut impl fmt::Write) -> fmt::Result {
+    let second = since.as_secs();
+    SECOND.with_borrow_mut(|cached| {
+        let text = match cached {
+            Some((s, text)) if *s == second => text,
+            _ => &mut cached.insert((second, second_text(second)?)).1,
+        };
+        let mut micros = *b"000000";
+        let mut rest = since.subsec_micros();
+        for digit in micros.iter_mut().rev() {
+            // Always an ASCII digit: `rest % 10` is below 10.
+            *digit = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        w.write_str(text)?;
+        w.write_char('.')?;
+        w.write_str(std::str::from_utf8(&micros).map_err(|_| fmt::Error)?)?;
+        w.write_char('Z')
+    })
+}
+
+/// `second` (since the epoch) as `YYYY-MM-DDTHH:MM:SS`, UTC.
+fn second_text(second: u64) -> Result<String, fmt::Error> {
+    let at = i64::try_from(second)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .ok_or(fmt::Error)?;
+    at.format(format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second]"
+    ))
+    .map_err(|_| fmt::Error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(since: Duration) -> String {
+        let mut text = String::new();
+        write_at(since, &mut text).unwrap_or_else(|e| panic!("{e}"));
+        text
+    }
+
+    #[test]
+    fn writes_rfc3339_utc_with_microseconds() {
+        assert_eq!(at(Duration::ZERO), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            at(Duration::new(1_700_000_000, 123_456_789)),
+            "2023-11-14T22:13:20.123456Z"
+        );
+        // The same second again (cached), then the next one.
+        assert_eq!(
+            at(Duration::new(1_700_000_000, 7_000)),
+            "2023-11-14T22:13:20.000007Z"
+        );
+        assert_eq!(
+            at(Duration::new(1_700_000_001, 999_999_999)),
+            "2023-11-14T22:13:21.999999Z"
+        );
+    }
+
+    #[test]
+    fn writes_what_tracing_subscribers_timer_writes() {
+        // Both timers, the same second: the same text but for the microseconds (unless the second
+        // turned in between, which the second try rules out).
+        let shape = |text: &str| text.split('.').next().map(str::to_owned);
+        for _ in 0..2 {
+            let (mut ours, mut theirs) = (String::new(), String::new());
+            LineTime
+                .format_time(&mut Writer::new(&mut ours))
+                .unwrap_or_else(|e| panic!("{e}"));
+            tracing_subscriber::fmt::time::SystemTime
+                .format_time(&mut Writer::new(&mut theirs))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!((ours.len(), ours.ends_with('Z')), (theirs.len(), true), "{ours} {theirs}");
+            if shape(&ours) == shape(&theirs) {
+                return;
+            }
+        }
+        panic!("the two timers wrote different seconds twice");
+    }
+}
