@@ -106,7 +106,11 @@ mod tests {
             tracing_subscriber::fmt::time::SystemTime
                 .format_time(&mut Writer::new(&mut theirs))
                 .unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!((ours.len(), ours.ends_with('Z')), (theirs.len(), true), "{ours} {theirs}");
+            assert_eq!(
+                (ours.len(), ours.ends_with('Z')),
+                (theirs.len(), true),
+                "{ours} {theirs}"
+            );
             if shape(&ours) == shape(&theirs) {
                 return;
             }
