@@ -18,11 +18,13 @@ pub struct LineTime;
 
 impl FormatTime for LineTime {
     fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
-        match SystemTime::now().duration_since(UNIX_EPOCH) {
-            Ok(since) => write_at(since, w),
-            // Before 1970: the clock is wrong, and the plain timer says how.
-            Err(_) => tracing_subscriber::fmt::time::SystemTime.format_time(w),
-        }
+        let written = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .and_then(|since| write_at(since, w));
+        // Before 1970 or after 9999, or with this thread's cache gone (the thread ending) or in
+        // use: the plain timer, which writes what it can.
+        written.unwrap_or_else(|| tracing_subscriber::fmt::time::SystemTime.format_time(w))
     }
 }
 
@@ -31,38 +33,42 @@ thread_local! {
     static SECOND: RefCell<Option<(u64, String)>> = const { RefCell::new(None) };
 }
 
-/// Writes the time `since` the Unix epoch.
-fn write_at(since: Duration, w: &mut impl fmt::Write) -> fmt::Result {
+/// Writes the time `since` the Unix epoch; `None`, having written nothing, when this thread's
+/// cache cannot be used or the second has no four-digit year.
+fn write_at(since: Duration, w: &mut impl fmt::Write) -> Option<fmt::Result> {
     let second = since.as_secs();
-    SECOND.with_borrow_mut(|cached| {
-        let text = match cached {
-            Some((s, text)) if *s == second => text,
-            _ => &mut cached.insert((second, second_text(second)?)).1,
-        };
-        let mut micros = *b"000000";
-        let mut rest = since.subsec_micros();
-        for digit in micros.iter_mut().rev() {
-            // Always an ASCII digit: `rest % 10` is below 10.
-            *digit = b'0' + (rest % 10) as u8;
-            rest /= 10;
-        }
-        w.write_str(text)?;
-        w.write_char('.')?;
-        w.write_str(std::str::from_utf8(&micros).map_err(|_| fmt::Error)?)?;
-        w.write_char('Z')
-    })
+    SECOND
+        .try_with(|cache| {
+            let mut cached = cache.try_borrow_mut().ok()?;
+            let text = match &mut *cached {
+                Some((s, text)) if *s == second => text,
+                slot => &mut slot.insert((second, second_text(second)?)).1,
+            };
+            let mut micros = *b"000000";
+            let mut rest = since.subsec_micros();
+            for digit in micros.iter_mut().rev() {
+                // Always an ASCII digit: `rest % 10` is below 10.
+                *digit = b'0' + (rest % 10) as u8;
+                rest /= 10;
+            }
+            Some((|| {
+                w.write_str(text)?;
+                w.write_char('.')?;
+                w.write_str(std::str::from_utf8(&micros).map_err(|_| fmt::Error)?)?;
+                w.write_char('Z')
+            })())
+        })
+        .ok()
+        .flatten()
 }
 
-/// `second` (since the epoch) as `YYYY-MM-DDTHH:MM:SS`, UTC.
-fn second_text(second: u64) -> Result<String, fmt::Error> {
-    let at = i64::try_from(second)
-        .ok()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .ok_or(fmt::Error)?;
+/// `second` (since the epoch) as `YYYY-MM-DDTHH:MM:SS`, UTC (`None` past the year 9999).
+fn second_text(second: u64) -> Option<String> {
+    let at = time::OffsetDateTime::from_unix_timestamp(i64::try_from(second).ok()?).ok()?;
     at.format(format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second]"
     ))
-    .map_err(|_| fmt::Error)
+    .ok()
 }
 
 #[cfg(test)]
@@ -71,8 +77,10 @@ mod tests {
 
     fn at(since: Duration) -> String {
         let mut text = String::new();
-        write_at(since, &mut text).unwrap_or_else(|e| panic!("{e}"));
-        text
+        match write_at(since, &mut text) {
+            Some(Ok(())) => text,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -91,6 +99,10 @@ mod tests {
             at(Duration::new(1_700_000_001, 999_999_999)),
             "2023-11-14T22:13:21.999999Z"
         );
+        // Past 9999 (not written here: the plain timer takes over).
+        let mut text = String::new();
+        assert!(write_at(Duration::from_secs(253_402_300_800), &mut text).is_none());
+        assert!(text.is_empty());
     }
 
     #[test]

@@ -235,8 +235,6 @@ fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
-/// The key form as one serializable value: what [`CanonicalRequest::form_text`] assembles by
-/// hand (a test checks that both give the same text).
 /// Lower-case hex of a digest. `hex::encode` collects it a `char` at a time through an
 /// iterator, which was a tenth of the recorder's own instructions on a replayed request.
 fn hex_digest(digest: &[u8]) -> String {
@@ -249,6 +247,8 @@ fn hex_digest(digest: &[u8]) -> String {
     text
 }
 
+/// The key form as one serializable value: what [`CanonicalRequest::form_text`] assembles by
+/// hand (a test checks that both give the same text).
 #[cfg(test)]
 #[derive(Serialize)]
 struct KeyForm<'a> {
