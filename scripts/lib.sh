@@ -149,6 +149,26 @@ pinned_node_modules() {
   fi
 }
 
+# positive_int OPTION VALUE: exits 2 saying so unless VALUE is a whole number above zero.
+positive_int() {
+  [[ "$2" =~ ^[1-9][0-9]*$ ]] || { echo "$1 must be a whole number above zero, not '$2'" >&2; exit 2; }
+}
+
+# release_stack BUILD: prints the path of target/release/stack (feature `replay`), built first
+# when BUILD is 1 (a benchmark's --no-build passes 0: the last binary built); fails saying why.
+release_stack() {
+  local root
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  if [[ "$1" == 1 ]]; then
+    echo "cargo build --release --features replay --bin stack" >&2
+    (cd "$root" && timeout 3600 cargo build -q --release --features replay --bin stack) >&2 \
+      || { echo "cargo build failed or timed out (--no-build runs the last built binary)" >&2; return 1; }
+  fi
+  [[ -x "$root/target/release/stack" ]] \
+    || { echo "$root/target/release/stack is missing: run without --no-build" >&2; return 1; }
+  echo "$root/target/release/stack"
+}
+
 # A llama-server for the benchmarks (scripts/bench/*.sh), through scripts/providers/llamacpp.sh.
 
 # bench_llamacpp ENV_FILE: uses the llama-server running on LLAMACPP_PORT (default 8080) or on

@@ -35,8 +35,8 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "--rounds must be a positive number, not '$ROUNDS'" >&2; exit 2; }
-[[ "$MESSAGES" =~ ^[1-9][0-9]*$ ]] || { echo "--messages must be a positive number, not '$MESSAGES'" >&2; exit 2; }
+positive_int --rounds "$ROUNDS"
+positive_int --messages "$MESSAGES"
 
 MODEL="${BENCH_MODEL:-smollm2-135m}"
 LIVE_PORT="${BENCH_LIVE_PORT:-8441}"
@@ -58,12 +58,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [[ "$BUILD" == 1 ]]; then
-  echo "cargo build --release --features replay --bin stack" >&2
-  (cd "$ROOT" && cargo build -q --release --features replay --bin stack)
-fi
-STACK_BIN="$ROOT/target/release/stack"
-[[ -x "$STACK_BIN" ]] || { echo "$STACK_BIN is missing: run without --no-build" >&2; exit 1; }
+STACK_BIN="$(release_stack "$BUILD")"
 
 [[ "$LIVE_PORT" != "$RECORD_PORT" ]] || { echo "BENCH_LIVE_PORT and BENCH_RECORD_PORT must differ" >&2; exit 2; }
 # A stack already answering on our ports would be measured instead of ours.

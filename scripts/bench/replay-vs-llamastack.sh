@@ -50,8 +50,8 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-[[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || { echo "--duration must be a whole number of seconds, got '$DURATION'" >&2; exit 2; }
-[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "--rounds must be a whole number of rounds, got '$ROUNDS'" >&2; exit 2; }
+positive_int --duration "$DURATION"
+positive_int --rounds "$ROUNDS"
 
 LS_VERSION="0.7.3"
 LS_PYTHON="${LS_PYTHON:-$HOME/.pyenv/versions/3.12.1/bin/python}"
@@ -63,7 +63,6 @@ DEAD_URL="http://127.0.0.1:${BENCH_DEAD_PORT:-1}"
 MODEL="${BENCH_MODEL:-smollm2-135m}"
 CONNS_CHAT="${BENCH_CONNS_CHAT:-1 8 32}"
 CONNS_STREAM="${BENCH_CONNS_STREAM:-1 8}"
-STACK_BIN="$ROOT/target/release/stack"
 OUT_MD="$ROOT/target/bench/replay-vs-llamastack.md"
 TEST_PREFIX="bench/replay_vs_llamastack.sh"
 CHAT_BODY="{\"model\": \"llamacpp/$MODEL\", \"messages\": [{\"role\": \"user\", \"content\": \"What is the capital of France? Answer in one sentence.\"}], \"max_tokens\": 48, \"temperature\": 0}"
@@ -182,12 +181,7 @@ LS_GOT="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version
 [[ "$LS_GOT" == "$LS_VERSION" ]] || die "$VENV has llama_stack $LS_GOT, expected $LS_VERSION"
 log "Llama Stack $LS_GOT in $VENV"
 
-if [[ "$BUILD" == 1 ]]; then
-  log "cargo build --release --features replay --bin stack"
-  (cd "$ROOT" && timeout 3600 cargo build -q --release --features replay --bin stack) \
-    || die "cargo build failed or timed out (use --no-build to run the last built binary)"
-fi
-[[ -x "$STACK_BIN" ]] || die "$STACK_BIN is missing (build it, or drop --no-build)"
+STACK_BIN="$(release_stack "$BUILD")" || die "no stack binary to measure"
 
 # ---- 2. llama-server -------------------------------------------------------------------------
 

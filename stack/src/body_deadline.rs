@@ -31,6 +31,12 @@ use tokio::time::{Instant, Sleep};
 #[error("the request body was not received within {0:?}")]
 pub struct BodyDeadlineElapsed(pub Duration);
 
+/// Whether `err`, or an error it comes from, is a body's [`BodyDeadlineElapsed`] (the server
+/// answers such a failed read with a 408).
+pub fn is_elapsed(err: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(err), |e| e.source()).any(|e| e.is::<BodyDeadlineElapsed>())
+}
+
 /// Wraps a request's body so that reading it fails with [`BodyDeadlineElapsed`] once its
 /// deadline has passed (see [`DeadlineBody::new`]).
 pub fn with_deadline(
@@ -150,17 +156,6 @@ mod tests {
         axum::body::to_bytes(Body::new(body), usize::MAX).await
     }
 
-    fn elapsed(err: &axum::Error) -> bool {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-        while let Some(e) = source {
-            if e.is::<BodyDeadlineElapsed>() {
-                return true;
-            }
-            source = e.source();
-        }
-        false
-    }
-
     #[test]
     fn a_deadline_too_far_for_the_clock_is_capped() {
         let mut body = DeadlineBody::new(Body::empty(), Duration::MAX, 1);
@@ -196,7 +191,7 @@ mod tests {
         let err = read(DeadlineBody::new(inner, Duration::from_millis(300), 1_000))
             .await
             .unwrap_err();
-        assert!(elapsed(&err), "{err}");
+        assert!(is_elapsed(&err), "{err}");
         let took = started.elapsed();
         assert!(
             // A loaded machine may be late, never early.
@@ -235,7 +230,7 @@ mod tests {
         let err = read(DeadlineBody::new(inner, Duration::from_millis(300), 1_000))
             .await
             .unwrap_err();
-        assert!(elapsed(&err), "{err}");
+        assert!(is_elapsed(&err), "{err}");
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "{:?}",

@@ -180,7 +180,7 @@ async fn refuse(mut tcp: TcpStream) {
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::AsyncReadExt;
+    use tokio::io::{AsyncRead, AsyncReadExt};
 
     use super::*;
     use crate::testutil::*;
@@ -205,6 +205,16 @@ mod tests {
         let mut out = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out)).await;
         String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The first bytes the server sends on `conn`, which must come `within`.
+    async fn answer_within(conn: &mut (impl AsyncRead + Unpin), within: Duration) -> String {
+        let mut out = vec![0u8; 4096];
+        let n = tokio::time::timeout(within, conn.read(&mut out))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        String::from_utf8_lossy(&out[..n]).into_owned()
     }
 
     const HEALTH: &str = "GET /v1/health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
@@ -274,12 +284,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let mut out = vec![0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut out))
-            .await
-            .expect("an answer")
-            .unwrap();
-        let answer = String::from_utf8_lossy(&out[..n]);
+        let answer = answer_within(&mut tcp, Duration::from_secs(5)).await;
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
         assert!(answer.contains("request_timeout"), "{answer}");
     }
@@ -307,13 +312,9 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         });
-        let mut out = vec![0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(10), rx.read(&mut out))
-            .await
-            .expect("an answer before the body could have been sent")
-            .unwrap();
+        // Before the body could have been sent whole (900 bytes at 20 a second).
+        let answer = answer_within(&mut rx, Duration::from_secs(10)).await;
         drip.abort();
-        let answer = String::from_utf8_lossy(&out[..n]);
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     }
 }

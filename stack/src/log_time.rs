@@ -44,19 +44,7 @@ fn write_at(since: Duration, w: &mut impl fmt::Write) -> Option<fmt::Result> {
                 Some((s, text)) if *s == second => text,
                 slot => &mut slot.insert((second, second_text(second)?)).1,
             };
-            let mut micros = *b"000000";
-            let mut rest = since.subsec_micros();
-            for digit in micros.iter_mut().rev() {
-                // Always an ASCII digit: `rest % 10` is below 10.
-                *digit = b'0' + (rest % 10) as u8;
-                rest /= 10;
-            }
-            Some((|| {
-                w.write_str(text)?;
-                w.write_char('.')?;
-                w.write_str(std::str::from_utf8(&micros).map_err(|_| fmt::Error)?)?;
-                w.write_char('Z')
-            })())
+            Some(write!(w, "{text}.{:06}Z", since.subsec_micros()))
         })
         .ok()
         .flatten()

@@ -193,7 +193,7 @@ async fn wrong_method(method: Method, uri: Uri) -> Response {
 }
 
 fn rejected(rejection: BytesRejection) -> ApiError {
-    if body_timed_out(&rejection) {
+    if crate::body_deadline::is_elapsed(&rejection) {
         return ApiError::new(
             408,
             crate::error::INVALID_REQUEST,
@@ -215,19 +215,6 @@ fn rejected(rejection: BytesRejection) -> ApiError {
         None,
         Some(code),
     )
-}
-
-/// Whether reading the body failed because the body-read timeout ([`crate::listen::Limits`])
-/// elapsed.
-fn body_timed_out(rejection: &BytesRejection) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
-    while let Some(e) = source {
-        if e.is::<crate::body_deadline::BodyDeadlineElapsed>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
 }
 
 fn respond(reply: Result<Reply, ApiError>) -> Response {

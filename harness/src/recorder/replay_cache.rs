@@ -301,20 +301,31 @@ mod tests {
         file.set_modified(past).unwrap();
     }
 
+    /// Blob reads, counted: `of(text)` is a reader that parses `text`.
+    #[derive(Default)]
+    struct Reads(std::cell::Cell<usize>);
+
+    impl Reads {
+        fn of(&self, text: &'static str) -> impl FnOnce() -> Result<Option<Replayable>, ()> + '_ {
+            move || {
+                self.0.set(self.0.get() + 1);
+                Ok(parsed(text))
+            }
+        }
+
+        fn count(&self) -> usize {
+            self.0.get()
+        }
+    }
+
     #[test]
     fn reads_once_while_the_file_is_unchanged_and_again_once_it_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.json");
         write_old(&path, BLOB_A);
         let cache = ReplayCache::default();
-        let reads = std::cell::Cell::new(0);
-        let read = |text: &'static str| {
-            let reads = &reads;
-            move || -> Result<_, ()> {
-                reads.set(reads.get() + 1);
-                Ok(parsed(text))
-            }
-        };
+        let reads = Reads::default();
+        let read = |text| reads.of(text);
         let first = cache
             .get_or_read("k", &path, read(BLOB_A))
             .unwrap()
@@ -323,7 +334,7 @@ mod tests {
             .get_or_read("k", &path, read(BLOB_A))
             .unwrap()
             .unwrap();
-        assert_eq!(reads.get(), 1);
+        assert_eq!(reads.count(), 1);
         assert!(Arc::ptr_eq(&first, &again));
 
         // Replaced by rename, as the store writes: a new inode.
@@ -334,7 +345,7 @@ mod tests {
             .get_or_read("k", &path, read(BLOB_B))
             .unwrap()
             .unwrap();
-        assert_eq!(reads.get(), 2);
+        assert_eq!(reads.count(), 2);
         assert_eq!(new.request.path, "/b");
 
         // A file written just now is read every time until it is two seconds old.
@@ -347,7 +358,7 @@ mod tests {
             .get_or_read("k", &path, read(BLOB_A))
             .unwrap()
             .unwrap();
-        assert_eq!(reads.get(), 4);
+        assert_eq!(reads.count(), 4);
 
         std::fs::remove_file(&path).unwrap();
         let gone = cache.get_or_read("k", &path, || Ok::<_, ()>(None)).unwrap();
@@ -365,14 +376,8 @@ mod tests {
             watch_after: 2,
             ..ReplayCache::watching(&dir)
         };
-        let reads = std::cell::Cell::new(0);
-        let read = |text: &'static str| {
-            let reads = &reads;
-            move || -> Result<_, ()> {
-                reads.set(reads.get() + 1);
-                Ok(parsed(text))
-            }
-        };
+        let reads = Reads::default();
+        let read = |text| reads.of(text);
         let get = |path: &Path, text: &'static str| {
             cache.get_or_read("k", path, read(text)).unwrap().unwrap()
         };
@@ -387,19 +392,19 @@ mod tests {
         get(&path, BLOB_A);
         let nowhere = dir.join("nowhere.json");
         assert_eq!(get(&nowhere, BLOB_B).request.path, "/a");
-        assert_eq!(reads.get(), 1);
+        assert_eq!(reads.count(), 1);
 
         // Replaced by rename, as the store writes: seen through the watch.
         let tmp = dir.join(".k.tmp");
         write_old(&tmp, BLOB_B);
         std::fs::rename(&tmp, &path).unwrap();
         assert_eq!(get(&path, BLOB_B).request.path, "/b");
-        assert_eq!(reads.get(), 2);
+        assert_eq!(reads.count(), 2);
         assert_eq!(get(&nowhere, BLOB_A).request.path, "/b");
         // Written in place (the same size), then dated back as it was.
         write_old(&path, BLOB_B);
         get(&path, BLOB_B);
-        assert_eq!(reads.get(), 3);
+        assert_eq!(reads.count(), 3);
 
         // The directory moved away: the watch is lost, everything is forgotten, and stat is
         // the check again.
